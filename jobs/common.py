@@ -1,0 +1,34 @@
+"""What every job shares: joining or starting Ray, and logging with timestamps.
+
+``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` (set by ``ray job submit``) and
+otherwise starts a local instance, the embedded default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+LOG = logging.getLogger("p2l3d")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
+    """Join the running cluster if there is one, else start a small local Ray instance."""
+    import ray
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # offline S3 clients stall on it
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        LOG.info("joined Ray cluster at %s", os.environ["RAY_ADDRESS"])
+        return
+    ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
+             include_dashboard=False, log_to_driver=True)
+    LOG.info("started a local Ray instance with %s CPUs", ray.cluster_resources().get("CPU"))

@@ -1,0 +1,1 @@
+"""Pose2Lang3D core library."""

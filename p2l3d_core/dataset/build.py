@@ -1,0 +1,94 @@
+"""Poses -> rows of the rendered dataset: describe in 3D, project, render, assign a split.
+
+Pure functions on in-memory data: the Ray Data job calls :func:`build_table` once per shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from p2l3d_core.config import DatasetConfig, SplitFractions
+from p2l3d_core.dataset.schema import SCHEMA
+from p2l3d_core.language import describe_batch
+from p2l3d_core.poses.record import PoseRecord
+from p2l3d_core.render import RenderConfig, encode_png, render_2d, render_3d
+
+
+def stable_unit(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` alone (same on every machine and Python run)."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def split_of(pose_id: str, fractions: SplitFractions) -> str:
+    """Train/val/test by hashing the pose id: stable when the dataset grows or is re-sharded."""
+    u = stable_unit(pose_id)
+    if u < fractions.train:
+        return "train"
+    return "val" if u < fractions.train + fractions.val else "test"
+
+
+@dataclass
+class BuildResult:
+    """A shard's table plus the poses that could not be rendered (id, reason)."""
+
+    table: pa.Table
+    failures: list[tuple[str, str]]
+
+
+def _check(record: PoseRecord) -> None:
+    joints = np.asarray(record.joints_3d)
+    if joints.shape != (17, 3):
+        raise ValueError(f"joints_3d has shape {joints.shape}, expected (17, 3)")
+    if np.isnan(joints[0]).any():
+        raise ValueError("pelvis is missing: the pose cannot be centred")
+    if not np.isfinite(joints[~np.isnan(joints).any(axis=1)]).all():
+        raise ValueError("joints_3d holds infinite values")
+
+
+def build_table(records: list[PoseRecord], config: DatasetConfig) -> BuildResult:
+    """Describe, render and tabulate ``records``; bad poses are reported, not fatal."""
+    good, failures = [], []
+    for r in records:
+        try:
+            _check(r)
+            good.append(r)
+        except ValueError as err:
+            failures.append((r.pose_id, str(err)))
+    if not good:
+        return BuildResult(SCHEMA.empty_table(), failures)
+
+    joints = np.stack([np.asarray(r.joints_3d, dtype=np.float64) for r in good])
+    cam_pos = np.stack([r.camera.position for r in good])
+    seeds = [int(stable_unit(f"{config.seed}:{r.pose_id}") * 2**31) for r in good]
+    texts = describe_batch(joints, [r.action for r in good], cam_pos, seeds,
+                           num_captions=config.num_captions, max_questions=config.max_questions)
+    render_cfg = RenderConfig(image_size=config.image_size)
+    cols: dict[str, list] = {name: [] for name in SCHEMA.names}
+    for r, text in zip(good, texts):
+        uv, visible = r.project()
+        kp2d = np.where(visible[:, None], uv, np.nan)
+        cam = r.camera
+        cols["pose_id"].append(r.pose_id)
+        cols["split"].append(split_of(r.pose_id, config.splits))
+        cols["action"].append(r.action)
+        cols["source"].append(r.source)
+        cols["keypoints_3d"].append(np.asarray(r.joints_3d, dtype=np.float32).tolist())
+        cols["keypoints_2d"].append(kp2d.astype(np.float32).tolist())
+        cols["visible_2d"].append(visible.tolist())
+        cols["camera"].append({"fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy,
+                               "R": cam.rotation.reshape(9).tolist(), "t": list(cam.t),
+                               "width": cam.width, "height": cam.height})
+        cols["image_2d"].append(encode_png(render_2d(kp2d, render_cfg)))
+        cols["image_3d"].append(encode_png(render_3d(cam.to_camera(r.joints_3d), render_cfg)))
+        cols["captions"].append(text.captions)
+        cols["questions"].append([qa.question for qa in text.qas])
+        cols["answers"].append([qa.answer for qa in text.qas])
+        cols["answer_sentences"].append([qa.sentence for qa in text.qas])
+        cols["question_families"].append([qa.family for qa in text.qas])
+        cols["needs_depth"].append([qa.needs_depth for qa in text.qas])
+    return BuildResult(pa.Table.from_pydict(cols, schema=SCHEMA), failures)

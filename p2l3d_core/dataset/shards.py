@@ -1,0 +1,123 @@
+"""Shard files and the manifest: how a rendered dataset lies on disk or in S3.
+
+Layout under the dataset URI::
+
+    _config.json                 config + fingerprint, written first (guards mixed re-runs)
+    shards/part-00000.parquet    written atomically; a shard file exists only when complete
+    manifest.json                written last: counts per split and action, shard list,
+                                 failures, config, code version
+
+Readers trust only the shards that ``manifest.json`` lists, so a job that died midway leaves
+nothing a reader would use, and a re-run finishes the missing shards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from p2l3d_core import storage
+
+FORMAT = "p2l3d-rendered/1"
+FAILURES_KEY = b"p2l3d_failures"
+
+
+def shard_name(index: int) -> str:
+    return f"shards/part-{index:05d}.parquet"
+
+
+def write_shard(dataset_uri: str, index: int, table: pa.Table,
+                failures: list[tuple[str, str]]) -> str:
+    """Write one shard atomically; the poses that failed travel in the file's metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[FAILURES_KEY] = json.dumps([{"pose_id": p, "reason": r} for p, r in failures]).encode()
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    uri = storage.join(dataset_uri, shard_name(index))
+    storage.write_bytes(uri, buf.getvalue())
+    return uri
+
+
+def shard_stats(table: pa.Table) -> dict:
+    """Row counts per split and action, and failures, of one shard's table."""
+    meta = table.schema.metadata or {}
+    failures = json.loads(meta.get(FAILURES_KEY, b"[]"))
+    return {
+        "rows": table.num_rows,
+        "splits": dict(Counter(table.column("split").to_pylist())),
+        "actions": dict(Counter(table.column("action").to_pylist())),
+        "failures": failures,
+    }
+
+
+def read_shard_stats(dataset_uri: str, index: int) -> dict:
+    """Stats of a shard already on storage (reads only the two small columns)."""
+    data = storage.read_bytes(storage.join(dataset_uri, shard_name(index)))
+    return shard_stats(pq.read_table(io.BytesIO(data), columns=["split", "action"]))
+
+
+def completed_shards(dataset_uri: str) -> set[int]:
+    """Indices of complete shard files; stale temporary files of a killed run are removed."""
+    done = set()
+    for uri in storage.list_files(storage.join(dataset_uri, "shards")):
+        name = uri.rsplit("/", 1)[-1]
+        if storage.TMP_MARKER in name:
+            storage.delete(uri)
+        elif name.startswith("part-") and name.endswith(".parquet"):
+            done.add(int(name[len("part-"):-len(".parquet")]))
+    return done
+
+
+def merge_stats(per_shard: dict[int, dict]) -> dict:
+    splits, actions = Counter(), Counter()
+    failures: list = []
+    for stats in per_shard.values():
+        splits.update(stats["splits"])
+        actions.update(stats["actions"])
+        failures.extend(stats["failures"])
+    return {"num_rows": sum(splits.values()), "splits": dict(splits), "actions": dict(actions),
+            "failures": failures}
+
+
+def read_manifest(dataset_uri: str) -> dict:
+    """The manifest of a complete dataset; raises ``FileNotFoundError`` naming the URI if the
+    dataset is absent or was never finished."""
+    uri = storage.join(dataset_uri, "manifest.json")
+    if not storage.exists(uri):
+        raise FileNotFoundError(f"no manifest.json under {dataset_uri}: not a rendered dataset, "
+                                "or its job has not finished (re-run it to complete)")
+    manifest = storage.read_json(uri)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{uri} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def shard_uris(dataset_uri: str) -> list[str]:
+    """URIs of the shards a complete dataset's manifest lists."""
+    return [storage.join(dataset_uri, s["path"]) for s in read_manifest(dataset_uri)["shards"]]
+
+
+def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | None = None
+               ) -> pa.Table:
+    """The whole dataset (or one split) as one Arrow table: for tests, evaluation and small
+    datasets; training reads the same shards with Ray Data."""
+    tables = []
+    for uri in shard_uris(dataset_uri):
+        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+        tables.append(table)
+    return pa.concat_tables(tables)
+
+
+def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action", "captions", "questions",
+                                                          "answers", "needs_depth")) -> dict:
+    """The first row of the first shard (text columns only): a cheap look at what is inside."""
+    uri = shard_uris(dataset_uri)[0]
+    table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=list(columns))
+    return table.slice(0, 1).to_pylist()[0]

@@ -1,0 +1,49 @@
+"""The render job as a user runs it: a subprocess with its own local Ray instance."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_job(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "jobs" / "render_dataset.py"), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "RAY_AUTH_MODE": "disabled"})
+
+
+def test_help_explains_the_arguments():
+    out = run_job("--help")
+    assert out.returncode == 0
+    for flag in ("--output", "--num-poses", "--source", "--image-size", "s3://"):
+        assert flag in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-poses", "0"], "num_poses must be >= 1"),
+    (["--source", "kinect:foo"], "unknown pose source 'kinect:foo'"),
+    (["--source", "bvh:/no/such.bvh"], "no such file"),
+    (["--image-size", "8"], "image_size must be within"),
+])
+def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path, args, message):
+    out = run_job("--output", str(tmp_path / "x"), *args)
+    assert out.returncode == 2
+    assert message in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_job_renders_and_a_rerun_does_nothing(tmp_path):
+    out_dir = tmp_path / "ds"
+    args = ("--output", str(out_dir), "--num-poses", "60", "--image-size", "64", "--shard-size", "30",
+            "--num-cpus", "2")
+    first = run_job(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "shard 2/2" in first.stdout and "poses per split" in first.stdout
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["num_rows"] == 60
+    second = run_job(*args)
+    assert second.returncode == 0 and "already complete" in second.stdout
