@@ -122,8 +122,7 @@ _PNG_PARAMS = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_
 
 def encode_png(image_rgb: np.ndarray) -> bytes:
     """PNG bytes of an RGB image (lossless; ~3 KB for a 128 px skeleton)."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image_rgb[..., ::-1]),
-                           _PNG_PARAMS)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), _PNG_PARAMS)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
@@ -134,4 +133,4 @@ def decode_png(data: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"not a decodable image ({len(data)} bytes)")
-    return img[..., ::-1].copy()
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

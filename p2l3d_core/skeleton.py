@@ -128,11 +128,7 @@ _MPII_DIRECT = {
 
 def from_mpii16(keypoints: np.ndarray) -> np.ndarray:
     """MPII-16 ``(..., 16, D)`` -> H36M-17 (pelvis kept from MPII when present)."""
-    out = _direct(keypoints, _MPII_DIRECT)
-    pelvis = out[..., J["pelvis"], :].copy()
-    out = _with_torso(out)
-    out[..., J["pelvis"], :] = np.where(np.isnan(pelvis), out[..., J["pelvis"], :], pelvis)
-    return out
+    return _with_torso(_direct(keypoints, _MPII_DIRECT))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,11 +166,7 @@ _PANOPTIC_DIRECT = {
 
 def from_panoptic19(joints: np.ndarray) -> np.ndarray:
     """Panoptic-19 ``(..., 19, D)`` -> H36M-17 (pelvis kept from the body centre)."""
-    out = _direct(joints, _PANOPTIC_DIRECT)
-    pelvis = out[..., J["pelvis"], :].copy()
-    out = _with_torso(out)
-    out[..., J["pelvis"], :] = np.where(np.isnan(pelvis), out[..., J["pelvis"], :], pelvis)
-    return out
+    return _with_torso(_direct(joints, _PANOPTIC_DIRECT))
 
 
 # ---------------------------------------------------------------------------------------------

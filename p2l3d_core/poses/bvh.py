@@ -1,0 +1,236 @@
+"""BVH motion capture: parser, vectorised forward kinematics, conversion to H36M-17 records.
+
+BVH conventions followed here (those of the CMU / cgspeed files and Blender's importer):
+- a JOINT's position is its parent's position plus the parent's global rotation applied to
+  its OFFSET; an ``End Site`` is a leaf joint named ``<Parent>_end`` with no channels;
+- rotation channels are Euler angles in degrees, composed in the order they are listed
+  (``Zrotation Yrotation Xrotation`` -> ``R = Rz @ Ry @ Rx``, column vectors), any order;
+- position channels give the joint's local translation, replacing its OFFSET (root offsets
+  are zero in practice, so both readings agree there);
+- the file's world is y-up; ours is z-up: ``(x, y, z)_bvh -> (x, -z, y)`` (a rotation,
+  determinant +1, so handedness and left/right are kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from p2l3d_core.poses.h36m import random_camera_for
+from p2l3d_core.poses.record import PoseRecord
+from p2l3d_core.skeleton import from_cmu31
+
+# CMU's ASF length unit is 1/0.45 inch ("units length 0.45" in the .asf files).
+CMU_UNIT_M = 0.0254 / 0.45
+UNIT_SCALES: dict[str, float] = {"m": 1.0, "cm": 0.01, "inch": 0.0254, "cmu": CMU_UNIT_M}
+
+# units='auto': hip-to-ankle chain length (thigh + shank offsets) of the rest pose, in file
+# units, -> unit. An adult's chain is 0.6-1.0 m, i.e. 0.6-1.0 in m, ~11-18 in CMU units,
+# ~24-39 in inches, 60-100 in cm; the bounds sit between those bands.
+AUTO_UNIT_RANGES: tuple[tuple[float, float, str], ...] = (
+    (0.3, 2.0, "m"), (6.0, 21.0, "cmu"), (21.0, 50.0, "inch"), (50.0, 200.0, "cm"))
+
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass
+class BvhClip:
+    """A parsed BVH file. ``motion`` is ``(frames, channels)`` in file order; joint ``j``'s
+    channels are ``motion[:, channel_start[j] : channel_start[j] + len(channels[j])]``."""
+
+    names: list[str]
+    parents: list[int]
+    offsets: np.ndarray  # (J, 3), file units
+    channels: list[list[str]]
+    channel_start: list[int]
+    motion: np.ndarray
+    frame_time: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.motion.shape[0])
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def parse_bvh(path: str | Path) -> BvhClip:
+    """Parse the HIERARCHY and MOTION sections. Tolerates CRLF, tabs and a ``Frames:`` count
+    that disagrees with the rows present (the rows win)."""
+    tokens = Path(path).read_text().split()
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[list[str]] = []
+    stack: list[int] = []
+    pos = 0
+    pending: tuple[str, int] | None = None
+    while tokens[pos] != "MOTION":
+        tok = tokens[pos]
+        if tok in ("ROOT", "JOINT"):
+            pending = (tokens[pos + 1], stack[-1] if stack else -1)
+            pos += 2
+        elif tok == "End":  # "End Site"
+            parent = stack[-1]
+            pending = (f"{names[parent]}_end", parent)
+            pos += 2
+        elif tok == "{":
+            if pending is None:
+                raise ValueError(f"{path}: '{{' without a joint at token {pos}")
+            names.append(pending[0])
+            parents.append(pending[1])
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append([])
+            stack.append(len(names) - 1)
+            pending = None
+            pos += 1
+        elif tok == "}":
+            stack.pop()
+            pos += 1
+        elif tok == "OFFSET":
+            offsets[stack[-1]] = [float(v) for v in tokens[pos + 1 : pos + 4]]
+            pos += 4
+        elif tok == "CHANNELS":
+            count = int(tokens[pos + 1])
+            channels[stack[-1]] = tokens[pos + 2 : pos + 2 + count]
+            pos += 2 + count
+        elif tok == "HIERARCHY":
+            pos += 1
+        else:
+            raise ValueError(f"{path}: unexpected token {tok!r} in HIERARCHY")
+    # MOTION / Frames: N / Frame Time: dt / rows
+    declared = int(tokens[pos + 2])
+    frame_time = float(tokens[pos + 5])
+    values = np.asarray(tokens[pos + 6 :], dtype=np.float64)
+    starts = np.cumsum([0] + [len(c) for c in channels])
+    width = int(starts[-1])
+    rows = len(values) // width if width else declared
+    if width and len(values) % width:
+        raise ValueError(f"{path}: {len(values)} motion values is not a multiple of {width}")
+    motion = values.reshape(rows, width) if width else np.zeros((declared, 0))
+    return BvhClip(names, parents, np.asarray(offsets), channels, [int(s) for s in starts[:-1]],
+                   motion, frame_time)
+
+
+def _axis_rotations(axis: str, degrees: np.ndarray) -> np.ndarray:
+    """``(F, 3, 3)`` rotations about ``axis`` ('X', 'Y' or 'Z') by ``degrees``."""
+    a = np.deg2rad(degrees)
+    c, s = np.cos(a), np.sin(a)
+    one, zero = np.ones_like(a), np.zeros_like(a)
+    if axis == "X":
+        rows = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
+    elif axis == "Y":
+        rows = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
+    else:
+        rows = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def forward_kinematics(clip: BvhClip, frames: np.ndarray | None = None) -> np.ndarray:
+    """Global joint positions ``(F, J, 3)`` in file units and the file's (y-up) axes,
+    vectorised over frames (a loop over the ~40 joints only)."""
+    motion = clip.motion if frames is None else clip.motion[frames]
+    n = motion.shape[0]
+    positions = np.zeros((n, len(clip.names), 3))
+    rotations = np.zeros((n, len(clip.names), 3, 3))
+    for j, parent in enumerate(clip.parents):
+        local_r = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+        local_t = np.broadcast_to(clip.offsets[j], (n, 3)).copy()
+        for k, channel in enumerate(clip.channels[j]):
+            values = motion[:, clip.channel_start[j] + k]
+            kind, axis = channel[1:], channel[0].upper()
+            if kind == "rotation":
+                local_r = local_r @ _axis_rotations(axis, values)
+            elif kind == "position":
+                local_t[:, "XYZ".index(axis)] = values
+            else:
+                raise ValueError(f"unknown BVH channel {channel!r}")
+        if parent < 0:
+            positions[:, j] = local_t
+            rotations[:, j] = local_r
+        else:
+            positions[:, j] = positions[:, parent] + np.einsum(
+                "fij,fj->fi", rotations[:, parent], local_t)
+            rotations[:, j] = rotations[:, parent] @ local_r
+    return positions
+
+
+def _chain_length(clip: BvhClip) -> float:
+    """Hip-to-ankle length (thigh + shank offsets) of the rest pose, in file units.
+
+    The ankle is the first joint named like an ankle ('ankle', Mixamo's 'LeftFoot'/'RightFoot',
+    ASF 'foot'); its offset and its parent's (the knee's) are the shank and the thigh. Without
+    such a name: the root's height above the lowest joint of the rest pose.
+    """
+    for j, name in enumerate(clip.names):
+        low = name.lower()
+        if "ankle" in low or low in ("leftfoot", "rightfoot", "lfoot", "rfoot"):
+            knee = clip.parents[j]
+            return float(np.linalg.norm(clip.offsets[j]) + np.linalg.norm(clip.offsets[knee]))
+    rest = BvhClip(clip.names, clip.parents, clip.offsets, [[] for _ in clip.names],
+                   [0] * len(clip.names), np.zeros((1, 0)), clip.frame_time)
+    heights = forward_kinematics(rest)[0, :, 1]
+    return float(heights[0] - heights.min())
+
+
+def unit_scale(clip: BvhClip, units: str = "auto") -> tuple[float, str]:
+    """Metres per file unit and the unit's name.
+
+    ``units='auto'`` looks at the rest pose's hip-to-ankle chain (file units): 0.3-2 -> metres,
+    6-21 -> CMU units (0.0254/0.45 m), 21-50 -> inches, 50-200 -> centimetres; anything else is
+    an error asking for explicit ``units``.
+    """
+    if units != "auto":
+        if units not in UNIT_SCALES:
+            raise ValueError(f"units must be 'auto' or one of {sorted(UNIT_SCALES)}, not {units!r}")
+        return UNIT_SCALES[units], units
+    length = _chain_length(clip)
+    for lo, hi, name in AUTO_UNIT_RANGES:
+        if lo <= length < hi:
+            return UNIT_SCALES[name], name
+    raise ValueError(f"cannot guess BVH units from a hip-to-ankle length of {length:.3g}; "
+                     "pass units='m'|'cm'|'cmu'|'inch'")
+
+
+def bvh_to_world(clip: BvhClip, units: str = "auto", frames: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, str]:
+    """All BVH joints ``(F, J, 3)`` in our world (metres, z up), before the floor shift."""
+    scale, unit = unit_scale(clip, units)
+    return forward_kinematics(clip, frames) @ Y_UP_TO_Z_UP.T * scale, unit
+
+
+def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
+             units: str = "auto", seed: int = 0) -> list[PoseRecord]:
+    """BVH clip -> one H36M-17 :class:`PoseRecord` per ``every``-th frame.
+
+    Joints are mapped with :func:`p2l3d_core.skeleton.from_cmu31` (CMU names; other skeletons
+    get NaN where names differ). The floor is the lowest point of the whole clip over all BVH
+    joints and end sites (toes), so one ground height holds for every frame of the clip.
+    Each record has its own random camera (``np.random.default_rng(seed)``) aimed at and
+    framing the pose (:func:`p2l3d_core.poses.h36m.random_camera_for`). ``action`` defaults
+    to the file stem.
+    """
+    path = Path(path)
+    clip = parse_bvh(path)
+    world, unit = bvh_to_world(clip, units)
+    world[..., 2] -= world[..., 2].min()
+    selected = np.arange(0, clip.num_frames, every)
+    named = {name: world[selected, j] for j, name in enumerate(clip.names)}
+    joints = from_cmu31(named)
+    rng = np.random.default_rng(seed)
+    label = action if action is not None else path.stem
+    records = []
+    for k, frame in enumerate(selected):
+        camera = random_camera_for(joints[k], rng)
+        records.append(PoseRecord(
+            pose_id=f"bvh/{path.stem}/{frame:06d}", joints_3d=joints[k], camera=camera,
+            action=label, source="bvh",
+            meta={"file": str(path), "frame": int(frame), "fps": 1.0 / clip.frame_time,
+                  "units": unit}))
+    return records
+
+
+__all__ = ["AUTO_UNIT_RANGES", "BvhClip", "CMU_UNIT_M", "bvh_to_world", "forward_kinematics",
+           "parse_bvh", "read_bvh", "unit_scale"]
