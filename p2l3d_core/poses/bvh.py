@@ -232,5 +232,13 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     return records
 
 
-__all__ = ["AUTO_UNIT_RANGES", "BvhClip", "CMU_UNIT_M", "bvh_to_world", "forward_kinematics",
-           "parse_bvh", "read_bvh", "unit_scale"]
+__all__ = [
+    "AUTO_UNIT_RANGES",
+    "CMU_UNIT_M",
+    "BvhClip",
+    "bvh_to_world",
+    "forward_kinematics",
+    "parse_bvh",
+    "read_bvh",
+    "unit_scale",
+]

@@ -2,8 +2,9 @@
 ``data_3d_h36m.npz`` and the MPI-INF-3DHP npz of the same mmpose layout.
 
 Camera convention of mmpose's ``cameras.pkl`` (checked numerically on the four H36M samples
-against ``h36m_coco.json``'s world joints, max error 1e-15 m): ``R`` rotates camera to world
-and ``T`` is the camera POSITION in world metres, i.e. ``X_world = R @ X_cam + T`` and
+against ``h36m_coco.json``'s world joints, max error 3e-7 m, the JSON's precision): ``R``
+rotates camera to world and ``T`` is the camera POSITION in world metres, i.e.
+``X_world = R @ X_cam + T`` and
 ``X_cam = R.T @ (X_world - T)`` (this is mmpose's ``SimpleCamera``: ``R_w2c = R.T``). Our
 :class:`Camera` stores world -> camera, so ``Camera.R = R.T`` and ``Camera.t = -R.T @ T``.
 
@@ -17,8 +18,9 @@ mean reprojection error of the undistorted projection is ~1 px on the samples).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +89,7 @@ def load_h36m_cameras(path: str | Path) -> dict[Any, dict]:
     unpickler (only numpy arrays and builtin containers can come out of it)."""
     cameras = safe_load(path)
     if not isinstance(cameras, dict):
-        raise ValueError(f"{path}: expected a dict of cameras, got {type(cameras).__name__}")
+        raise TypeError(f"{path}: expected a dict of cameras, got {type(cameras).__name__}")
     return cameras
 
 
@@ -163,12 +165,13 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
     holding R/T/f/c/w/h dicts or :class:`Camera` objects) each record gets that subject's
     camera ``camera_id`` (default: its first camera id in sorted order); without, a random
     camera per record (:func:`random_camera_for`, ``np.random.default_rng(seed)``) aimed at
-    and framing the pose. The object array is read with the restricted unpickler, never ``allow_pickle``.
+    and framing the pose. The object array is read with the restricted unpickler, never
+    ``allow_pickle``.
     """
     npz_path = Path(npz_path)
     positions = load_npz_object(npz_path, "positions_3d")
     if not isinstance(positions, dict):
-        raise ValueError(f"{npz_path}: positions_3d holds a {type(positions).__name__}, not a dict")
+        raise TypeError(f"{npz_path}: positions_3d holds a {type(positions).__name__}, not a dict")
     rng = np.random.default_rng(seed)
     records = []
     for subject in sorted(positions):

@@ -14,8 +14,9 @@ import importlib
 import io
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -12,9 +12,16 @@ import numpy as np
 import pytest
 
 from p2l3d_core.poses.camera import Camera
-from p2l3d_core.poses.h36m import (H36M32_TO_17, camera_from_mmpose, canonical_action,
-                                   load_h36m_cameras, parse_h36m_imgname, read_3dhp_body3d,
-                                   read_h36m_body3d, read_videopose3d)
+from p2l3d_core.poses.h36m import (
+    H36M32_TO_17,
+    camera_from_mmpose,
+    canonical_action,
+    load_h36m_cameras,
+    parse_h36m_imgname,
+    read_3dhp_body3d,
+    read_h36m_body3d,
+    read_videopose3d,
+)
 from p2l3d_core.poses.safe_pickle import UnsafePickleError
 from p2l3d_core.skeleton import J
 

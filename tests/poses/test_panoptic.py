@@ -1,58 +1,87 @@
-"""CMU Panoptic reader: unit and axis conversion must not change what the camera sees."""
+"""CMU Panoptic scene reader: axis change, units, floor and camera consistency."""
+
+from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
 
-from p2l3d_core.poses.panoptic import load_panoptic_calibration, read_panoptic_scene
+from p2l3d_core.poses.panoptic import (
+    CM,
+    PAN_TO_WORLD,
+    load_panoptic_calibration,
+    read_panoptic_scene,
+)
 from p2l3d_core.skeleton import J
 
-SEQ = "poses/mmpose/panoptic_body3d/160906_band1"
+SEQ = "poses/mmpose/panoptic_body3d/160906_band1/"
+SCENE = SEQ + "hdPose3d_stage1_coco19/body3DScene_00000168.json"
+CALIB = SEQ + "calibration_160906_band1.json"
+ONE_TO_ONE = {"thorax": 0, "neck": 1, "pelvis": 2, "l_shoulder": 3, "l_elbow": 4, "l_wrist": 5,
+              "l_hip": 6, "l_knee": 7, "l_ankle": 8, "r_shoulder": 9, "r_elbow": 10,
+              "r_wrist": 11, "r_hip": 12, "r_knee": 13, "r_ankle": 14}
 
 
-@pytest.fixture
-def scene(shared_data):
-    scene = sorted((shared_data / SEQ / "hdPose3d_stage1_coco19").glob("*.json"))[0]
-    return scene, shared_data / SEQ / "calibration_160906_band1.json"
+def _raw_projection(cam: dict, points_cm: np.ndarray) -> np.ndarray:
+    """Pixels from the raw Panoptic cm coordinates with the raw K, R, t (no distortion)."""
+    K, R = np.asarray(cam["K"]), np.asarray(cam["R"])
+    x = (points_cm @ R.T + np.asarray(cam["t"]).reshape(3)) @ K.T
+    return x[:, :2] / x[:, 2:]
 
 
-def test_projection_matches_the_raw_panoptic_camera(scene):
-    scene_path, calib_path = scene
-    records = read_panoptic_scene(scene_path, calib_path)
-    raw = json.loads(scene_path.read_text())["bodies"]
-    cam = next(c for c in load_panoptic_calibration(calib_path).values() if c["type"] == "hd")
-    K, R, t = (np.asarray(cam[k], dtype=float) for k in ("K", "R", "t"))
-    assert len(records) == len(raw) >= 2
-    for record, body in zip(records, raw):
-        j19 = np.asarray(body["joints19"]).reshape(19, 4)
-        x = (R @ j19[:, :3].T + t).T  # raw Panoptic: cm, y down
-        uv_raw = (K @ x.T).T
-        uv_raw = uv_raw[:, :2] / uv_raw[:, 2:]
+@pytest.mark.parametrize("camera_name", [None, "00_16", "00_30"])
+@pytest.mark.parametrize("floor_y_cm", [None, 0.0])
+def test_projection_matches_raw_calibration(shared_file, camera_name, floor_y_cm) -> None:
+    scene_path, cams = shared_file(SCENE), load_panoptic_calibration(shared_file(CALIB))
+    records = read_panoptic_scene(scene_path, cams, camera_name, floor_y_cm=floor_y_cm)
+    bodies = json.loads(scene_path.read_text())["bodies"]
+    assert len(records) == len(bodies) == 3
+    worst = 0.0
+    for record, body in zip(records, bodies):
+        raw = np.asarray(body["joints19"]).reshape(19, 4)
+        cam = cams[record.meta["camera_name"]]
+        assert cam["type"] == "hd"
         uv, _ = record.camera.project(record.joints_3d)
-        # pelvis = body centre (2), l_wrist = 5, r_ankle = 14 in Panoptic order
-        for pan, name in ((2, "pelvis"), (5, "l_wrist"), (14, "r_ankle"), (1, "neck")):
-            if j19[pan, 3] >= 0:
-                assert np.abs(uv[J[name]] - uv_raw[pan]).max() < 0.5
+        expected = _raw_projection(cam, raw[:, :3])
+        for name, idx in ONE_TO_ONE.items():
+            if raw[idx, 3] < 0:
+                assert np.isnan(record.joints_3d[J[name]]).all()  # conf -1 -> missing
+            else:
+                worst = max(worst, float(np.abs(uv[J[name]] - expected[idx]).max()))
+    assert worst < 0.5  # measured ~1e-9 px
+    assert records[0].meta["camera_name"] == (camera_name or "00_00")
 
 
-def test_metres_z_up_floor_and_missing_joints(scene):
-    scene_path, calib_path = scene
-    records = read_panoptic_scene(scene_path, calib_path)
-    lowest = min(np.nanmin(r.joints_3d[:, 2]) for r in records)
-    assert abs(lowest) < 1e-9  # the scene's lowest joint is on the floor
-    for r in records:
-        pose = r.joints_3d
-        if not np.isnan(pose[[J["head"], J["neck"], J["pelvis"], J["l_ankle"]]]).any():
-            assert pose[J["neck"], 2] > pose[J["pelvis"], 2] > pose[J["l_ankle"], 2]  # upright
-        thigh = np.linalg.norm(pose[J["l_knee"]] - pose[J["l_hip"]])
-        if np.isfinite(thigh):
-            assert 0.25 < thigh < 0.6  # metres, not centimetres
-        assert np.isnan(pose[J["head"]]).all()  # Panoptic has no head top
+def test_units_axes_and_floor(shared_file) -> None:
+    scene_path, calib = shared_file(SCENE), shared_file(CALIB)
+    records = read_panoptic_scene(scene_path, calib)
+    raw = np.asarray(json.loads(scene_path.read_text())["bodies"][1]["joints19"]).reshape(19, 4)
+    joints = records[1].joints_3d
+    # same shape in metres after the rotation: bone lengths are the cm ones / 100
+    np.testing.assert_allclose(np.linalg.norm(joints[J["l_knee"]] - joints[J["l_hip"]]),
+                               CM * np.linalg.norm(raw[7, :3] - raw[6, :3]))
+    # Panoptic y is down: larger raw y = lower; our z must order the joints the other way
+    assert (raw[2, 1] < raw[14, 1]) and joints[J["pelvis"], 2] > joints[J["r_ankle"], 2]
+    np.testing.assert_allclose(PAN_TO_WORLD @ [0, -1, 0], [0, 0, 1])  # Panoptic up -> +z
+    assert np.linalg.det(PAN_TO_WORLD) == pytest.approx(1.0)  # no mirror
+    # unknown floor: the scene's lowest joint is at z = 0, one shift for all bodies
+    lows = [np.nanmin(r.joints_3d[:, 2]) for r in records]
+    assert min(lows) == pytest.approx(0.0) and not records[0].meta["floor_known"]
+    # known floor (the dome floor is near y = 0): z = -y / 100
+    known = read_panoptic_scene(scene_path, calib, floor_y_cm=0.0)
+    np.testing.assert_allclose(known[1].joints_3d[J["r_ankle"], 2], -CM * raw[14, 1])
+    assert 0.0 < known[1].joints_3d[J["r_ankle"], 2] < 0.2
+    for r in records:  # seated band members: head above pelvis
+        assert r.joints_3d[J["neck"], 2] > r.joints_3d[J["pelvis"], 2]
     assert records[0].action == "band" and records[0].source == "panoptic"
 
 
-def test_unknown_camera_is_named(scene):
-    scene_path, calib_path = scene
-    with pytest.raises(KeyError, match="no camera 'zz'"):
-        read_panoptic_scene(scene_path, calib_path, camera_name="zz")
+def test_second_sequence_and_camera_errors(shared_file) -> None:
+    seq2 = "poses/mmpose/panoptic_body3d/160906_band2/"
+    scene = shared_file(seq2 + "hdPose3d_stage1_coco19/body3DScene_00000139.json")
+    calib = shared_file(seq2 + "calibration_160906_band2.json")
+    records = read_panoptic_scene(scene, calib, action="playing music")
+    assert records and records[0].action == "playing music"
+    with pytest.raises(KeyError):
+        read_panoptic_scene(scene, calib, camera_name="99_99")

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from p2l3d_core.poses.safe_pickle import (UnsafePickleError, load_npz_object, safe_load,
-                                          safe_loads)
+from p2l3d_core.poses.safe_pickle import UnsafePickleError, load_npz_object, safe_load, safe_loads
 
 
 class _RunsShell:
