@@ -11,7 +11,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from safetensors.torch import load_model, save_model
+import torch
+from safetensors.torch import load_file, save_file
 
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
@@ -37,8 +38,36 @@ def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict |
                                     decoder=dataclasses.replace(cfg.decoder, pretrained=None))
     meta = {"format": FORMAT, "kind": model.kind, "model": saved_cfg.to_dict(), **(extra or {})}
     (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    save_model(model, str(folder / "model.safetensors"))
+    tensors, aliases = _flat_state(model)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"aliases": json.dumps(aliases)})
     return folder
+
+
+def _flat_state(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Own copies of every tensor (DeepSpeed's ZeRO keeps parameters as views into one flat
+    buffer, which safetensors refuses), with tied weights stored once and listed as aliases."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in model.state_dict().items():
+        key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if t.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        tensors[name] = t.detach().to("cpu").clone().contiguous()
+    return tensors, aliases
+
+
+def _load_state(model: torch.nn.Module, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    state = load_file(str(path))
+    for name, target in aliases.items():
+        state[name] = state[target]
+    model.load_state_dict(state, strict=True)
 
 
 def read_config(folder: str | Path) -> dict:
@@ -60,5 +89,5 @@ def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
     if d["vision"].get("pretrained"):
         d["vision"]["pretrained"] = str(folder / d["vision"]["pretrained"])
     model = MODEL_KINDS[meta["kind"]](PoseModelConfig.from_dict(d), weights=False)
-    load_model(model, str(folder / "model.safetensors"))
+    _load_state(model, folder / "model.safetensors")
     return model.eval()

@@ -18,14 +18,15 @@ from torch.nn import functional as F
 
 
 class LogitScale(nn.Module):
-    """CLIP's learnable temperature, stored as log(1/T) and clamped at 100."""
+    """CLIP's learnable temperature, stored as log(1/T) and clamped at 100. Shape (1,), not a
+    0-dim tensor: DeepSpeed broadcasts parameters as byte views, which 0-dim tensors refuse."""
 
     def __init__(self, init_temperature: float = 0.07):
         super().__init__()
-        self.value = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.value = nn.Parameter(torch.tensor([math.log(1.0 / init_temperature)]))
 
     def forward(self) -> torch.Tensor:
-        return self.value.clamp(max=math.log(100.0)).exp()
+        return self.value.clamp(max=math.log(100.0)).exp().squeeze(0)
 
 
 def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:

@@ -31,6 +31,10 @@ class _PoseLanguageModel(nn.Module):
     def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def language_loss(self, pose: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+        """Decoder cross-entropy of captions/answers given the pose embeddings."""
+        return self.decoder(pose, prompts, targets)
+
 
 class Teacher(_PoseLanguageModel):
     kind = "teacher"
@@ -61,6 +65,16 @@ class Teacher(_PoseLanguageModel):
         terms = {name: clip_loss(z[name], text, scale) for name in ("fused", "z2d", "z3d")}
         terms["loss"] = terms["fused"] + partial_weight * (terms["z2d"] + terms["z3d"])
         return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
+
+    def forward(self, image_2d: torch.Tensor, image_3d: torch.Tensor, texts: list[str],
+                prompts: list[str], targets: list[str], partial_weight: float = 0.5,
+                lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Training step: contrastive terms plus the language-model loss on the fused embedding.
+        The loss lives in ``forward`` so DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
+        out = self.contrastive_loss(image_2d, image_3d, self.text(texts), partial_weight)
+        out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
+        out["loss"] = out["loss"] + lm_weight * out["lm"]
+        return out
 
 
 class Student(_PoseLanguageModel):

@@ -1,0 +1,50 @@
+"""Training configuration (one dataclass per run; JSON-serialisable for Ray Train)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from p2l3d_core.models.config import PoseModelConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and DeepSpeed settings of one training stage."""
+
+    model: PoseModelConfig = field(default_factory=PoseModelConfig)
+    epochs: int = 3
+    batch_size: int = 64  # per worker, per step
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    zero_stage: int = 2
+    use_gpu: bool = False
+    partial_weight: float = 0.5
+    lm_weight: float = 1.0
+    qa_fraction: float = 0.5
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["model"] = PoseModelConfig.from_dict(d.get("model", {}))
+        return cls(**d)
+
+
+def deepspeed_config(cfg: TrainConfig) -> dict:
+    """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU, torch's AdamW
+    (DeepSpeed's fused CPU Adam would compile an extension at run time)."""
+    return {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                                                  "torch_adam": True}},
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "bf16": {"enabled": cfg.use_gpu},
+        "gradient_clipping": 1.0,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }

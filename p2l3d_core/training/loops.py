@@ -1,0 +1,113 @@
+"""Train-loop functions for Ray Train's ``TorchTrainer`` (one call per worker).
+
+Each worker builds the model, hands it to ``deepspeed.initialize`` (ZeRO stage from the config;
+the process group is the one Ray Train set up), streams its shard of the rendered dataset,
+and at the end of every epoch reports metrics and a checkpoint: DeepSpeed's own state (for
+resuming, per rank) plus, from rank 0, the model exported with ``save_pretrained`` under
+``model/``. A restarted run picks up the last checkpoint through ``ray.train.get_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from p2l3d_core.evaluation.retrieval import recall_at_k
+from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.io import save_pretrained
+from p2l3d_core.models.pose_models import Teacher
+from p2l3d_core.training.batches import decode_images, pick_captions, pick_language_targets
+from p2l3d_core.training.config import TrainConfig, deepspeed_config
+
+TEXT_COLUMNS = ["image_2d", "image_3d", "captions", "questions", "answers"]
+STATE_FILE = "train_state.json"
+CKPT_TAG = "state"
+
+
+def _restore(engine) -> int:
+    """Load the last reported checkpoint if this run is a restart; returns the next epoch."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        engine.load_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
+        with open(os.path.join(folder, STATE_FILE)) as f:
+            return int(json.load(f)["epoch"]) + 1
+
+
+@torch.no_grad()
+def _evaluate(model: Teacher, shard, batch_size: int, rng: np.random.Generator) -> dict[str, float]:
+    """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard."""
+    model.eval()
+    fused, z2d, texts = [], [], []
+    for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
+        x2 = images_to_tensor(decode_images(batch["image_2d"])).to(model.text.proj.weight.device)
+        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(x2.device)
+        z = model.encode_all(x2, x3)
+        fused.append(z["fused"])
+        z2d.append(z["z2d"])
+        texts.append(model.text(pick_captions(batch["captions"], rng)))
+    if not fused:
+        return {}
+    text = torch.cat(texts)
+    metrics = {f"val_{k}": v for k, v in recall_at_k(torch.cat(fused), text).items()}
+    metrics.update({f"val_2d_{k}": v for k, v in recall_at_k(torch.cat(z2d), text).items()})
+    metrics["val_size"] = float(text.shape[0])
+    return metrics
+
+
+def train_teacher(config: dict) -> None:
+    """Ray Train loop of the teacher (2D + 3D images, contrastive + language losses)."""
+    import deepspeed
+    import ray.train
+
+    cfg = TrainConfig.from_dict(config)
+    context = ray.train.get_context()
+    torch.manual_seed(cfg.seed)
+    model = Teacher(cfg.model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
+                                           config=deepspeed_config(cfg))
+    device = engine.device
+    dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
+    start = _restore(engine)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    rng = np.random.default_rng([cfg.seed, context.get_world_rank()])
+
+    for epoch in range(start, cfg.epochs):
+        engine.train()
+        t0, totals, steps = time.perf_counter(), {}, 0
+        for batch in train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy",
+                                              drop_last=True):
+            x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device, dtype)
+            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device, dtype)
+            prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
+                                                     batch["answers"], rng, cfg.qa_fraction)
+            out = engine(x2, x3, pick_captions(batch["captions"], rng), prompts, targets,
+                         partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
+            engine.backward(out["loss"])
+            engine.step()
+            steps += 1
+            for k in ("loss", "fused", "z2d", "z3d", "lm"):
+                totals[k] = totals.get(k, 0.0) + float(out[k])
+        metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
+        metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
+                       logit_scale=float(engine.module.logit_scale()))
+        if val_shard is not None:
+            metrics.update(_evaluate(engine.module, val_shard, cfg.batch_size, rng))
+        with tempfile.TemporaryDirectory() as folder:
+            engine.save_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
+            with open(os.path.join(folder, STATE_FILE), "w") as f:
+                json.dump({"epoch": epoch, "metrics": metrics}, f)
+            if context.get_world_rank() == 0:
+                save_pretrained(engine.module, os.path.join(folder, "model"),
+                                extra={"train": cfg.to_dict(), "metrics": metrics})
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))

@@ -1,0 +1,47 @@
+"""Run a training stage on Ray Train: ``TorchTrainer`` around a loop of ``loops.py``.
+
+The caller has started or joined Ray. Runs live under ``storage_path/name``; running again with
+the same name resumes from the last reported checkpoint, and ``FailureConfig`` restarts the
+workers after a failure (from that checkpoint too).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from p2l3d_core.training.config import TrainConfig
+
+
+def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name: str,
+        storage_path: str, num_workers: int = 2, cpus_per_worker: float = 1.0,
+        max_failures: int = 2):
+    """Train and return Ray Train's ``Result`` (``.metrics`` of the last epoch, ``.checkpoint``)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not storage_path.startswith("s3://"):
+        storage_path = os.path.abspath(storage_path)
+    resources = {"CPU": cpus_per_worker}
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker=None if cfg.use_gpu else resources),
+        run_config=RunConfig(name=name, storage_path=storage_path,
+                             failure_config=FailureConfig(max_failures=max_failures)),
+        datasets=datasets,
+    )
+    return trainer.fit()
+
+
+def export_model(result, destination: str | Path) -> Path:
+    """Copy the exported model of the run's last checkpoint to ``destination``."""
+    destination = Path(destination)
+    with result.checkpoint.as_directory() as folder:
+        if destination.exists():
+            shutil.rmtree(destination)
+        shutil.copytree(Path(folder) / "model", destination)
+    return destination
