@@ -23,11 +23,16 @@ from p2l3d_core.poses.sources import parse_source
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", required=True, help="local folder or s3://bucket/prefix")
+    p.add_argument("--output", required=True,
+                   help="local folder or s3://bucket/prefix (S3 settings from AWS_ENDPOINT_URL, "
+                        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
     p.add_argument("--num-poses", type=int, default=2000, help="poses to render (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and captions")
     p.add_argument("--source", default="synthetic",
-                   help="synthetic | h36m:FILE | bvh:FILE (default synthetic)")
+                   help="synthetic (procedural generator, default) | h36m:FILE (mmpose body3d npz "
+                        "with cameras.pkl beside it, or a VideoPose3D data_3d_h36m.npz) | "
+                        "bvh:FILE[@ACTION] (mocap clip, every 4th frame; ACTION labels it). "
+                        "For a file source --num-poses is an upper bound")
     p.add_argument("--image-size", type=int, default=128, help="image side in pixels (default 128)")
     p.add_argument("--shard-size", type=int, default=500, help="poses per Parquet shard")
     p.add_argument("--num-captions", type=int, default=3, help="captions per pose")
@@ -60,14 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     LOG.info("  poses per split: %s", manifest["splits"])
     LOG.info("  poses per action: %s", dict(sorted(manifest["actions"].items())))
     LOG.info("  columns: %s", ", ".join(manifest["columns"]))
-    sample = first_row(args.output)
-    LOG.info("  example %s (%s):", sample["pose_id"], sample["action"])
-    for caption in sample["captions"]:
-        LOG.info("    caption: %s", caption)
-    for q, a, depth in list(zip(sample["questions"], sample["answers"], sample["needs_depth"]))[:4]:
-        LOG.info("    Q: %s  A: %s%s", q, a, "  [needs depth]" if depth else "")
+    if manifest["num_rows"]:
+        sample = first_row(args.output)
+        LOG.info("  example %s (%s):", sample["pose_id"], sample["action"])
+        for caption in sample["captions"]:
+            LOG.info("    caption: %s", caption)
+        for q, a, depth in list(zip(sample["questions"], sample["answers"], sample["needs_depth"]))[:4]:
+            LOG.info("    Q: %s  A: %s%s", q, a, "  [needs depth]" if depth else "")
     if manifest["failures"]:
         LOG.warning("  %d poses failed, e.g. %s", len(manifest["failures"]), manifest["failures"][:3])
+    if not manifest["num_rows"]:
+        LOG.error("no pose could be rendered from %s", args.source)
+        return 1
     return 0
 
 

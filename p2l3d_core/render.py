@@ -81,6 +81,7 @@ def render_2d(keypoints_2d: np.ndarray, config: RenderConfig = RenderConfig()) -
     size = config.image_size
     img = np.zeros((size, size, 3), dtype=np.uint8)
     kp = np.asarray(keypoints_2d, dtype=np.float64)
+    kp = np.where(np.isfinite(kp).all(-1, keepdims=True), kp, np.nan)  # inf: a missing joint
     if np.isnan(kp).all():
         return img
     _draw(img, normalize_2d(kp) * (size - 1), config.thickness, max(1, config.thickness - 1))
@@ -96,6 +97,7 @@ def render_3d(joints_cam: np.ndarray, config: RenderConfig = RenderConfig()) -> 
     half = size // 2
     img = np.zeros((size, size, 3), dtype=np.uint8)
     joints = np.asarray(joints_cam, dtype=np.float64)
+    joints = np.where(np.isfinite(joints).all(-1, keepdims=True), joints, np.nan)
     if np.isnan(joints[J["pelvis"]]).any():
         return img
     rel = (joints - joints[J["pelvis"]]) / VIEW_HALF_EXTENT_M  # ~[-1, 1]

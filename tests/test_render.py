@@ -52,9 +52,22 @@ def test_mirrored_depth_gives_same_2d_but_different_3d(pose):
     mirrored = cam.copy()
     pelvis_z = cam[J["pelvis"], 2]
     mirrored[:, 2] = 2 * pelvis_z - cam[:, 2]
-    # orthographic 2D of both is identical
-    assert np.array_equal(render_2d(cam[:, :2]), render_2d(mirrored[:, :2]))
+    # Their orthographic 2D (x, y) is the same by construction; the 3D image must tell them apart.
     assert not np.array_equal(render_3d(cam), render_3d(mirrored))
+
+
+def test_infinite_coordinates_count_as_missing(pose):
+    _, uv, cam = pose
+    bad = uv.copy()
+    bad[J["l_wrist"]] = np.inf
+    gone = uv.copy()
+    gone[J["l_wrist"]] = np.nan
+    assert np.array_equal(render_2d(bad), render_2d(gone))
+    bad3 = cam.copy()
+    bad3[J["l_wrist"], 2] = np.inf
+    gone3 = cam.copy()
+    gone3[J["l_wrist"]] = np.nan
+    assert np.array_equal(render_3d(bad3), render_3d(gone3))
 
 
 def test_png_round_trip_is_lossless_and_bad_bytes_are_named(pose):

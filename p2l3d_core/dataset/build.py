@@ -24,9 +24,10 @@ def stable_unit(text: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def split_of(pose_id: str, fractions: SplitFractions) -> str:
-    """Train/val/test by hashing the pose id: stable when the dataset grows or is re-sharded."""
-    u = stable_unit(pose_id)
+def split_of(group: str, fractions: SplitFractions) -> str:
+    """Train/val/test by hashing a pose's split group (its id, or its subject / clip /
+    sequence for real data): stable when the dataset grows or is re-sharded."""
+    u = stable_unit(group)
     if u < fractions.train:
         return "train"
     return "val" if u < fractions.train + fractions.val else "test"
@@ -48,6 +49,8 @@ def _check(record: PoseRecord) -> None:
         raise ValueError("pelvis is missing: the pose cannot be centred")
     if not np.isfinite(joints[~np.isnan(joints).any(axis=1)]).all():
         raise ValueError("joints_3d holds infinite values")
+    if not np.isfinite(record.camera.position).all():
+        raise ValueError("camera has non-finite extrinsics")
 
 
 def build_table(records: list[PoseRecord], config: DatasetConfig) -> BuildResult:
@@ -74,15 +77,13 @@ def build_table(records: list[PoseRecord], config: DatasetConfig) -> BuildResult
         kp2d = np.where(visible[:, None], uv, np.nan)
         cam = r.camera
         cols["pose_id"].append(r.pose_id)
-        cols["split"].append(split_of(r.pose_id, config.splits))
+        cols["split"].append(split_of(r.split_group, config.splits))
         cols["action"].append(r.action)
         cols["source"].append(r.source)
         cols["keypoints_3d"].append(np.asarray(r.joints_3d, dtype=np.float32).tolist())
         cols["keypoints_2d"].append(kp2d.astype(np.float32).tolist())
         cols["visible_2d"].append(visible.tolist())
-        cols["camera"].append({"fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy,
-                               "R": cam.rotation.reshape(9).tolist(), "t": list(cam.t),
-                               "width": cam.width, "height": cam.height})
+        cols["camera"].append(cam.to_row())
         cols["image_2d"].append(encode_png(render_2d(kp2d, render_cfg)))
         cols["image_3d"].append(encode_png(render_3d(cam.to_camera(r.joints_3d), render_cfg)))
         cols["captions"].append(text.captions)

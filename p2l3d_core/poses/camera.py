@@ -66,9 +66,16 @@ class Camera:
     def to_dict(self) -> dict:
         return {k: (np.asarray(v).tolist() if k in ("R", "t") else v) for k, v in asdict(self).items()}
 
+    def to_row(self) -> dict:
+        """The ``camera`` column of a rendered dataset (``R`` flattened to 9 values)."""
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
+                "R": self.rotation.reshape(9).tolist(), "t": list(self.t),
+                "width": self.width, "height": self.height}
+
     @classmethod
     def from_dict(cls, d: dict) -> "Camera":
-        R = tuple(tuple(float(x) for x in row) for row in d["R"])
+        """From :meth:`to_dict` or :meth:`to_row` (``R`` as 3x3 or flattened)."""
+        R = tuple(tuple(float(x) for x in row) for row in np.asarray(d["R"], dtype=np.float64).reshape(3, 3))
         t = tuple(float(x) for x in np.asarray(d["t"], dtype=np.float64).reshape(3))
         return cls(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), R, t,
                    int(d["width"]), int(d["height"]))

@@ -195,13 +195,21 @@ def _base(rng: np.random.Generator) -> BodyAngles:
     a = BodyAngles()
     a.arms = {s: _relaxed_arm(rng) for s in SIDES}
     a.legs = {s: _standing_leg(rng) for s in SIDES}
-    a.bend, a.lean, a.twist = rng.uniform(-5, 10), rng.uniform(-5, 5), rng.uniform(-15, 15)
+    a.bend, a.lean, a.twist = rng.uniform(-8, 10), rng.uniform(-8, 8), rng.uniform(-15, 15)
     a.head_pitch = rng.uniform(-15, 20)
     return a
 
 
 def _standing(rng: np.random.Generator) -> BodyAngles:
-    return _base(rng)
+    """Standing, a third of the time with a clear lean back or to a side (so those codes and
+    answers occur in the data at all)."""
+    a = _base(rng)
+    u = rng.random()
+    if u < 0.15:
+        a.bend = rng.uniform(-30, -15)
+    elif u < 0.33:
+        a.lean = float(rng.choice([-1, 1])) * rng.uniform(15, 30)
+    return a
 
 
 def _gait(rng: np.random.Generator, hip_amp: float, arm_amp: float, knees: tuple, elbows: tuple,

@@ -130,6 +130,9 @@ def read_h36m_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
     cams = _cameras_arg(cameras, npz_path.parent / "cameras.pkl")
     with np.load(npz_path, allow_pickle=False) as data:
         imgnames, parts, S = data["imgname"], data["part"], data["S"]
+    if S.ndim != 3 or S.shape[1:] != (17, 4) or parts.shape[1:] != (17, 3):
+        raise ValueError(f"{npz_path}: 'S' has shape {S.shape} and 'part' {parts.shape}; expected "
+                         "(N, 17, 4) and (N, 17, 3) (the 17-joint H36M body3d layout)")
     records = []
     for i in range(0, len(imgnames), every):
         info = parse_h36m_imgname(str(imgnames[i]))
@@ -140,7 +143,8 @@ def read_h36m_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
         camera = camera_from_mmpose(params)
         joints_cam = _masked(S[i, :, :3], S[i, :, 3])
         joints_2d = _masked(parts[i, :, :2], parts[i, :, 2])
-        meta = {**info, "imgname": str(imgnames[i]), "file": str(npz_path),
+        meta = {**info, "split_group": f"h36m/{info['subject']}", "imgname": str(imgnames[i]),
+                "file": str(npz_path),
                 "distortion_k": np.asarray(params.get("k", np.zeros(3))).reshape(-1).tolist(),
                 "distortion_p": np.asarray(params.get("p", np.zeros(2))).reshape(-1).tolist()}
         records.append(PoseRecord(
@@ -190,7 +194,7 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
                     pose_id=f"h36m_vp3d/{subject}/{action_raw}/{frame:06d}",
                     joints_3d=joints, camera=camera, action=canonical_action(action_raw),
                     source="h36m_videopose3d",
-                    meta={"subject": subject, "action_raw": action_raw, "frame": frame,
+                    meta={"subject": subject, "split_group": f"h36m/{subject}", "action_raw": action_raw, "frame": frame,
                           "camera_id": cam_name, "file": str(npz_path)}))
     return records
 
@@ -262,6 +266,7 @@ def read_3dhp_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
             action="unknown", source="mpi_inf_3dhp",
             joints_2d=_masked(parts[i, order, :2], parts[i, order, 2]),
             meta={"imgname": name, "camera_key": match["key"], "frame": int(match["frame"]),
+                  "split_group": f"3dhp/{match['key'].split('_Cam')[0]}",
                   "frame_of_reference": frame, "file": str(npz_path)}))
     return records
 

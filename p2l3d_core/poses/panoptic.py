@@ -85,7 +85,7 @@ def read_panoptic_scene(scene_path: str | Path, calibration: str | Path | dict,
         records.append(PoseRecord(
             pose_id=f"panoptic/{sequence}/{scene_path.stem}/{body.get('id')}",
             joints_3d=from_panoptic19(world), camera=camera, action=label, source="panoptic",
-            meta={"sequence": sequence, "body_id": body.get("id"), "camera_name": camera_name,
+            meta={"sequence": sequence, "split_group": f"panoptic/{sequence}", "body_id": body.get("id"), "camera_name": camera_name,
                   "conf19": raw[:, 3].tolist(), "floor_z_shift": floor_z,
                   "floor_known": floor_y_cm is not None,
                   "distortion": list(cams[camera_name].get("distCoef", [])),

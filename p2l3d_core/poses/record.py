@@ -17,6 +17,9 @@ class PoseRecord:
     know the floor put the lowest joint on it); NaN rows are missing joints.
     ``joints_2d``: ``(17, 2)`` pixels when the source annotates them (else projected from 3D).
     ``action``: a label from the source (generator family, H36M action, mocap clip label).
+    ``meta["split_group"]``: poses that must share a split (one subject, one clip, one
+    sequence), so near-duplicate frames or camera views never straddle train and test; the
+    pose id when absent (independent synthetic poses).
     """
 
     pose_id: str
@@ -26,6 +29,10 @@ class PoseRecord:
     source: str
     joints_2d: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+
+    @property
+    def split_group(self) -> str:
+        return str(self.meta.get("split_group", self.pose_id))
 
     def project(self) -> tuple[np.ndarray, np.ndarray]:
         """2D joints in pixels and their visibility, from the annotation if present."""
