@@ -121,3 +121,18 @@ def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action",
     uri = shard_uris(dataset_uri)[0]
     table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=list(columns))
     return table.slice(0, 1).to_pylist()[0]
+
+
+TRAINING_COLUMNS = ["split", "image_2d", "image_3d", "captions", "questions", "answers"]
+
+
+def ray_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
+    """The dataset's splits as Ray Data datasets ``{"train": ..., "val": ..., "test": ...}``,
+    read from the shards the manifest lists (local or S3)."""
+    import ray.data
+
+    uris = shard_uris(dataset_uri)
+    fs, _ = storage.resolve(uris[0])
+    paths = [storage.resolve(u)[1] for u in uris]
+    ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns or TRAINING_COLUMNS)
+    return {name: ds.filter(lambda row, n=name: row["split"] == n) for name in ("train", "val", "test")}

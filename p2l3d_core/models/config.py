@@ -67,3 +67,17 @@ class PoseModelConfig:
         return cls(embed_dim=d.get("embed_dim", 256), vision=VisionConfig(**vision),
                    text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**d.get("decoder", {})),
                    init_temperature=d.get("init_temperature", 0.07))
+
+
+def preset(name: str, image_size: int = 128) -> PoseModelConfig:
+    """Named model sizes: ``tiny`` (tests, seconds on a CPU) and ``small`` (the default)."""
+    if name == "tiny":
+        return PoseModelConfig(
+            embed_dim=32,
+            vision=VisionConfig(image_size=image_size, patch_size=max(8, image_size // 4),
+                                hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
+            decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
+                                  max_length=32))
+    if name == "small":
+        return PoseModelConfig(vision=VisionConfig(image_size=image_size))
+    raise ValueError(f"unknown model preset {name!r}: use 'tiny' or 'small'")

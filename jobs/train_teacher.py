@@ -1,0 +1,81 @@
+"""Train the teacher (2D + 3D skeleton images with language) on Ray Train + DeepSpeed.
+
+Examples:
+  python jobs/train_teacher.py --data runs/quickstart/dataset --output runs/quickstart
+  ray job submit --working-dir . -- python jobs/train_teacher.py --data s3://b/ds --output s3://b/run \\
+      --num-workers 4 --use-gpu
+
+Writes OUTPUT/teacher/ (config.json, model.safetensors, tokenizer). Checkpoints live under
+OUTPUT/ray/teacher; running the same command again resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common import LOG, init_ray, setup_logging
+
+from p2l3d_core import storage
+from p2l3d_core.dataset.shards import ray_splits, read_manifest
+from p2l3d_core.models.config import preset
+from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.loops import train_teacher
+from p2l3d_core.training.runner import export_model, fit
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="rendered dataset (local folder or s3://)")
+    p.add_argument("--output", required=True, help="run folder (local folder or s3://)")
+    p.add_argument("--model", default="small", choices=["tiny", "small"], help="model size preset")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64, help="per worker and step")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--zero-stage", type=int, default=2, choices=[0, 1, 2])
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, bf16")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    args = parse_args(argv)
+    try:
+        manifest = read_manifest(args.data)
+    except (FileNotFoundError, ValueError) as err:
+        LOG.error("%s", err)
+        return 2
+    image_size = manifest["config"]["image_size"]
+    cfg = TrainConfig(model=preset(args.model, image_size), epochs=args.epochs,
+                      batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+                      zero_stage=args.zero_stage, use_gpu=args.use_gpu, seed=args.seed)
+    init_ray(num_cpus=args.num_cpus)
+    splits = ray_splits(args.data)
+    LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,
+             args.epochs, args.num_workers, args.zero_stage, args.data, manifest["splits"])
+    result = fit(train_teacher, cfg, {"train": splits["train"], "val": splits["val"]},
+                 name="teacher", storage_path=storage.join(args.output, "ray"),
+                 num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker)
+    if result.error:
+        LOG.error("training failed: %s", result.error)
+        return 1
+    for _, metrics in result.best_checkpoints:
+        LOG.info("epoch %d: loss %.3f, val pose->text R@5 %.3f (2D only %.3f)", metrics["epoch"],
+                 metrics["train_loss"], metrics.get("val_pose_to_text_R@5", float("nan")),
+                 metrics.get("val_2d_pose_to_text_R@5", float("nan")))
+    if storage.is_s3(args.output):
+        LOG.info("checkpoints: %s", storage.join(args.output, "ray", "teacher"))
+        LOG.warning("model export to s3:// is not implemented yet; take model/ from the last checkpoint")
+        return 0
+    exported = export_model(result, storage.join(args.output, "teacher"))
+    LOG.info("teacher saved to %s", exported)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

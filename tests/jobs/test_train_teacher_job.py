@@ -1,0 +1,40 @@
+"""The teacher job end to end as a user runs it: render a tiny dataset, train, export, resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "jobs" / script), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+
+
+def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
+    data = tmp_path / "data"
+    out = run("render_dataset.py", "--output", str(data), "--num-poses", "120", "--image-size", "32",
+              "--shard-size", "60", "--num-cpus", "4")
+    assert out.returncode == 0, out.stdout + out.stderr
+    args = ("--data", str(data), "--output", str(tmp_path / "run"), "--model", "tiny", "--epochs", "2",
+            "--batch-size", "16", "--lr", "3e-3", "--num-workers", "2", "--num-cpus", "4")
+    first = run("train_teacher.py", *args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "epoch 1: loss" in first.stdout and "teacher saved to" in first.stdout
+    meta = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
+    assert meta["kind"] == "teacher" and meta["model"]["vision"]["image_size"] == 32
+    again = run("train_teacher.py", *args)  # same run: nothing left to train, same export
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "teacher saved to" in again.stdout
+
+
+def test_missing_dataset_is_named(tmp_path):
+    out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"))
+    assert out.returncode == 2 and "no manifest.json" in out.stdout
