@@ -123,7 +123,7 @@ def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action",
     return table.slice(0, 1).to_pylist()[0]
 
 
-TRAINING_COLUMNS = ["split", "image_2d", "image_3d", "captions", "questions", "answers"]
+TRAINING_COLUMNS = ["pose_id", "split", "image_2d", "image_3d", "captions", "questions", "answers"]
 
 
 def ray_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:

@@ -15,7 +15,7 @@ from torch import nn
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
 from p2l3d_core.models.encoders import ImageEncoder, TextEncoder
-from p2l3d_core.models.losses import LogitScale, clip_loss
+from p2l3d_core.models.losses import LogitScale, clip_loss, distill_loss
 
 
 class _PoseLanguageModel(nn.Module):
@@ -86,6 +86,33 @@ class Student(_PoseLanguageModel):
 
     def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
         return self.image_2d(image_2d)
+
+    def adopt_language(self, teacher: Teacher) -> None:
+        """Start from the teacher's text encoder (kept frozen: its embeddings are the anchors the
+        student is distilled against) and its decoder (fine-tuned on the student's embeddings)."""
+        self.text.load_state_dict(teacher.text.state_dict())
+        self.text.requires_grad_(False)
+        self.decoder.load_state_dict(teacher.decoder.state_dict())
+        self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())
+
+    def forward(self, image_2d: torch.Tensor, teacher_pose: torch.Tensor, text: torch.Tensor | None,
+                labelled: torch.Tensor, prompts: list[str], targets: list[str],
+                match: str = "cosine", match_weight: float = 1.0, rkd_weight: float = 1.0,
+                temperature: float = 0.1, contrastive_weight: float = 0.5,
+                lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Distillation step on a batch mixing labelled rows (text known) and pool rows (only the
+        teacher's embedding). ``text``: teacher text embeddings of the labelled rows, in order;
+        ``prompts``/``targets``: decoder inputs of the labelled rows."""
+        z = self.image_2d(image_2d)
+        anchors = text if text is not None and text.shape[0] > 1 else None
+        out = distill_loss(z, teacher_pose, anchors, match, match_weight, rkd_weight, temperature)
+        if text is not None and text.shape[0] > 1:
+            out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
+            out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]
+        if prompts:
+            out["lm"] = self.language_loss(z[labelled], prompts, targets)
+            out["loss"] = out["loss"] + lm_weight * out["lm"]
+        return out
 
 
 MODEL_KINDS: dict[str, type[_PoseLanguageModel]] = {"teacher": Teacher, "student": Student}

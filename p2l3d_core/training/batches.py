@@ -31,3 +31,13 @@ def pick_language_targets(captions, questions, answers, rng: np.random.Generator
             prompts.append(CAPTION_PROMPT)
             targets.append(str(caps[int(rng.integers(len(caps)))]) if len(caps) else "")
     return prompts, targets
+
+
+def labelled_mask(pose_ids, fraction: float) -> np.ndarray:
+    """Which rows keep their language (the rest form the unlabelled pool), by a stable hash of
+    the pose id so every stage and every worker agree."""
+    from p2l3d_core.dataset.build import stable_unit
+
+    if fraction >= 1.0:
+        return np.ones(len(pose_ids), dtype=bool)
+    return np.array([stable_unit(f"labelled:{p}") < fraction for p in pose_ids], dtype=bool)

@@ -23,6 +23,16 @@ class TrainConfig:
     lm_weight: float = 1.0
     qa_fraction: float = 0.5
     seed: int = 0
+    # Language is scarce, 3D is not: only this fraction of the training split keeps its text
+    # (chosen by a stable hash of the pose id); the rest is the unlabelled pool.
+    labelled_fraction: float = 1.0
+    # Distillation (student stage)
+    teacher_path: str | None = None
+    match: str = "cosine"
+    match_weight: float = 1.0
+    rkd_weight: float = 1.0
+    distill_temperature: float = 0.1
+    contrastive_weight: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)

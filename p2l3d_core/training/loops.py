@@ -19,9 +19,10 @@ import torch
 
 from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.io import save_pretrained
-from p2l3d_core.models.pose_models import Teacher
-from p2l3d_core.training.batches import decode_images, pick_captions, pick_language_targets
+from p2l3d_core.models.io import load_pretrained, save_pretrained
+from p2l3d_core.models.pose_models import Student, Teacher
+from p2l3d_core.training.batches import (decode_images, labelled_mask, pick_captions,
+                                         pick_language_targets)
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
 TEXT_COLUMNS = ["image_2d", "image_3d", "captions", "questions", "answers"]
@@ -87,6 +88,11 @@ def train_teacher(config: dict) -> None:
         t0, totals, steps = time.perf_counter(), {}, 0
         for batch in train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy",
                                               drop_last=True):
+            if "pose_id" in batch and cfg.labelled_fraction < 1.0:  # the teacher needs text
+                keep = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+                batch = {k: v[keep] for k, v in batch.items()}
+                if len(batch["captions"]) < 2:
+                    continue
             x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device, dtype)
             x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device, dtype)
             prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
@@ -103,11 +109,98 @@ def train_teacher(config: dict) -> None:
                        logit_scale=float(engine.module.logit_scale()))
         if val_shard is not None:
             metrics.update(_evaluate(engine.module, val_shard, cfg.batch_size, rng))
-        with tempfile.TemporaryDirectory() as folder:
-            engine.save_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
-            with open(os.path.join(folder, STATE_FILE), "w") as f:
-                json.dump({"epoch": epoch, "metrics": metrics}, f)
-            if context.get_world_rank() == 0:
-                save_pretrained(engine.module, os.path.join(folder, "model"),
-                                extra={"train": cfg.to_dict(), "metrics": metrics})
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+        _report(engine, epoch, metrics, cfg)
+
+
+def _report(engine, epoch: int, metrics: dict, cfg: TrainConfig) -> None:
+    """Report an epoch: DeepSpeed state of every rank plus, from rank 0, the exported model."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine.save_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
+        with open(os.path.join(folder, STATE_FILE), "w") as f:
+            json.dump({"epoch": epoch, "metrics": metrics}, f)
+        if ray.train.get_context().get_world_rank() == 0:
+            save_pretrained(engine.module, os.path.join(folder, "model"),
+                            extra={"train": cfg.to_dict(), "metrics": metrics})
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def train_student(config: dict) -> None:
+    """Ray Train loop of the 2D-only student, distilled from a frozen teacher (eval mode, beside
+    it on each worker, as open_clip's distillation does). Every training row gets the teacher's
+    embedding as a target; labelled rows also give text anchors, InfoNCE and decoder targets."""
+    import deepspeed
+    import ray.train
+
+    cfg = TrainConfig.from_dict(config)
+    if not cfg.teacher_path:
+        raise ValueError("train_student needs teacher_path (a saved teacher folder)")
+    context = ray.train.get_context()
+    torch.manual_seed(cfg.seed)
+    teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
+    student = Student(cfg.model)
+    student.adopt_language(teacher)
+    params = [p for p in student.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(model=student, model_parameters=params,
+                                           config=deepspeed_config(cfg))
+    device = engine.device
+    dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
+    teacher.to(device)
+    start = _restore(engine)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    rng = np.random.default_rng([cfg.seed, context.get_world_rank()])
+
+    for epoch in range(start, cfg.epochs):
+        engine.train()
+        t0, totals, steps = time.perf_counter(), {}, 0
+        for batch in train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy",
+                                              drop_last=True):
+            labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+            x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device)
+            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+            rows = np.flatnonzero(labelled)
+            with torch.no_grad():
+                target = teacher.encode_all(x2, x3)["fused"]
+                text = teacher.text(pick_captions(batch["captions"][rows], rng)) if len(rows) else None
+            prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
+                                                     batch["answers"][rows], rng, cfg.qa_fraction)
+            out = engine(x2.to(dtype), target.to(dtype), None if text is None else text.to(dtype),
+                         torch.as_tensor(labelled, device=device), prompts, targets,
+                         match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
+                         temperature=cfg.distill_temperature,
+                         contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
+            engine.backward(out["loss"])
+            engine.step()
+            steps += 1
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
+        metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0)
+        if val_shard is not None:
+            metrics.update(_evaluate_student(engine.module, teacher, val_shard, cfg.batch_size, rng))
+        _report(engine, epoch, metrics, cfg)
+
+
+@torch.no_grad()
+def _evaluate_student(student: Student, teacher: Teacher, shard, batch_size: int,
+                      rng: np.random.Generator) -> dict[str, float]:
+    """Retrieval of the student's 2D embeddings against the teacher's text embeddings, and how
+    close the student sits to the teacher's fused embedding (cosine)."""
+    student.eval()
+    zs, zt, texts = [], [], []
+    device = student.text.proj.weight.device
+    for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
+        x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device)
+        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+        zs.append(student.encode_pose(x2))
+        zt.append(teacher.encode_all(x2, x3)["fused"])
+        texts.append(teacher.text(pick_captions(batch["captions"], rng)))
+    if not zs:
+        return {}
+    z, t = torch.cat(zs), torch.cat(zt)
+    metrics = {f"val_{k}": v for k, v in recall_at_k(z, torch.cat(texts)).items()}
+    metrics["val_cosine_to_teacher"] = float((z * t).sum(-1).mean())
+    metrics["val_size"] = float(z.shape[0])
+    return metrics

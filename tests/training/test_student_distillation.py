@@ -1,0 +1,65 @@
+"""The student stage: distilled from a frozen teacher on labelled rows plus an unlabelled pool."""
+
+import numpy as np
+import pytest
+import ray.data
+import torch
+
+from p2l3d_core.config import DatasetConfig
+from p2l3d_core.dataset.build import build_table
+from p2l3d_core.models import Student, load_pretrained
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.poses.generator import generate_records
+from p2l3d_core.render import decode_png
+from p2l3d_core.training.batches import labelled_mask
+from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.loops import train_student, train_teacher
+from p2l3d_core.training.runner import export_model, fit
+
+pytestmark = pytest.mark.slow
+COLS = ["pose_id", "image_2d", "image_3d", "captions", "questions", "answers"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    table = build_table(generate_records(1, 0, 224), DatasetConfig(num_poses=224, image_size=32)).table
+    return {"train": ray.data.from_arrow(table.slice(0, 160).select(COLS)),
+            "val": ray.data.from_arrow(table.slice(160, 64).select(COLS)), "table": table}
+
+
+def test_labelled_mask_is_stable_and_follows_the_fraction():
+    ids = [f"syn-0-{i:08d}" for i in range(2000)]
+    mask = labelled_mask(ids, 0.25)
+    assert np.array_equal(mask, labelled_mask(ids, 0.25)) and abs(mask.mean() - 0.25) < 0.04
+    assert labelled_mask(ids, 1.0).all()
+
+
+def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
+    model = preset("tiny", 32)
+    teacher_cfg = TrainConfig(model=model, epochs=2, batch_size=16, lr=3e-3, labelled_fraction=0.5)
+    teacher_run = fit(train_teacher, teacher_cfg, {"train": data["train"], "val": data["val"]},
+                      name="teacher", storage_path=str(tmp_path), max_failures=0)
+    teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
+
+    cfg = TrainConfig(model=model, epochs=3, batch_size=16, lr=3e-3, labelled_fraction=0.5,
+                      teacher_path=str(teacher_dir))
+    result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
+                 name="student", storage_path=str(tmp_path), max_failures=0)
+    history = [m for _, m in result.best_checkpoints]
+    assert [m["epoch"] for m in history] == [0, 1, 2]
+    assert history[-1]["train_match"] < history[0]["train_match"]  # closer to the teacher
+    assert history[-1]["val_cosine_to_teacher"] > history[0]["val_cosine_to_teacher"]
+    assert "train_lm" in history[-1] and "train_rkd" in history[-1]
+
+    student = load_pretrained(export_model(result, tmp_path / "export" / "student"))
+    assert isinstance(student, Student) and not hasattr(student, "image_3d")
+    teacher = load_pretrained(teacher_dir)
+    texts = ["a person is standing"]
+    with torch.no_grad():  # the student kept the teacher's text space
+        assert torch.allclose(student.text(texts), teacher.text(texts), atol=1e-6)
+        row = data["table"].slice(170, 2).to_pylist()
+        x = images_to_tensor(np.stack([decode_png(r["image_2d"]) for r in row]))
+        captions = student.decoder.generate(student.encode_pose(x), [CAPTION_PROMPT] * 2, max_new_tokens=12)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
