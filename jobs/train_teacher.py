@@ -68,10 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         LOG.info("epoch %d: loss %.3f, val pose->text R@5 %.3f (2D only %.3f)", metrics["epoch"],
                  metrics["train_loss"], metrics.get("val_pose_to_text_R@5", float("nan")),
                  metrics.get("val_2d_pose_to_text_R@5", float("nan")))
-    if storage.is_s3(args.output):
-        LOG.info("checkpoints: %s", storage.join(args.output, "ray", "teacher"))
-        LOG.warning("model export to s3:// is not implemented yet; take model/ from the last checkpoint")
-        return 0
     exported = export_model(result, storage.join(args.output, "teacher"))
     LOG.info("teacher saved to %s", exported)
     return 0

@@ -121,3 +121,31 @@ def ensure_bucket(uri: str) -> None:
     info = fs.get_file_info(bucket)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"S3 bucket {bucket!r} (from {uri}) does not exist or is not visible")
+
+
+def upload_folder(local: str, uri: str) -> None:
+    """Copy a local folder's files (recursively) to ``uri`` (local path or ``s3://``)."""
+    from pathlib import Path
+
+    for path in sorted(Path(local).rglob("*")):
+        if path.is_file():
+            write_bytes(join(uri, *path.relative_to(local).parts), path.read_bytes())
+
+
+def download_folder(uri: str, local: str) -> str:
+    """Copy the files under ``uri`` (recursively) into the local folder ``local``."""
+    fs, root = resolve(uri)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as err:  # e.g. S3 bucket missing
+        raise FileNotFoundError(f"nothing found under {uri}: {err}") from err
+    files = [i for i in infos if i.type == pafs.FileType.File]
+    if not files:
+        raise FileNotFoundError(f"nothing found under {uri}")
+    for info in files:
+        rel = posixpath.relpath(info.path, root) if is_s3(uri) else os.path.relpath(info.path, root)
+        dest = os.path.join(local, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with fs.open_input_stream(info.path) as src, open(dest, "wb") as out:
+            out.write(src.read())
+    return local

@@ -81,7 +81,15 @@ def read_config(folder: str | Path) -> dict:
 
 
 def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
-    """Rebuild the model of ``folder`` and fill it from its safetensors (eval mode)."""
+    """Rebuild the model of ``folder`` (local, or ``s3://`` fetched to a temporary folder) and
+    fill it from its safetensors (eval mode)."""
+    if str(folder).startswith("s3://"):
+        import tempfile
+
+        from p2l3d_core import storage
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_pretrained(storage.download_folder(str(folder), tmp))
     folder = Path(folder)
     meta = read_config(folder)
     d = meta["model"]

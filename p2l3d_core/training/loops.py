@@ -103,13 +103,27 @@ def train_teacher(config: dict) -> None:
             engine.step()
             steps += 1
             for k in ("loss", "fused", "z2d", "z3d", "lm"):
-                totals[k] = totals.get(k, 0.0) + float(out[k])
+                totals[k] = totals.get(k, 0.0) + float(out[k].detach())
+            _progress(context, "teacher", epoch, steps, t0, out)
         metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
         metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
                        logit_scale=float(engine.module.logit_scale()))
         if val_shard is not None:
             metrics.update(_evaluate(engine.module, val_shard, cfg.batch_size, rng))
         _report(engine, epoch, metrics, cfg)
+
+
+PROGRESS_EVERY_S = 30.0
+
+
+def _progress(context, stage: str, epoch: int, steps: int, t0: float, out: dict) -> None:
+    """A line from rank 0 about every ``PROGRESS_EVERY_S`` seconds, so long epochs show life."""
+    now = time.perf_counter()
+    last = getattr(_progress, "last", 0.0)
+    if context.get_world_rank() == 0 and now - max(last, t0) >= PROGRESS_EVERY_S:
+        _progress.last = now
+        print(f"[{stage}] epoch {epoch} step {steps}: loss {float(out['loss'].detach()):.3f} "
+              f"({steps / (now - t0):.2f} steps/s)", flush=True)
 
 
 def _report(engine, epoch: int, metrics: dict, cfg: TrainConfig) -> None:
@@ -175,7 +189,8 @@ def train_student(config: dict) -> None:
             engine.step()
             steps += 1
             for k, v in out.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            _progress(context, "student", epoch, steps, t0, out)
         metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
         metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0)
         if val_shard is not None:

@@ -37,11 +37,19 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
     return trainer.fit()
 
 
-def export_model(result, destination: str | Path) -> Path:
-    """Copy the exported model of the run's last checkpoint to ``destination``."""
-    destination = Path(destination)
+def export_model(result, destination: str) -> str:
+    """Copy the exported model of the run's last checkpoint to ``destination`` (a local folder,
+    replaced if present, or ``s3://``)."""
+    from p2l3d_core import storage
+
+    if result.checkpoint is None:
+        raise RuntimeError("the run reported no checkpoint: nothing to export")
     with result.checkpoint.as_directory() as folder:
+        if storage.is_s3(str(destination)):
+            storage.upload_folder(str(Path(folder) / "model"), str(destination))
+            return str(destination)
+        destination = Path(destination)
         if destination.exists():
             shutil.rmtree(destination)
         shutil.copytree(Path(folder) / "model", destination)
-    return destination
+    return str(destination)

@@ -1,6 +1,7 @@
 """The teacher stage on Ray Train + DeepSpeed (2 CPU workers, ZeRO-2, gloo), on a tiny model."""
 
 import json
+from pathlib import Path
 
 import pytest
 import ray.data
@@ -59,7 +60,7 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     chance = 5 / result.metrics["val_size"]  # R@5 by chance on this worker's shard
     assert result.metrics["val_pose_to_text_R@5"] > 1.5 * chance  # tiny model, 30 steps
 
-    exported = export_model(result, tmp_path / "export" / "teacher")
+    exported = Path(export_model(result, tmp_path / "export" / "teacher"))
     meta = json.loads((exported / "config.json").read_text())
     assert meta["kind"] == "teacher" and meta["metrics"]["epoch"] == 5
     model = load_pretrained(exported)
