@@ -3,7 +3,10 @@ cluster, and plain `python jobs/distill.py` for argument errors."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+import time
 import sys
 from pathlib import Path
 
@@ -14,8 +17,7 @@ BIN = Path(sys.executable).parent
 
 
 def _env(tmp_path: Path) -> dict:
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}",
-            "RAY_TMPDIR": str(tmp_path / "ray")}
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
 def test_bad_stage_and_preset_are_refused(tmp_path):
@@ -29,21 +31,32 @@ def test_bad_stage_and_preset_are_refused(tmp_path):
 @pytest.mark.slow
 def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
     env = _env(tmp_path)
-    (tmp_path / "ray").mkdir()
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Unix socket paths must stay < 108 bytes
+    # Every port fresh: the suite's own local Ray instance may hold the defaults (the dashboard
+    # agent's 52365 among them, which leaves the job server "no available agent").
+    ports = {flag: str(_free_port()) for flag in (
+        "--port", "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+        "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port",
+        "--object-manager-port")}
+    address = f"http://127.0.0.1:{ports['--dashboard-port']}"
     start = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "4",
                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                            "--dashboard-port", "8277", "--object-store-memory", str(512 * 1024**2),
-                            "--temp-dir", str(tmp_path / "ray")],
+                            *[x for kv in ports.items() for x in kv],
+                            "--object-store-memory", str(512 * 1024**2), "--temp-dir", ray_tmp],
                            capture_output=True, text=True, timeout=180, env=env)
     assert start.returncode == 0, start.stdout + start.stderr
     try:
         out_dir = tmp_path / "run"
-        submit = subprocess.run(
-            [str(BIN / "ray"), "job", "submit", "--address", "http://127.0.0.1:8277",
-             "--working-dir", str(REPO), "--", "python", "jobs/distill.py", "--preset", "smoke",
-             "--output", str(out_dir)],
-            cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
-        log = submit.stdout + submit.stderr
+        for _ in range(24):  # the head's job agent can take a while to come up
+            submit = subprocess.run(
+                [str(BIN / "ray"), "job", "submit", "--address", address,
+                 "--working-dir", str(REPO), "--", "python", "jobs/distill.py", "--preset", "smoke",
+                 "--output", str(out_dir)],
+                cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+            log = submit.stdout + submit.stderr
+            if "No available agent" not in log:
+                break
+            time.sleep(5)
         assert submit.returncode == 0, log[-4000:]
         assert "succeeded" in log
         report = json.loads((out_dir / "report" / "training.json").read_text())
@@ -52,4 +65,30 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
             assert (out_dir / stage / "model.safetensors").is_file()
             assert json.loads((out_dir / stage / "config.json").read_text())["kind"] == stage
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120, env=env)
+        _stop_cluster(ray_tmp)  # not `ray stop`: that would also kill the suite's own Ray instance
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop_cluster(temp_dir: str) -> None:
+    """Kill the processes of the cluster whose temp dir is ``temp_dir``, and their children."""
+    import psutil
+
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if temp_dir in " ".join(proc.info["cmdline"] or []):
+            procs.append(proc)
+            procs.extend(proc.children(recursive=True))
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
