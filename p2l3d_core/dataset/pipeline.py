@@ -38,9 +38,9 @@ def render_shard(index: int, start: int, count: int, config: DatasetConfig, data
     t0 = time.perf_counter()
     records = load_records(config.source, config.seed, start, count, twin_prob=config.twin_prob)
     result = build_table(records, config)
-    uri = shards.write_shard(dataset_uri, index, result.table, result.failures)
-    stats = shards.shard_stats(result.table)
-    stats["failures"] = [{"pose_id": p, "reason": r} for p, r in result.failures]
+    table = shards.with_failures(result.table, result.failures)
+    uri = shards.write_shard(dataset_uri, index, table)
+    stats = shards.shard_stats(table)
     stats.update(path=shards.shard_name(index), index=index, seconds=time.perf_counter() - t0, uri=uri)
     return stats
 
@@ -91,9 +91,8 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
         if manifest["fingerprint"] == config.fingerprint():
             log(f"{dataset_uri}: already complete ({manifest['num_rows']} poses), nothing to do")
             return manifest
+    all_shards = plan(config)  # reads a file source first: a bad file fails before any write
     _guard_config(dataset_uri, config, overwrite)
-
-    all_shards = plan(config)
     done = shards.completed_shards(dataset_uri)
     todo = [s for s in all_shards if s[0] not in done]
     stats = {i: shards.read_shard_stats(dataset_uri, i) for i, _, _ in all_shards if i in done}

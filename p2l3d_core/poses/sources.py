@@ -48,6 +48,14 @@ def parse_source(spec: str) -> tuple[str, Path | None, str | None]:
 
 @lru_cache(maxsize=4)
 def _read_file(kind: str, file: Path, action: str | None, seed: int) -> tuple[PoseRecord, ...]:
+    """All records of a file source; an unreadable file is a ``ValueError`` naming it."""
+    try:
+        return _parse_file(kind, file, action, seed)
+    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, OSError) as err:
+        raise ValueError(f"{kind} source {file} cannot be read: {type(err).__name__}: {err}") from err
+
+
+def _parse_file(kind: str, file: Path, action: str | None, seed: int) -> tuple[PoseRecord, ...]:
     if kind == "bvh":
         from p2l3d_core.poses.bvh import read_bvh
 

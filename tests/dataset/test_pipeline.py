@@ -76,3 +76,12 @@ def test_renders_to_s3(ray_local, s3_bucket):
 def test_missing_bucket_is_named(ray_local, s3_server):
     with pytest.raises(FileNotFoundError, match="no-such-bucket"):
         render_dataset("s3://no-such-bucket/x", SMALL, log=lambda m: None)
+
+
+def test_unreadable_source_fails_before_writing_anything(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip archive")
+    out = tmp_path / "ds"
+    with pytest.raises(ValueError, match="cannot be read"):
+        render_dataset(str(out), DatasetConfig(num_poses=10, source=f"h36m:{bad}"), log=lambda m: None)
+    assert not out.exists()  # no _config.json left to block a corrected re-run

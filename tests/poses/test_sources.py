@@ -59,3 +59,14 @@ def test_real_data_splits_by_subject_or_clip(shared_data):
     assert len({split_of(r.split_group, SplitFractions()) for r in clip}) == 1  # one clip, one split
     h36m = load_records(f"h36m:{shared_data / 'poses/mmpose/h36m/test_h36m_body3d.npz'}", 0, 0, 4)
     assert [r.split_group for r in h36m] == ["h36m/S1", "h36m/S5", "h36m/S7", "h36m/S8"]
+
+
+@pytest.mark.parametrize("kind, name, content", [
+    ("h36m", "bad.npz", b"not a zip archive"),
+    ("bvh", "bad.bvh", b"HIERARCHY\nROOT Hips\n{\n OFFSET 0 0\n"),
+])
+def test_corrupt_source_files_are_named(tmp_path, kind, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{kind} source .*{name} cannot be read"):
+        count_records(f"{kind}:{path}")
