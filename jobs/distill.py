@@ -18,6 +18,7 @@ import json
 import sys
 
 from common import LOG, init_ray, setup_logging
+from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
@@ -25,9 +26,8 @@ from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.training.config import TrainConfig
-from p2l3d_core.training.loops import train_student, train_teacher
 from p2l3d_core.training.presets import PRESETS, get_preset
-from p2l3d_core.training.runner import export_model, fit
+from p2l3d_core.training.runner import run_stage
 
 STAGES = ("render", "teacher", "student")
 
@@ -98,19 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                           **common)
         LOG.info("== %s: %d epochs, %d workers, ZeRO-%d, %s model, %.0f%% of train labelled", stage,
                  epochs, p.num_workers, p.zero_stage, p.model, 100 * p.labelled_fraction)
-        loop = train_teacher if stage == "teacher" else train_student
-        result = fit(loop, cfg, datasets, name=stage, storage_path=storage.join(args.output, "ray"),
-                     num_workers=p.num_workers, cpus_per_worker=1.0)
-        if result.error:
-            LOG.error("%s training failed: %s", stage, result.error)
+        try:
+            report[stage] = run_stage(stage, cfg, datasets, args.output, num_workers=p.num_workers,
+                                      log=LOG.info)
+        except TrainingFailedError as err:
+            LOG.error("%s training failed: %s", stage, err)
             return 1
-        history = [m for _, m in result.best_checkpoints]
-        for m in history:
-            LOG.info("  %s epoch %d: loss %.3f, val pose->text R@5 %.3f", stage, m["epoch"],
-                     m["train_loss"], m.get("val_pose_to_text_R@5", float("nan")))
-        report[stage] = {"path": export_model(result, storage.join(args.output, stage)),
-                         "history": history}
-        LOG.info("  %s saved to %s", stage, report[stage]["path"])
     storage.write_json(storage.join(args.output, "report", "training.json"),
                        json.loads(json.dumps(report, default=str)))
     LOG.info("report: %s", storage.join(args.output, "report", "training.json"))

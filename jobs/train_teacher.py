@@ -15,13 +15,12 @@ import argparse
 import sys
 
 from common import LOG, init_ray, setup_logging
+from ray.train import TrainingFailedError
 
-from p2l3d_core import storage
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset
 from p2l3d_core.training.config import TrainConfig
-from p2l3d_core.training.loops import train_teacher
-from p2l3d_core.training.runner import export_model, fit
+from p2l3d_core.training.runner import run_stage
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,18 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     splits = ray_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,
              args.epochs, args.num_workers, args.zero_stage, args.data, manifest["splits"])
-    result = fit(train_teacher, cfg, {"train": splits["train"], "val": splits["val"]},
-                 name="teacher", storage_path=storage.join(args.output, "ray"),
-                 num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker)
-    if result.error:
-        LOG.error("training failed: %s", result.error)
+    try:
+        run_stage("teacher", cfg, {"train": splits["train"], "val": splits["val"]}, args.output,
+                  num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker, log=LOG.info)
+    except TrainingFailedError as err:
+        LOG.error("training failed: %s", err)
         return 1
-    for _, metrics in result.best_checkpoints:
-        LOG.info("epoch %d: loss %.3f, val pose->text R@5 %.3f (2D only %.3f)", metrics["epoch"],
-                 metrics["train_loss"], metrics.get("val_pose_to_text_R@5", float("nan")),
-                 metrics.get("val_2d_pose_to_text_R@5", float("nan")))
-    exported = export_model(result, storage.join(args.output, "teacher"))
-    LOG.info("teacher saved to %s", exported)
     return 0
 
 

@@ -78,9 +78,8 @@ def read_bytes(uri: str) -> bytes:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write ``data`` so that a reader sees either nothing or the whole file."""
     fs, path = resolve(uri)
-    parent = posixpath.dirname(path) if is_s3(uri) else os.path.dirname(path)
     if not is_s3(uri):
-        fs.create_dir(parent, recursive=True)
+        fs.create_dir(os.path.dirname(path), recursive=True)
         tmp = f"{path}{TMP_MARKER}{uuid.uuid4().hex}"
         with fs.open_output_stream(tmp) as f:
             f.write(data)

@@ -31,13 +31,17 @@ def shard_name(index: int) -> str:
     return f"shards/part-{index:05d}.parquet"
 
 
-def write_shard(dataset_uri: str, index: int, table: pa.Table,
-                failures: list[tuple[str, str]]) -> str:
-    """Write one shard atomically; the poses that failed travel in the file's metadata."""
+def with_failures(table: pa.Table, failures: list[tuple[str, str]]) -> pa.Table:
+    """``table`` carrying the poses that failed in its schema metadata (and so in its file)."""
     meta = dict(table.schema.metadata or {})
     meta[FAILURES_KEY] = json.dumps([{"pose_id": p, "reason": r} for p, r in failures]).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def write_shard(dataset_uri: str, index: int, table: pa.Table) -> str:
+    """Write one shard atomically (failures already attached by :func:`with_failures`)."""
     buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    pq.write_table(table, buf, compression="zstd")
     uri = storage.join(dataset_uri, shard_name(index))
     storage.write_bytes(uri, buf.getvalue())
     return uri

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from p2l3d_core.poses.h36m import random_camera_for
+from p2l3d_core.poses.camera import Y_UP_TO_Z_UP, framing_camera
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.skeleton import from_cmu31
 
@@ -31,8 +31,6 @@ UNIT_SCALES: dict[str, float] = {"m": 1.0, "cm": 0.01, "inch": 0.0254, "cmu": CM
 # ~24-39 in inches, 60-100 in cm; the bounds sit between those bands.
 AUTO_UNIT_RANGES: tuple[tuple[float, float, str], ...] = (
     (0.3, 2.0, "m"), (6.0, 21.0, "cmu"), (21.0, 50.0, "inch"), (50.0, 200.0, "cm"))
-
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 @dataclass
@@ -209,7 +207,7 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     get NaN where names differ). The floor is the lowest point of the whole clip over all BVH
     joints and end sites (toes), so one ground height holds for every frame of the clip.
     Each record has its own random camera (``np.random.default_rng(seed)``) aimed at and
-    framing the pose (:func:`p2l3d_core.poses.h36m.random_camera_for`). ``action`` defaults
+    framing the pose (:func:`p2l3d_core.poses.camera.framing_camera`). ``action`` defaults
     to the file stem.
     """
     path = Path(path)
@@ -223,7 +221,7 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     label = action if action is not None else path.stem
     records = []
     for k, frame in enumerate(selected):
-        camera = random_camera_for(joints[k], rng)
+        camera = framing_camera(joints[k], rng)
         records.append(PoseRecord(
             pose_id=f"bvh/{path.stem}/{frame:06d}", joints_3d=joints[k], camera=camera,
             action=label, source="bvh",

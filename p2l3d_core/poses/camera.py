@@ -138,3 +138,17 @@ def random_camera(rng: np.random.Generator, ranges: CameraRanges = CameraRanges(
         f = min(f, 0.45 * min(ranges.width, ranges.height_px) * max(depth, 0.1) / fit_radius)
     K = np.array([[f, 0, ranges.width / 2], [0, f, ranges.height_px / 2], [0, 0, 1]])
     return Camera.from_matrices(K, R, t, ranges.width, ranges.height_px)
+
+
+def framing_camera(joints: np.ndarray, rng: np.random.Generator,
+                   ranges: CameraRanges = CameraRanges()) -> Camera:
+    """A random camera aimed at the centre of the pose's bounding box and framing it whole
+    (missing joints ignored): how synthetic poses and camera-less mocap are filmed."""
+    lo, hi = np.nanmin(joints, axis=0), np.nanmax(joints, axis=0)
+    centre = (lo + hi) / 2
+    radius = float(np.nanmax(np.linalg.norm(joints - centre, axis=1))) + 0.05
+    return random_camera(rng, ranges, target=centre, fit_radius=radius)
+
+
+# Right-handed axis change from a y-up world (BVH, MPI-INF-3DHP) to ours: (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from p2l3d_core.poses.camera import Camera, CameraRanges, random_camera
+from p2l3d_core.poses.camera import Camera, CameraRanges, framing_camera
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.skeleton import J, NUM_JOINTS
 
@@ -458,9 +458,7 @@ def generate_pose(rng: np.random.Generator, action: str, config: GeneratorConfig
     angles = SAMPLERS[action](rng)
     body = forward_kinematics(angles, sample_bones(rng, config.height_range))
     world = place_in_world(body, rng.uniform(0, 360), angles.lying, angles.lift)
-    centre = (world.min(axis=0) + world.max(axis=0)) / 2
-    camera = random_camera(rng, config.camera, target=centre,
-                           fit_radius=float(np.linalg.norm(world - centre, axis=1).max()) + 0.05)
+    camera = framing_camera(world, rng, config.camera)
     if rng.random() < config.twin_prob:
         chains = list(ARM_CHAINS) + [c for c, s in zip(LEG_CHAINS, SIDES) if angles.legs[s].bend < 20]
         twinned = depth_twin(world, camera, chains[int(rng.integers(len(chains)))])

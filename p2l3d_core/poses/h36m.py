@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from p2l3d_core.poses.camera import Camera, random_camera
+from p2l3d_core.poses.camera import Y_UP_TO_Z_UP, Camera, framing_camera
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.poses.safe_pickle import load_npz_object, safe_load
 
@@ -58,8 +58,6 @@ _H36M_IMG = re.compile(r"(?P<subject>S\d+)_(?P<action>[A-Za-z]+?)(?:[_ ](?P<take
 # '[S1_Seq1_Cam0_]001033.jpg' (train) or 'TS1_002001.jpg' (test).
 _3DHP_IMG = re.compile(r"(?P<key>(?:S\d+_Seq\d+_Cam\d+)|(?:TS\d+))_(?P<frame>\d+)\.\w+$")
 
-# Right-handed axis change from a y-up world (3DHP, BVH) to ours: (x, y, z) -> (x, -z, y).
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 # Camera frame (x right, y down, z forward) to a z-up frame at the camera: (x, y, z) -> (x, z, -y).
 CAM_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
@@ -168,7 +166,7 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
     The file has no cameras. With ``cameras`` (mmpose-style dict keyed ``(subject, camera_id)``
     holding R/T/f/c/w/h dicts or :class:`Camera` objects) each record gets that subject's
     camera ``camera_id`` (default: its first camera id in sorted order); without, a random
-    camera per record (:func:`random_camera_for`, ``np.random.default_rng(seed)``) aimed at
+    camera per record (:func:`p2l3d_core.poses.camera.framing_camera`, ``np.random.default_rng(seed)``) aimed at
     and framing the pose. The object array is read with the restricted unpickler, never
     ``allow_pickle``.
     """
@@ -199,19 +197,10 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
     return records
 
 
-def random_camera_for(joints: np.ndarray, rng: np.random.Generator) -> Camera:
-    """A random camera (``camera.random_camera``) aimed at the centre of the pose's bounding
-    box and framing it whole, as the synthetic generator frames its poses."""
-    lo, hi = np.nanmin(joints, axis=0), np.nanmax(joints, axis=0)
-    centre = (lo + hi) / 2
-    radius = float(np.nanmax(np.linalg.norm(joints - centre, axis=1))) + 0.05
-    return random_camera(rng, target=centre, fit_radius=radius)
-
-
 def _pick_camera(cameras: Mapping | None, subject: str, camera_id: str | None,
                  joints: np.ndarray, rng: np.random.Generator) -> tuple[Camera, str]:
     if cameras is None:
-        return random_camera_for(joints, rng), "random"
+        return framing_camera(joints, rng), "random"
     ids = sorted(cam for subj, cam in cameras if subj == subject)
     if not ids:
         raise KeyError(f"no camera for subject {subject}")
@@ -281,5 +270,5 @@ def _3dhp_image_size(params: Mapping[str, Any]) -> tuple[int, int]:
 
 
 __all__ = ["H36M32_TO_17", "H36M_ACTIONS", "MPI3DHP17_TO_H36M", "camera_from_mmpose",
-           "canonical_action", "load_h36m_cameras", "parse_h36m_imgname", "random_camera_for",
+           "canonical_action", "load_h36m_cameras", "parse_h36m_imgname",
            "read_3dhp_body3d", "read_h36m_body3d", "read_videopose3d"]

@@ -25,7 +25,6 @@ from p2l3d_core.training.batches import (decode_images, labelled_mask, pick_capt
                                          pick_language_targets)
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
-TEXT_COLUMNS = ["image_2d", "image_3d", "captions", "questions", "answers"]
 STATE_FILE = "train_state.json"
 CKPT_TAG = "state"
 
@@ -64,53 +63,79 @@ def _evaluate(model: Teacher, shard, batch_size: int, rng: np.random.Generator) 
     return metrics
 
 
+class _Run:
+    """What both stages set up on a worker: the DeepSpeed engine around ``model``, the epoch to
+    start from (after a restart), the dataset shards and a per-rank random generator."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+        import deepspeed
+        import ray.train
+
+        self.cfg = cfg
+        self.context = ray.train.get_context()
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
+                                                    config=deepspeed_config(cfg))
+        self.device = self.engine.device
+        self.dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
+        self.start = _restore(self.engine)
+        self.train_shard = ray.train.get_dataset_shard("train")
+        self.val_shard = ray.train.get_dataset_shard("val")
+        self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
+
+    def images(self, batch: dict, column: str) -> torch.Tensor:
+        return images_to_tensor(decode_images(batch[column])).to(self.device)
+
+    def fit(self, stage: str, step, evaluate, extra_metrics=lambda: {}) -> None:
+        """Epochs from ``start``: ``step(batch)`` returns the loss terms (``None`` skips the
+        batch); scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
+        validation metrics; every epoch ends with a report and a checkpoint."""
+        engine = self.engine
+        for epoch in range(self.start, self.cfg.epochs):
+            engine.train()
+            t0, totals, steps = time.perf_counter(), {}, 0
+            for batch in self.train_shard.iter_batches(batch_size=self.cfg.batch_size,
+                                                       batch_format="numpy", drop_last=True):
+                out = step(batch)
+                if out is None:
+                    continue
+                engine.backward(out["loss"])
+                engine.step()
+                steps += 1
+                for k, v in out.items():
+                    if v.numel() == 1:
+                        totals[k] = totals.get(k, 0.0) + float(v.detach())
+                _progress(self.context, stage, epoch, steps, t0, out)
+            metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
+            metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
+                           **extra_metrics())
+            if self.val_shard is not None:
+                metrics.update(evaluate())
+            _report(engine, epoch, metrics, self.cfg)
+
+
 def train_teacher(config: dict) -> None:
     """Ray Train loop of the teacher (2D + 3D images, contrastive + language losses)."""
-    import deepspeed
-    import ray.train
-
     cfg = TrainConfig.from_dict(config)
-    context = ray.train.get_context()
     torch.manual_seed(cfg.seed)
-    model = Teacher(cfg.model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
-                                           config=deepspeed_config(cfg))
-    device = engine.device
-    dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
-    start = _restore(engine)
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    rng = np.random.default_rng([cfg.seed, context.get_world_rank()])
+    run = _Run(Teacher(cfg.model), cfg)
 
-    for epoch in range(start, cfg.epochs):
-        engine.train()
-        t0, totals, steps = time.perf_counter(), {}, 0
-        for batch in train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy",
-                                              drop_last=True):
-            if "pose_id" in batch and cfg.labelled_fraction < 1.0:  # the teacher needs text
-                keep = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
-                batch = {k: v[keep] for k, v in batch.items()}
-                if len(batch["captions"]) < 2:
-                    continue
-            x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device, dtype)
-            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device, dtype)
-            prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
-                                                     batch["answers"], rng, cfg.qa_fraction)
-            out = engine(x2, x3, pick_captions(batch["captions"], rng), prompts, targets,
-                         partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
-            engine.backward(out["loss"])
-            engine.step()
-            steps += 1
-            for k in ("loss", "fused", "z2d", "z3d", "lm"):
-                totals[k] = totals.get(k, 0.0) + float(out[k].detach())
-            _progress(context, "teacher", epoch, steps, t0, out)
-        metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
-        metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
-                       logit_scale=float(engine.module.logit_scale()))
-        if val_shard is not None:
-            metrics.update(_evaluate(engine.module, val_shard, cfg.batch_size, rng))
-        _report(engine, epoch, metrics, cfg)
+    def step(batch: dict) -> dict | None:
+        if "pose_id" in batch and cfg.labelled_fraction < 1.0:  # the teacher needs text
+            keep = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+            batch = {k: v[keep] for k, v in batch.items()}
+            if len(batch["captions"]) < 2:
+                return None
+        prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
+                                                 batch["answers"], run.rng, cfg.qa_fraction)
+        return run.engine(run.images(batch, "image_2d").to(run.dtype),
+                          run.images(batch, "image_3d").to(run.dtype),
+                          pick_captions(batch["captions"], run.rng), prompts, targets,
+                          partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
+
+    run.fit("teacher", step,
+            lambda: _evaluate(run.engine.module, run.val_shard, cfg.batch_size, run.rng),
+            lambda: {"logit_scale": float(run.engine.module.logit_scale())})
 
 
 PROGRESS_EVERY_S = 30.0
@@ -144,58 +169,34 @@ def train_student(config: dict) -> None:
     """Ray Train loop of the 2D-only student, distilled from a frozen teacher (eval mode, beside
     it on each worker, as open_clip's distillation does). Every training row gets the teacher's
     embedding as a target; labelled rows also give text anchors, InfoNCE and decoder targets."""
-    import deepspeed
-    import ray.train
-
     cfg = TrainConfig.from_dict(config)
     if not cfg.teacher_path:
         raise ValueError("train_student needs teacher_path (a saved teacher folder)")
-    context = ray.train.get_context()
     torch.manual_seed(cfg.seed)
     teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
     student = Student(cfg.model)
     student.adopt_language(teacher)
-    params = [p for p in student.parameters() if p.requires_grad]
-    engine, _, _, _ = deepspeed.initialize(model=student, model_parameters=params,
-                                           config=deepspeed_config(cfg))
-    device = engine.device
-    dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
-    teacher.to(device)
-    start = _restore(engine)
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    rng = np.random.default_rng([cfg.seed, context.get_world_rank()])
+    run = _Run(student, cfg)
+    teacher.to(run.device)
 
-    for epoch in range(start, cfg.epochs):
-        engine.train()
-        t0, totals, steps = time.perf_counter(), {}, 0
-        for batch in train_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy",
-                                              drop_last=True):
-            labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
-            x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device)
-            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
-            rows = np.flatnonzero(labelled)
-            with torch.no_grad():
-                target = teacher.encode_all(x2, x3)["fused"]
-                text = teacher.text(pick_captions(batch["captions"][rows], rng)) if len(rows) else None
-            prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
-                                                     batch["answers"][rows], rng, cfg.qa_fraction)
-            out = engine(x2.to(dtype), target.to(dtype), None if text is None else text.to(dtype),
-                         torch.as_tensor(labelled, device=device), prompts, targets,
-                         match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
-                         temperature=cfg.distill_temperature,
-                         contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
-            engine.backward(out["loss"])
-            engine.step()
-            steps += 1
-            for k, v in out.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
-            _progress(context, "student", epoch, steps, t0, out)
-        metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
-        metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0)
-        if val_shard is not None:
-            metrics.update(_evaluate_student(engine.module, teacher, val_shard, cfg.batch_size, rng))
-        _report(engine, epoch, metrics, cfg)
+    def step(batch: dict) -> dict:
+        labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+        x2, x3 = run.images(batch, "image_2d"), run.images(batch, "image_3d")
+        rows = np.flatnonzero(labelled)
+        with torch.no_grad():
+            target = teacher.encode_all(x2, x3)["fused"]
+            text = teacher.text(pick_captions(batch["captions"][rows], run.rng)) if len(rows) else None
+        prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
+                                                 batch["answers"][rows], run.rng, cfg.qa_fraction)
+        return run.engine(x2.to(run.dtype), target.to(run.dtype),
+                          None if text is None else text.to(run.dtype),
+                          torch.as_tensor(labelled, device=run.device), prompts, targets,
+                          match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
+                          temperature=cfg.distill_temperature,
+                          contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
+
+    run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
+                                                        cfg.batch_size, run.rng))
 
 
 @torch.no_grad()

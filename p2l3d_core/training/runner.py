@@ -53,3 +53,25 @@ def export_model(result, destination: str) -> str:
             shutil.rmtree(destination)
         shutil.copytree(Path(folder) / "model", destination)
     return str(destination)
+
+
+def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_workers: int,
+              cpus_per_worker: float = 1.0, log: Callable[[str], None] = print) -> dict:
+    """Train ``stage`` ("teacher" or "student") into ``output``: checkpoints under
+    ``output/ray/<stage>``, the exported model in ``output/<stage>``. Returns the model path and
+    the per-epoch metrics; raises Ray Train's ``TrainingFailedError`` if training fails."""
+    from p2l3d_core import storage
+    from p2l3d_core.training.loops import train_student, train_teacher
+
+    loops = {"teacher": train_teacher, "student": train_student}
+    if stage not in loops:
+        raise ValueError(f"unknown stage {stage!r}: use 'teacher' or 'student'")
+    result = fit(loops[stage], cfg, datasets, name=stage, storage_path=storage.join(output, "ray"),
+                 num_workers=num_workers, cpus_per_worker=cpus_per_worker)
+    history = [metrics for _, metrics in result.best_checkpoints]
+    for m in history:
+        log(f"  {stage} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
+            f"{m.get('val_pose_to_text_R@5', float('nan')):.3f}")
+    path = export_model(result, storage.join(output, stage))
+    log(f"  {stage} saved to {path}")
+    return {"path": path, "history": history}
