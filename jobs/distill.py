@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
         return 2
-    data = args.data or storage.join(args.output, "dataset")
+    # Absolute local paths: the teacher folder is read by training workers in other directories.
+    args.output = storage.absolute(args.output)
+    data = storage.absolute(args.data) if args.data else storage.join(args.output, "dataset")
     init_ray(num_cpus=args.num_cpus)
 
     if "render" in stages and not args.data:

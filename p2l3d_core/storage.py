@@ -57,6 +57,11 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (Ray workers run in other directories); URIs unchanged."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
 def join(uri: str, *parts: str) -> str:
     """Join path parts onto a local path or URI with ``/``."""
     if is_s3(uri):

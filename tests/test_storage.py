@@ -39,3 +39,9 @@ def test_bad_uris_are_named(s3_server):
         storage.resolve("gs://x")
     with pytest.raises(FileNotFoundError, match="nothing found under"):
         storage.download_folder("s3://no-such-bucket-xyz/m", "/tmp/none")
+
+
+def test_absolute_makes_local_paths_absolute_and_keeps_uris(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage.absolute("a/b") == str(tmp_path / "a" / "b")
+    assert storage.absolute("s3://bucket/a") == "s3://bucket/a"

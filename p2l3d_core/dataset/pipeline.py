@@ -78,12 +78,9 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
     Re-running with the same config finishes what is missing and rewrites nothing; a complete
     dataset is returned as is. ``concurrency`` caps parallel shard tasks (default: what Ray has).
     """
-    import os
-
     import ray.data
 
-    if not storage.is_s3(dataset_uri):
-        dataset_uri = os.path.abspath(dataset_uri)  # workers may run in another directory
+    dataset_uri = storage.absolute(dataset_uri)  # workers may run in another directory
     storage.ensure_bucket(dataset_uri)
     manifest_uri = storage.join(dataset_uri, "manifest.json")
     if storage.exists(manifest_uri) and not overwrite:

@@ -7,7 +7,6 @@ workers after a failure (from that checkpoint too).
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,9 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not storage_path.startswith("s3://"):
-        storage_path = os.path.abspath(storage_path)
+    from p2l3d_core import storage
+
+    storage_path = storage.absolute(storage_path)
     resources = {"CPU": cpus_per_worker}
     trainer = TorchTrainer(
         loop,

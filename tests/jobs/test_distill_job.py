@@ -92,3 +92,14 @@ def _stop_cluster(temp_dir: str) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(procs, timeout=30)
+
+
+@pytest.mark.slow
+def test_relative_output_works_from_any_directory(tmp_path):
+    """Training workers run in other directories: a relative --output must still reach them."""
+    out = subprocess.run([sys.executable, str(REPO / "jobs" / "distill.py"), "--preset", "smoke",
+                          "--output", "rel/run", "--num-cpus", "4"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900, env=_env(tmp_path))
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    for stage in ("teacher", "student"):
+        assert (tmp_path / "rel" / "run" / stage / "model.safetensors").is_file()
