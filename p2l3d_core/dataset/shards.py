@@ -127,7 +127,8 @@ def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action",
     return table.slice(0, 1).to_pylist()[0]
 
 
-TRAINING_COLUMNS = ["pose_id", "split", "image_2d", "image_3d", "captions", "questions", "answers"]
+TRAINING_COLUMNS = ["pose_id", "split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d",
+                    "captions", "questions", "answers"]
 
 
 def ray_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:

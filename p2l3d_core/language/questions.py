@@ -236,3 +236,14 @@ def ask(codes: Posecodes, i: int, action: str, rng: np.random.Generator | None,
         question = questions[0] if rnd is None else rnd.choice(questions)
         out.append(QA(family, question, answer, sentence, FAMILY_NEEDS_DEPTH[family]))
     return out
+
+
+def answer_table(codes: Posecodes, i: int, action: str) -> dict[str, str]:
+    """Every askable question about pose ``i`` (all paraphrases) -> its answer. Rule-based
+    methods (true 3D, lifted 3D) answer a given question with it; a question missing from the
+    table has no defined answer for that pose."""
+    table: dict[str, str] = {}
+    for _, group in _candidates(codes.pose(i), action):
+        for questions, answer, _ in group:
+            table.update(dict.fromkeys(questions, answer))
+    return table

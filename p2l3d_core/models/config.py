@@ -44,6 +44,10 @@ class DecoderConfig:
     num_heads: int = 4
     prefix_tokens: int = 4
     max_length: int = 64
+    # Token ids (of the text tokenizer) the decoder reads and writes; None = the whole
+    # vocabulary. The language is templated: a few hundred ids cover it, which makes the
+    # embedding and output projection ~50x smaller (see ``decoder.corpus_vocab``).
+    vocab: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class PoseModelConfig:
     """Everything needed to rebuild a teacher or student from ``config.json``."""
 
     embed_dim: int = 256
+    # What the 2D branch reads: "image" (the rendered skeleton), "keypoints" (the 2D
+    # coordinates, an MLP) or "image+keypoints" (both, summed embeddings).
+    pose_input: str = "image"
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -64,8 +71,12 @@ class PoseModelConfig:
         vision = dict(d.get("vision", {}))
         if "resnet_widths" in vision:
             vision["resnet_widths"] = tuple(vision["resnet_widths"])
-        return cls(embed_dim=d.get("embed_dim", 256), vision=VisionConfig(**vision),
-                   text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**d.get("decoder", {})),
+        decoder = dict(d.get("decoder", {}))
+        if decoder.get("vocab") is not None:
+            decoder["vocab"] = tuple(decoder["vocab"])
+        return cls(embed_dim=d.get("embed_dim", 256), pose_input=d.get("pose_input", "image"),
+                   vision=VisionConfig(**vision),
+                   text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**decoder),
                    init_temperature=d.get("init_temperature", 0.07))
 
 

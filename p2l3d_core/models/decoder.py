@@ -2,12 +2,15 @@
 embedding, which enters as ``prefix_tokens`` learned prefix vectors (ClipCap style).
 
 It shares the text encoder's WordPiece tokenizer, so one tokenizer ships with a model and
-nothing is downloaded. Sequence: ``[CLS] prompt target [SEP]``; the loss covers the target and
-the closing ``[SEP]`` only. Prompts: ``"caption:"`` for a description, ``"question: Q answer:"``
-for an answer.
+nothing is downloaded. A config may restrict the decoder to the token ids its corpus uses
+(``DecoderConfig.vocab``, built by :func:`corpus_vocab`): others read as ``[UNK]``. Sequence:
+``[CLS] prompt target [SEP]``; the loss covers the target and the closing ``[SEP]`` only.
+Prompts: ``"caption:"`` for a description, ``"question: Q answer:"`` for an answer.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -21,6 +24,17 @@ def question_prompt(question: str) -> str:
     return f"question: {question} answer:"
 
 
+def corpus_vocab(tokenizer, texts: Iterable[str]) -> tuple[int, ...]:
+    """The token ids ``texts`` and the prompts use, plus the special tokens, sorted."""
+    ids = {tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
+           tokenizer.unk_token_id}
+    texts = list(dict.fromkeys(texts)) + [CAPTION_PROMPT, question_prompt("")]
+    for start in range(0, len(texts), 4096):
+        for row in tokenizer(texts[start:start + 4096], add_special_tokens=False)["input_ids"]:
+            ids.update(row)
+    return tuple(sorted(ids))
+
+
 class PrefixDecoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, embed_dim: int, tokenizer, weights: bool = True):
         super().__init__()
@@ -28,13 +42,20 @@ class PrefixDecoder(nn.Module):
 
         self.tokenizer = tokenizer
         self.cfg = cfg
+        if cfg.vocab is not None and cfg.pretrained:
+            raise ValueError("a pretrained decoder keeps its own vocabulary: leave vocab unset")
+        self._global = list(cfg.vocab) if cfg.vocab is not None else list(range(len(tokenizer)))
+        self._local = {g: i for i, g in enumerate(self._global)}
+        self._unk = self._local[tokenizer.unk_token_id]
+        self.pad_id, self.bos_id, self.eos_id = (self._local[t] for t in (
+            tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id))
         if cfg.pretrained and weights:
             self.lm = AutoModelForCausalLM.from_pretrained(cfg.pretrained, use_safetensors=True)
         else:
             self.lm = GPT2LMHeadModel(GPT2Config(
-                vocab_size=len(tokenizer), n_positions=cfg.prefix_tokens + cfg.max_length + 8,
+                vocab_size=len(self._global), n_positions=cfg.prefix_tokens + cfg.max_length + 8,
                 n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
-                bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id))
+                bos_token_id=self.bos_id, eos_token_id=self.eos_id))
         width = self.lm.config.n_embd
         self.prefix = nn.Linear(embed_dim, cfg.prefix_tokens * width)
 
@@ -42,46 +63,64 @@ class PrefixDecoder(nn.Module):
         return self.prefix(embedding).view(embedding.shape[0], self.cfg.prefix_tokens, -1)
 
     def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [self._local.get(t, self._unk) for t in ids]
 
-    def forward(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
-        """Mean cross-entropy of ``targets`` given the pose embedding and ``prompts``."""
-        tok = self.tokenizer
+    def _target_logits(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits at the positions that predict a target token: ``(logits, labels, sample)``
+        with ``sample`` the row each position belongs to. The vocabulary projection is most of
+        the cost and prompts (questions) are most of the tokens, so nothing else is projected."""
         if not embedding.shape[0] == len(prompts) == len(targets):
             raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
                              f"{len(targets)} targets: one of each per sample")
         seqs, labels = [], []
         for prompt, target in zip(prompts, targets):
-            p = [tok.cls_token_id] + self._ids(prompt)
-            t = (self._ids(target) + [tok.sep_token_id])[: self.cfg.max_length - len(p)]
+            p = [self.bos_id] + self._ids(prompt)
+            t = (self._ids(target) + [self.eos_id])[: self.cfg.max_length - len(p)]
             seqs.append(p + t)
             labels.append([-100] * len(p) + t)
         width = max(len(s) for s in seqs)
         device = embedding.device
-        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long, device=device)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         lab = torch.full_like(ids, -100)
         mask = torch.zeros_like(ids)
         for i, (s, l) in enumerate(zip(seqs, labels)):
-            ids[i, : len(s)] = torch.tensor(s, device=device)
-            lab[i, : len(l)] = torch.tensor(l, device=device)
+            ids[i, : len(s)] = torch.tensor(s)
+            lab[i, : len(l)] = torch.tensor(l)
             mask[i, : len(s)] = 1
+        ids, lab, mask = ids.to(device), lab.to(device), mask.to(device)
         prefix = self._prefix(embedding)
         k = prefix.shape[1]
         embeds = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
         full_mask = torch.cat([torch.ones(len(seqs), k, dtype=mask.dtype, device=device), mask], 1)
-        full_labels = torch.cat([torch.full((len(seqs), k), -100, dtype=lab.dtype, device=device), lab], 1)
-        return self.lm(inputs_embeds=embeds, attention_mask=full_mask, labels=full_labels).loss
+        hidden = self.lm.base_model(inputs_embeds=embeds, attention_mask=full_mask).last_hidden_state
+        rows, cols = torch.nonzero(lab != -100, as_tuple=True)
+        logits = self.lm.get_output_embeddings()(hidden[rows, cols + k - 1]).float()
+        return logits, lab[rows, cols], rows
+
+    def forward(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+        """Mean cross-entropy of ``targets`` given the pose embedding and ``prompts``."""
+        logits, labels, _ = self._target_logits(embedding, prompts, targets)
+        return nn.functional.cross_entropy(logits, labels)
+
+    @torch.no_grad()
+    def score(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+        """Log-likelihood of each target (summed over its tokens and the closing ``[SEP]``):
+        ranks the candidates of a closed answer vocabulary."""
+        logits, labels, rows = self._target_logits(embedding, prompts, targets)
+        token_ll = -nn.functional.cross_entropy(logits, labels, reduction="none")
+        return torch.zeros(len(prompts), device=logits.device).index_add_(0, rows, token_ll)
 
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, prompts: list[str], max_new_tokens: int = 40) -> list[str]:
         """Greedy decoding, batched: prompts are left-padded and positions follow the mask."""
-        tok = self.tokenizer
         device = embedding.device
         if embedding.shape[0] != len(prompts):
             raise ValueError(f"{embedding.shape[0]} embeddings but {len(prompts)} prompts")
-        prompt_ids = [[tok.cls_token_id] + self._ids(p) for p in prompts]
+        prompt_ids = [[self.bos_id] + self._ids(p) for p in prompts]
         width = max(len(p) for p in prompt_ids)
-        ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long, device=device)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros_like(ids)
         for i, p in enumerate(prompt_ids):
             ids[i, width - len(p):] = torch.tensor(p, device=device)
@@ -96,13 +135,13 @@ class PrefixDecoder(nn.Module):
             positions = (full_mask.cumsum(1) - 1).clamp(min=0)
             logits = self.lm(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions).logits
             nxt = logits[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             for i, t in enumerate(nxt.tolist()):
-                if not done[i] and t != tok.sep_token_id:
-                    out[i].append(t)
-            done |= nxt == tok.sep_token_id
+                if not done[i] and t != self.eos_id:
+                    out[i].append(self._global[t])
+            done |= nxt == self.eos_id
             ids = torch.cat([ids, nxt[:, None]], 1)
-            mask = torch.cat([mask, (~done | (nxt == tok.sep_token_id)).long()[:, None]], 1)
+            mask = torch.cat([mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
             if bool(done.all()):
                 break
-        return [tok.decode(o, skip_special_tokens=True).strip() for o in out]
+        return [self.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]

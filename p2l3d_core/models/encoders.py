@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, TextConfig, VisionConfig
+from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, PoseModelConfig, TextConfig, VisionConfig
 
 
 def resolve_pretrained(name: str) -> str:
@@ -83,6 +83,9 @@ class ImageEncoder(nn.Module):
         return nn.functional.normalize(self.proj(_pooled(self.backbone(pixel_values=pixels))), dim=-1)
 
 
+TEXT_CACHE_SIZE = 200_000
+
+
 class TextEncoder(nn.Module):
     """Sentences -> normalised embeddings (mean-pooled transformer states + projection)."""
 
@@ -98,6 +101,9 @@ class TextEncoder(nn.Module):
         if cfg.freeze:
             self.backbone.requires_grad_(False).eval()
         self.proj = nn.Linear(self.backbone.config.hidden_size, embed_dim)
+        # Frozen backbone: a sentence's features never change, and the language is templated
+        # (few distinct sentences), so each is computed once per process. Bounded, not persisted.
+        self._cache: dict[str, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> "TextEncoder":
         super().train(mode)
@@ -110,7 +116,20 @@ class TextEncoder(nn.Module):
                               return_tensors="pt")
 
     def features(self, texts: list[str]) -> torch.Tensor:
-        """Mean-pooled backbone states (no projection): cacheable when the backbone is frozen."""
+        """Mean-pooled backbone states (no projection); cached per sentence when frozen."""
+        if not self.frozen:
+            return self._features(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            if len(self._cache) + len(missing) > TEXT_CACHE_SIZE:
+                self._cache.clear()
+            for start in range(0, len(missing), 256):
+                chunk = missing[start:start + 256]
+                self._cache.update(zip(chunk, self._features(chunk).detach().cpu()))
+        device = self.proj.weight.device
+        return torch.stack([self._cache[t] for t in texts]).to(device)
+
+    def _features(self, texts: list[str]) -> torch.Tensor:
         tokens = {k: v.to(self.proj.weight.device) for k, v in self.tokenize(texts).items()}
         with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
             states = self.backbone(**tokens).last_hidden_state
@@ -119,3 +138,32 @@ class TextEncoder(nn.Module):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         return nn.functional.normalize(self.proj(self.features(texts)), dim=-1)
+
+
+POSE_INPUTS = ("image", "keypoints", "image+keypoints")
+
+
+class Pose2DEncoder(nn.Module):
+    """The 2D branch: the rendered skeleton image, the keypoint coordinates, or both (their
+    embeddings summed, then normalised). Inputs: ``{"image": (B,3,H,W), "keypoints": (B,51)}``."""
+
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+        super().__init__()
+        from p2l3d_core.models.keypoints import KeypointEncoder
+
+        if cfg.pose_input not in POSE_INPUTS:
+            raise ValueError(f"unknown pose_input {cfg.pose_input!r}: use one of {POSE_INPUTS}")
+        self.uses = tuple(cfg.pose_input.split("+"))
+        self.image = ImageEncoder(cfg.vision, cfg.embed_dim, weights) if "image" in self.uses else None
+        self.keypoints = KeypointEncoder(cfg.embed_dim) if "keypoints" in self.uses else None
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        missing = [k for k in self.uses if k not in inputs]
+        if missing:
+            raise ValueError(f"the 2D encoder reads {self.uses}; missing {missing}")
+        parts = []
+        if self.image is not None:
+            parts.append(self.image(inputs["image"]))
+        if self.keypoints is not None:
+            parts.append(self.keypoints(inputs["keypoints"]))
+        return parts[0] if len(parts) == 1 else nn.functional.normalize(sum(parts), dim=-1)

@@ -14,7 +14,7 @@ from torch import nn
 
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
-from p2l3d_core.models.encoders import ImageEncoder, TextEncoder
+from p2l3d_core.models.encoders import ImageEncoder, Pose2DEncoder, TextEncoder
 from p2l3d_core.models.losses import LogitScale, clip_loss, distill_loss
 
 
@@ -28,7 +28,9 @@ class _PoseLanguageModel(nn.Module):
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
 
-    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """Pose embedding from the 2D inputs (``Pose2DEncoder``) and, for a teacher, the 3D image."""
         raise NotImplementedError
 
     def language_loss(self, pose: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
@@ -41,37 +43,39 @@ class Teacher(_PoseLanguageModel):
 
     def __init__(self, cfg: PoseModelConfig, weights: bool = True):
         super().__init__(cfg, weights)
-        self.image_2d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+        self.encoder_2d = Pose2DEncoder(cfg, weights)
         self.image_3d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
         d = cfg.embed_dim
         self.fuse = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
 
-    def encode_all(self, image_2d: torch.Tensor, image_3d: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Embeddings of the 2D image, the 3D image and their fusion (all normalised)."""
-        z2, z3 = self.image_2d(image_2d), self.image_3d(image_3d)
+    def encode_all(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+        """Embeddings of the 2D inputs, the 3D image and their fusion (all normalised)."""
+        z2, z3 = self.encoder_2d(inputs_2d), self.image_3d(image_3d)
         fused = nn.functional.normalize(self.fuse(torch.cat([z2, z3], -1)) + z2 + z3, dim=-1)
         return {"z2d": z2, "z3d": z3, "fused": fused}
 
-    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+                    ) -> torch.Tensor:
         if image_3d is None:
-            return self.image_2d(image_2d)  # partial input: 2D alone is aligned too
-        return self.encode_all(image_2d, image_3d)["fused"]
+            return self.encoder_2d(inputs_2d)  # partial input: 2D alone is aligned too
+        return self.encode_all(inputs_2d, image_3d)["fused"]
 
-    def contrastive_loss(self, image_2d: torch.Tensor, image_3d: torch.Tensor, text: torch.Tensor,
+    def contrastive_loss(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor, text: torch.Tensor,
                          partial_weight: float = 0.5) -> dict[str, torch.Tensor]:
         """InfoNCE of the fused embedding with the text, plus each image alone (partial)."""
-        z = self.encode_all(image_2d, image_3d)
+        z = self.encode_all(inputs_2d, image_3d)
         scale = self.logit_scale()
         terms = {name: clip_loss(z[name], text, scale) for name in ("fused", "z2d", "z3d")}
         terms["loss"] = terms["fused"] + partial_weight * (terms["z2d"] + terms["z3d"])
         return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
 
-    def forward(self, image_2d: torch.Tensor, image_3d: torch.Tensor, texts: list[str],
+    def forward(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor, texts: list[str],
                 prompts: list[str], targets: list[str], partial_weight: float = 0.5,
                 lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Training step: contrastive terms plus the language-model loss on the fused embedding.
         The loss lives in ``forward`` so DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
-        out = self.contrastive_loss(image_2d, image_3d, self.text(texts), partial_weight)
+        out = self.contrastive_loss(inputs_2d, image_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
         out["loss"] = out["loss"] + lm_weight * out["lm"]
         return out
@@ -82,10 +86,11 @@ class Student(_PoseLanguageModel):
 
     def __init__(self, cfg: PoseModelConfig, weights: bool = True):
         super().__init__(cfg, weights)
-        self.image_2d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+        self.encoder_2d = Pose2DEncoder(cfg, weights)
 
-    def encode_pose(self, image_2d: torch.Tensor, image_3d: torch.Tensor | None = None) -> torch.Tensor:
-        return self.image_2d(image_2d)
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        return self.encoder_2d(inputs_2d)
 
     def adopt_language(self, teacher: Teacher) -> None:
         """Start from the teacher's text encoder (kept frozen: its embeddings are the anchors the
@@ -95,18 +100,29 @@ class Student(_PoseLanguageModel):
         self.decoder.load_state_dict(teacher.decoder.state_dict())
         self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())
 
-    def forward(self, image_2d: torch.Tensor, teacher_pose: torch.Tensor, text: torch.Tensor | None,
-                labelled: torch.Tensor, prompts: list[str], targets: list[str],
+    def forward(self, inputs_2d: dict[str, torch.Tensor], labelled: torch.Tensor,
+                prompts: list[str], targets: list[str], teacher_pose: torch.Tensor | None = None,
+                teacher_text: torch.Tensor | None = None, captions: list[str] | None = None,
                 match: str = "cosine", match_weight: float = 1.0, rkd_weight: float = 1.0,
                 temperature: float = 0.1, contrastive_weight: float = 0.5,
                 lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """Distillation step on a batch mixing labelled rows (text known) and pool rows (only the
-        teacher's embedding). ``text``: teacher text embeddings of the labelled rows, in order;
-        ``prompts``/``targets``: decoder inputs of the labelled rows."""
-        z = self.image_2d(image_2d)
-        anchors = text if text is not None and text.shape[0] > 1 else None
-        out = distill_loss(z, teacher_pose, anchors, match, match_weight, rkd_weight, temperature)
-        if text is not None and text.shape[0] > 1:
+        """One training step on a batch mixing labelled rows (text known) and pool rows.
+
+        Distillation (``teacher_pose`` given, one row per sample): embedding match and
+        relational KD towards the teacher on every row; ``teacher_text`` are the teacher's text
+        embeddings of the labelled rows (the KD anchors and InfoNCE targets). Without a teacher
+        (the ``baseline_2d`` ablations) the student's own text encoder embeds ``captions`` of the
+        labelled rows. ``prompts``/``targets``: decoder inputs of the labelled rows, in order."""
+        z = self.encoder_2d(inputs_2d)
+        out: dict[str, torch.Tensor] = {"loss": z.new_zeros(())}
+        text = teacher_text if teacher_text is not None else (
+            self.text(captions) if captions else None)
+        if text is not None and text.shape[0] < 2:
+            text = None  # InfoNCE needs negatives
+        if teacher_pose is not None:
+            out.update(distill_loss(z, teacher_pose, text, match, match_weight, rkd_weight,
+                                    temperature))
+        if text is not None:
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
             out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]
         if prompts:

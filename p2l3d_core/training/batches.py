@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
+from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.keypoints import keypoint_features
 from p2l3d_core.render import decode_png
 
 
@@ -41,3 +44,44 @@ def labelled_mask(pose_ids, fraction: float) -> np.ndarray:
     if fraction >= 1.0:
         return np.ones(len(pose_ids), dtype=bool)
     return np.array([stable_unit(f"labelled:{p}") < fraction for p in pose_ids], dtype=bool)
+
+
+def stack_column(column) -> np.ndarray:
+    """A column of nested lists (Arrow/Ray Data give object arrays of arrays) -> one ndarray."""
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return column
+    return np.stack([np.stack(list(row)) if isinstance(row, (list, np.ndarray)) and len(row)
+                     and isinstance(row[0], (list, np.ndarray)) else np.asarray(row) for row in column])
+
+
+def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Tensor]:
+    """The 2D branch's inputs of a batch: ``image`` and/or ``keypoints`` (see ``Pose2DEncoder``)."""
+    out: dict[str, torch.Tensor] = {}
+    if "image" in pose_input:
+        out["image"] = images_to_tensor(decode_images(batch["image_2d"])).to(device)
+    if "keypoints" in pose_input:
+        feats = keypoint_features(stack_column(batch["keypoints_2d"]), stack_column(batch["visible_2d"]))
+        out["keypoints"] = torch.from_numpy(feats).to(device)
+    return out
+
+
+def language_2d(batch: dict, seed: int) -> dict:
+    """The batch with its text replaced by text measured from the 2D keypoints alone
+    (``baseline_2d_no3d``): same pose ids, so the same rows stay labelled."""
+    from p2l3d_core.dataset.build import stable_unit
+    from p2l3d_core.language.from_2d import describe_batch_2d
+
+    seeds = [int(stable_unit(f"2d:{seed}:{p}") * 2**31) for p in batch["pose_id"]]
+    texts = describe_batch_2d(stack_column(batch["keypoints_2d"]), [str(a) for a in batch["action"]],
+                              stack_column(batch["visible_2d"]), seeds)
+    out = dict(batch)
+    out["captions"] = _objects([t.captions for t in texts])
+    out["questions"] = _objects([[q.question for q in t.qas] for t in texts])
+    out["answers"] = _objects([[q.answer for q in t.qas] for t in texts])
+    return out
+
+
+def _objects(rows: list[list[str]]) -> np.ndarray:
+    out = np.empty(len(rows), dtype=object)
+    out[:] = [np.asarray(r, dtype=object) for r in rows]
+    return out

@@ -26,7 +26,11 @@ class TrainConfig:
     # Language is scarce, 3D is not: only this fraction of the training split keeps its text
     # (chosen by a stable hash of the pose id); the rest is the unlabelled pool.
     labelled_fraction: float = 1.0
-    # Distillation (student stage)
+    # Which text supervises: "3d" (measured on the 3D joints, the dataset's columns) or "2d"
+    # (measured on the 2D keypoints alone: the baseline_2d_no3d ablation).
+    language: str = "3d"
+    # Student stage: distilled from the teacher at ``teacher_path``; without one the student's
+    # architecture trains on the labelled rows alone (the baseline_2d ablations).
     teacher_path: str | None = None
     match: str = "cosine"
     match_weight: float = 1.0

@@ -21,8 +21,8 @@ from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.models.encoders import images_to_tensor
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import (decode_images, labelled_mask, pick_captions,
-                                         pick_language_targets)
+from p2l3d_core.training.batches import (decode_images, labelled_mask, language_2d,
+                                         pick_captions, pick_language_targets, pose_inputs)
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
 STATE_FILE = "train_state.json"
@@ -43,14 +43,14 @@ def _restore(engine) -> int:
 
 
 @torch.no_grad()
-def _evaluate(model: Teacher, shard, batch_size: int, rng: np.random.Generator) -> dict[str, float]:
+def _evaluate(model: Teacher, shard, cfg: TrainConfig, rng: np.random.Generator) -> dict[str, float]:
     """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard."""
     model.eval()
+    device = model.text.proj.weight.device
     fused, z2d, texts = [], [], []
-    for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        x2 = images_to_tensor(decode_images(batch["image_2d"])).to(model.text.proj.weight.device)
-        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(x2.device)
-        z = model.encode_all(x2, x3)
+    for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
+        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+        z = model.encode_all(pose_inputs(batch, cfg.model.pose_input, device), x3)
         fused.append(z["fused"])
         z2d.append(z["z2d"])
         texts.append(model.text(pick_captions(batch["captions"], rng)))
@@ -84,7 +84,11 @@ class _Run:
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
 
     def images(self, batch: dict, column: str) -> torch.Tensor:
-        return images_to_tensor(decode_images(batch[column])).to(self.device)
+        return images_to_tensor(decode_images(batch[column])).to(self.device).to(self.dtype)
+
+    def inputs_2d(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.dtype) for k, v in
+                pose_inputs(batch, self.cfg.model.pose_input, self.device).items()}
 
     def fit(self, stage: str, step, evaluate, extra_metrics=lambda: {}) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms (``None`` skips the
@@ -128,13 +132,11 @@ def train_teacher(config: dict) -> None:
                 return None
         prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
                                                  batch["answers"], run.rng, cfg.qa_fraction)
-        return run.engine(run.images(batch, "image_2d").to(run.dtype),
-                          run.images(batch, "image_3d").to(run.dtype),
+        return run.engine(run.inputs_2d(batch), run.images(batch, "image_3d"),
                           pick_captions(batch["captions"], run.rng), prompts, targets,
                           partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
 
-    run.fit("teacher", step,
-            lambda: _evaluate(run.engine.module, run.val_shard, cfg.batch_size, run.rng),
+    run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
             lambda: {"logit_scale": float(run.engine.module.logit_scale())})
 
 
@@ -166,57 +168,79 @@ def _report(engine, epoch: int, metrics: dict, cfg: TrainConfig) -> None:
 
 
 def train_student(config: dict) -> None:
-    """Ray Train loop of the 2D-only student, distilled from a frozen teacher (eval mode, beside
-    it on each worker, as open_clip's distillation does). Every training row gets the teacher's
-    embedding as a target; labelled rows also give text anchors, InfoNCE and decoder targets."""
+    """Ray Train loop of the 2D-only student. With ``teacher_path``: distilled from a frozen
+    teacher (eval mode, beside it on each worker, as open_clip's distillation does); every
+    training row gets the teacher's embedding as a target, labelled rows also give text anchors,
+    InfoNCE and decoder targets. Without: the same architecture on the labelled rows alone, its
+    text from the dataset (``language="3d"``) or from the 2D keypoints (``"2d"``)."""
     cfg = TrainConfig.from_dict(config)
-    if not cfg.teacher_path:
-        raise ValueError("train_student needs teacher_path (a saved teacher folder)")
+    if cfg.language not in ("3d", "2d"):
+        raise ValueError(f"language must be '3d' or '2d', got {cfg.language!r}")
+    if cfg.teacher_path and cfg.language != "3d":
+        raise ValueError("a distilled student learns the teacher's 3D-grounded language: "
+                         "language='2d' is for runs without a teacher")
     torch.manual_seed(cfg.seed)
-    teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
     student = Student(cfg.model)
-    student.adopt_language(teacher)
+    teacher = None
+    if cfg.teacher_path:
+        teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
+        student.adopt_language(teacher)
     run = _Run(student, cfg)
-    teacher.to(run.device)
+    if teacher is not None:
+        teacher.to(run.device)
 
-    def step(batch: dict) -> dict:
+    def step(batch: dict) -> dict | None:
         labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
-        x2, x3 = run.images(batch, "image_2d"), run.images(batch, "image_3d")
+        if teacher is None:  # no teacher: only the labelled rows teach anything
+            batch = {k: v[labelled] for k, v in batch.items()}
+            if cfg.language == "2d":
+                batch = language_2d(batch, cfg.seed)
+            labelled = labelled[labelled]
+            if len(labelled) < 2:
+                return None
         rows = np.flatnonzero(labelled)
-        with torch.no_grad():
-            target = teacher.encode_all(x2, x3)["fused"]
-            text = teacher.text(pick_captions(batch["captions"][rows], run.rng)) if len(rows) else None
+        inputs = run.inputs_2d(batch)
+        captions = pick_captions(batch["captions"][rows], run.rng)
         prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
                                                  batch["answers"][rows], run.rng, cfg.qa_fraction)
-        return run.engine(x2.to(run.dtype), target.to(run.dtype),
-                          None if text is None else text.to(run.dtype),
-                          torch.as_tensor(labelled, device=run.device), prompts, targets,
+        weights = dict(contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
+        mask = torch.as_tensor(labelled, device=run.device)
+        if teacher is None:
+            return run.engine(inputs, mask, prompts, targets, captions=captions, **weights)
+        with torch.no_grad():
+            target = teacher.encode_all(inputs, run.images(batch, "image_3d"))["fused"]
+            text = teacher.text(captions) if len(rows) else None
+        return run.engine(inputs, mask, prompts, targets, teacher_pose=target.to(run.dtype),
+                          teacher_text=None if text is None else text.to(run.dtype),
                           match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
-                          temperature=cfg.distill_temperature,
-                          contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
+                          temperature=cfg.distill_temperature, **weights)
 
     run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
-                                                        cfg.batch_size, run.rng))
+                                                        cfg, run.rng))
 
 
 @torch.no_grad()
-def _evaluate_student(student: Student, teacher: Teacher, shard, batch_size: int,
+def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: TrainConfig,
                       rng: np.random.Generator) -> dict[str, float]:
-    """Retrieval of the student's 2D embeddings against the teacher's text embeddings, and how
-    close the student sits to the teacher's fused embedding (cosine)."""
+    """Retrieval of the student's 2D embeddings against text embeddings (the teacher's when
+    there is one, else its own) and, when distilled, how close it sits to the teacher's fused
+    embedding (cosine)."""
     student.eval()
     zs, zt, texts = [], [], []
     device = student.text.proj.weight.device
-    for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        x2 = images_to_tensor(decode_images(batch["image_2d"])).to(device)
-        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
-        zs.append(student.encode_pose(x2))
-        zt.append(teacher.encode_all(x2, x3)["fused"])
-        texts.append(teacher.text(pick_captions(batch["captions"], rng)))
+    text_encoder = teacher.text if teacher is not None else student.text
+    for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
+        inputs = pose_inputs(batch, cfg.model.pose_input, device)
+        zs.append(student.encode_pose(inputs))
+        if teacher is not None:
+            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+            zt.append(teacher.encode_all(inputs, x3)["fused"])
+        texts.append(text_encoder(pick_captions(batch["captions"], rng)))
     if not zs:
         return {}
-    z, t = torch.cat(zs), torch.cat(zt)
+    z = torch.cat(zs)
     metrics = {f"val_{k}": v for k, v in recall_at_k(z, torch.cat(texts)).items()}
-    metrics["val_cosine_to_teacher"] = float((z * t).sum(-1).mean())
+    if zt:
+        metrics["val_cosine_to_teacher"] = float((z * torch.cat(zt)).sum(-1).mean())
     metrics["val_size"] = float(z.shape[0])
     return metrics

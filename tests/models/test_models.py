@@ -46,11 +46,11 @@ def test_text_encoder_is_the_pretrained_minilm(teacher):
 
 def test_teacher_embeddings_are_normalised_and_partial_inputs_work(teacher):
     x2, x3 = _images(4), _images(4, seed=1)
-    out = teacher.contrastive_loss(x2, x3, teacher.text(["a", "b", "c", "d"]))
+    out = teacher.contrastive_loss({"image": x2}, x3, teacher.text(["a", "b", "c", "d"]))
     for key in ("emb_fused", "emb_z2d", "emb_z3d"):
         assert torch.allclose(out[key].norm(dim=-1), torch.ones(4), atol=1e-5)
     assert out["loss"] > 0 and torch.isfinite(out["loss"])
-    assert teacher.encode_pose(x2).shape == (4, 32)
+    assert teacher.encode_pose({"image": x2}).shape == (4, 32)
 
 
 def test_a_few_steps_fit_captions_and_answers():
@@ -62,14 +62,14 @@ def test_a_few_steps_fit_captions_and_answers():
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     first = None
     for _ in range(120):
-        loss = model.decoder(model.encode_pose(x), prompts, targets)
+        loss = model.decoder(model.encode_pose({"image": x}), prompts, targets)
         first = first if first is not None else float(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert float(loss) < first / 5
     model.eval()
-    assert model.decoder.generate(model.encode_pose(x), prompts, max_new_tokens=8) == targets
+    assert model.decoder.generate(model.encode_pose({"image": x}), prompts, max_new_tokens=8) == targets
 
 
 def test_save_and_load_round_trip(tmp_path, teacher):
@@ -80,7 +80,7 @@ def test_save_and_load_round_trip(tmp_path, teacher):
     again = load_pretrained(folder)
     assert isinstance(again, Teacher)
     with torch.no_grad():
-        assert torch.allclose(teacher.encode_pose(x2, x3), again.encode_pose(x2, x3), atol=1e-6)
+        assert torch.allclose(teacher.encode_pose({"image": x2}, x3), again.encode_pose({"image": x2}, x3), atol=1e-6)
         assert torch.allclose(teacher.text(["hello"]), again.text(["hello"]), atol=1e-6)
 
 

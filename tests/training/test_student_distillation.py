@@ -61,5 +61,5 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
         assert torch.allclose(student.text(texts), teacher.text(texts), atol=1e-6)
         row = data["table"].slice(170, 2).to_pylist()
         x = images_to_tensor(np.stack([decode_png(r["image_2d"]) for r in row]))
-        captions = student.decoder.generate(student.encode_pose(x), [CAPTION_PROMPT] * 2, max_new_tokens=12)
+        captions = student.decoder.generate(student.encode_pose({"image": x}), [CAPTION_PROMPT] * 2, max_new_tokens=12)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)

@@ -1,0 +1,51 @@
+"""2D keypoints as network input: the coordinates themselves, beside or instead of the image.
+
+Features are translation- and scale-free (centred on the pelvis, divided by the skeleton's
+extent) so a network sees the pose, not where the person stood in the frame; unseen joints are
+zeros with a visibility flag of 0.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from p2l3d_core.skeleton import J, NUM_JOINTS
+
+KEYPOINT_FEATURES = NUM_JOINTS * 3  # x, y, visible per joint
+
+
+def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """``(N, 17, 2)`` pixels (NaN = unseen) -> ``(N, 51)`` float32 normalised features."""
+    kp = np.asarray(keypoints_2d, dtype=np.float64).reshape(-1, NUM_JOINTS, 2)
+    seen = ~np.isnan(kp).any(-1)
+    if visible is not None:
+        seen &= np.asarray(visible, dtype=bool).reshape(-1, NUM_JOINTS)
+    pts = np.where(seen[..., None], kp, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: handled below
+        centre = np.where(seen[:, J["pelvis"], None], pts[:, J["pelvis"]], np.nanmean(pts, axis=1))
+        rel = pts - centre[:, None]
+        scale = np.nanmax(np.abs(rel).reshape(len(kp), -1), axis=1)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)
+    rel = np.nan_to_num(rel / scale[:, None, None], nan=0.0)
+    return np.concatenate([rel, seen[..., None].astype(np.float64)], -1).reshape(len(kp), -1).astype(np.float32)
+
+
+class KeypointEncoder(nn.Module):
+    """Keypoint features -> normalised embedding (an MLP: the inputs are 51 numbers)."""
+
+    def __init__(self, embed_dim: int, hidden: int = 512, layers: int = 3):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = KEYPOINT_FEATURES
+        for _ in range(layers - 1):
+            blocks += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
+            width = hidden
+        self.mlp = nn.Sequential(*blocks, nn.Linear(width, embed_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.mlp(features), dim=-1)
