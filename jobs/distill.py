@@ -1,19 +1,23 @@
 """The main job: render a dataset (unless --data names one), train the teacher on 2D + 3D
-images with language, distil the 2D-only student, and write a training report.
+images with language, distil the 2D-only student, train the baselines, and evaluate them all.
 
 Examples:
   python jobs/distill.py --preset quickstart --output runs/quickstart
   ray job submit --working-dir . -- python jobs/distill.py --preset paper --output s3://b/run --use-gpu
-  python jobs/distill.py --stages student --output runs/quickstart     # redo the student only
+  python jobs/distill.py --stages student,evaluate --output runs/quickstart   # redo some stages
 
-OUTPUT holds dataset/ (if rendered here), teacher/, student/, report/training.json, and ray/
-(checkpoints). Running the same command again resumes each stage from its last finished epoch.
-Evaluation against the baselines is not part of this job yet.
+Stages: render, teacher, student (and its extra seeds), baselines (baseline_2d with its seeds,
+baseline_2d_no3d, coords_2d), curve (teacher, student and baseline_2d at other labelled
+fractions), evaluate (jobs/evaluate.py on the test split). OUTPUT holds dataset/ (if rendered
+here), teacher/, student/, seeds/, baselines/, curve/, report/ and ray/ (checkpoints). Running
+the same command again resumes each training from its last finished epoch; finished models are
+kept unless --retrain.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -27,9 +31,9 @@ from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.presets import PRESETS, get_preset
-from p2l3d_core.training.runner import run_stage
+from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
-STAGES = ("render", "teacher", "student")
+STAGES = ("render", "teacher", "student", "baselines", "curve", "evaluate")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--use-gpu", action="store_true", default=None)
     p.add_argument("--zero-stage", type=int, default=None, choices=[0, 1, 2])
+    p.add_argument("--seeds", type=int, default=None,
+                   help="how many seeds student and baseline_2d are trained with (preset default)")
+    p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")
+    p.add_argument("--retrain", action="store_true",
+                   help="train models again even where a finished one exists")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     return p.parse_args(argv)
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         p = get_preset(args.preset, num_poses=args.num_poses, image_size=args.image_size,
                        teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                        batch_size=args.batch_size, labelled_fraction=args.labelled_fraction,
-                       num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage)
+                       num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
+                       seeds=args.seeds, eval_poses=args.eval_poses)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
@@ -84,32 +94,77 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2
-    model = model_preset(p.model, manifest["config"]["image_size"])
+    model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"], p.pose_input), data)
     splits = ray_splits(data)
-    datasets = {"train": splits["train"], "val": splits["val"]}
-    common = dict(model=model, batch_size=p.batch_size, lr=p.lr, zero_stage=p.zero_stage,
-                  use_gpu=p.use_gpu, seed=args.seed, labelled_fraction=p.labelled_fraction)
+    # Read the shards once: every training of this job iterates the same rows each epoch.
+    datasets = {"train": splits["train"].materialize(), "val": splits["val"].materialize()}
     report: dict = {"preset": args.preset, "settings": p.__dict__, "data": data,
                     "splits": manifest["splits"]}
-    teacher_dir = storage.join(args.output, "teacher")
-    for stage in ("teacher", "student"):
-        if stage not in stages:
-            continue
-        epochs = p.teacher_epochs if stage == "teacher" else p.student_epochs
-        cfg = TrainConfig(epochs=epochs, teacher_path=teacher_dir if stage == "student" else None,
-                          **common)
-        LOG.info("== %s: %d epochs, %d workers, ZeRO-%d, %s model, %.0f%% of train labelled", stage,
-                 epochs, p.num_workers, p.zero_stage, p.model, 100 * p.labelled_fraction)
-        try:
-            report[stage] = run_stage(stage, cfg, datasets, args.output, num_workers=p.num_workers,
-                                      log=LOG.info)
-        except TrainingFailedError as err:
-            LOG.error("%s training failed: %s", stage, err)
-            return 1
+    try:
+        for name, stage, cfg in plan_runs(p, stages, model, args.output, args.seed):
+            if not args.retrain and _finished(args.output, name):
+                LOG.info("== %s: finished earlier, kept (--retrain trains it again)", name)
+                continue
+            LOG.info("== %s: %d epochs, %d workers, ZeRO-%d, %s model (%s), %.1f%% of train "
+                     "labelled%s%s", name, cfg.epochs, p.num_workers, cfg.zero_stage, p.model,
+                     cfg.model.pose_input, 100 * cfg.labelled_fraction,
+                     ", distilled" if cfg.teacher_path else "",
+                     ", 2D-measured language" if cfg.language == "2d" else "")
+            report[name] = run_stage(stage, cfg, datasets, args.output, name=name,
+                                     num_workers=p.num_workers, log=LOG.info)
+    except TrainingFailedError as err:
+        LOG.error("training failed: %s", err)
+        return 1
     storage.write_json(storage.join(args.output, "report", "training.json"),
                        json.loads(json.dumps(report, default=str)))
-    LOG.info("report: %s", storage.join(args.output, "report", "training.json"))
+    LOG.info("training report: %s", storage.join(args.output, "report", "training.json"))
+    if "evaluate" in stages:
+        import evaluate
+
+        return evaluate.main(["--run", args.output, "--data", data, "--seed", str(args.seed),
+                              "--eval-poses", str(p.eval_poses)])
     return 0
+
+
+def _finished(output: str, name: str) -> bool:
+    return storage.exists(storage.join(output, *name.split("/"), "config.json"))
+
+
+def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple[str, str, TrainConfig]]:
+    """``(name, stage, config)`` of every training the chosen stages need, in order (a
+    teacher before the students distilled from it)."""
+    common = dict(model=model, batch_size=p.batch_size, lr=p.lr, zero_stage=p.zero_stage,
+                  use_gpu=p.use_gpu, labelled_fraction=p.labelled_fraction, lm_weight=p.lm_weight)
+    keypoints_only = dataclasses.replace(model, pose_input="keypoints")
+
+    def teacher(fraction: float, prefix: str = "") -> tuple[str, str, TrainConfig]:
+        return (prefix + "teacher", "teacher", TrainConfig(
+            epochs=p.teacher_epochs, seed=seed, **{**common, "labelled_fraction": fraction}))
+
+    def student(name: str, s: int, fraction: float, teacher_dir: str | None, **kw):
+        return (name, "student", TrainConfig(epochs=p.student_epochs, seed=seed + s,
+                                             teacher_path=teacher_dir,
+                                             **{**common, "labelled_fraction": fraction, **kw}))
+
+    teacher_dir = storage.join(output, "teacher")
+    runs = []
+    if "teacher" in stages:
+        runs.append(teacher(p.labelled_fraction))
+    if "student" in stages:
+        runs += [student("student" if s == 0 else f"seeds/student-s{s}", s, p.labelled_fraction,
+                         teacher_dir) for s in range(p.seeds)]
+    if "baselines" in stages:
+        runs += [student("baselines/baseline_2d" if s == 0 else f"seeds/baseline_2d-s{s}", s,
+                         p.labelled_fraction, None) for s in range(p.seeds)]
+        runs.append(student("baselines/baseline_2d_no3d", 0, p.labelled_fraction, None, language="2d"))
+        runs.append(student("baselines/coords_2d", 0, p.labelled_fraction, None, model=keypoints_only))
+    if "curve" in stages:
+        for fraction in p.curve:
+            prefix = f"curve/f{fraction:g}/"
+            runs.append(teacher(fraction, prefix))
+            runs.append(student(prefix + "student", 0, fraction, storage.join(output, prefix + "teacher")))
+            runs.append(student(prefix + "baselines/baseline_2d", 0, fraction, None))
+    return runs
 
 
 if __name__ == "__main__":

@@ -110,6 +110,13 @@ def list_files(uri: str) -> list[str]:
     return sorted(prefix + i.path for i in infos if i.type == pafs.FileType.File)
 
 
+def list_folders(uri: str) -> list[str]:
+    """Names of the folders directly inside ``uri`` (empty if it does not exist)."""
+    fs, path = resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
 def delete(uri: str) -> None:
     fs, path = resolve(uri)
     if fs.get_file_info(path).type != pafs.FileType.NotFound:

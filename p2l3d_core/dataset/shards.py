@@ -110,6 +110,8 @@ def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | 
                ) -> pa.Table:
     """The whole dataset (or one split) as one Arrow table: for tests, evaluation and small
     datasets; training reads the same shards with Ray Data."""
+    if columns is not None and split is not None and "split" not in columns:
+        columns = [*columns, "split"]
     tables = []
     for uri in shard_uris(dataset_uri):
         table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)

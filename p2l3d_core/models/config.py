@@ -80,15 +80,21 @@ class PoseModelConfig:
                    init_temperature=d.get("init_temperature", 0.07))
 
 
-def preset(name: str, image_size: int = 128) -> PoseModelConfig:
-    """Named model sizes: ``tiny`` (tests, seconds on a CPU) and ``small`` (the default)."""
+def preset(name: str, image_size: int = 128, pose_input: str = "image") -> PoseModelConfig:
+    """Named model sizes: ``tiny`` (tests, seconds on a CPU), ``small`` (a small ResNet and a
+    2-layer decoder: CPU runs) and ``base`` (ViT and a 4-layer decoder: GPU runs)."""
     if name == "tiny":
         return PoseModelConfig(
-            embed_dim=32,
+            embed_dim=32, pose_input=pose_input,
             vision=VisionConfig(image_size=image_size, patch_size=max(8, image_size // 4),
                                 hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
             decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
                                   max_length=32))
     if name == "small":
-        return PoseModelConfig(vision=VisionConfig(image_size=image_size))
-    raise ValueError(f"unknown model preset {name!r}: use 'tiny' or 'small'")
+        return PoseModelConfig(
+            pose_input=pose_input,
+            vision=VisionConfig(kind="resnet", image_size=image_size, resnet_widths=(16, 32, 64, 128)),
+            decoder=DecoderConfig(num_layers=2, hidden_size=128, num_heads=4, prefix_tokens=4))
+    if name == "base":
+        return PoseModelConfig(pose_input=pose_input, vision=VisionConfig(image_size=image_size))
+    raise ValueError(f"unknown model preset {name!r}: use 'tiny', 'small' or 'base'")

@@ -127,6 +127,7 @@ class PrefixDecoder(nn.Module):
             mask[i, width - len(p):] = 1
         prefix = self._prefix(embedding)
         k = prefix.shape[1]
+        max_new_tokens = min(max_new_tokens, self.lm.config.n_positions - k - width)  # positions
         out: list[list[int]] = [[] for _ in prompts]
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         for _ in range(max_new_tokens):

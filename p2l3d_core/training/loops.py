@@ -91,8 +91,7 @@ class _Run:
                 pose_inputs(batch, self.cfg.model.pose_input, self.device).items()}
 
     def fit(self, stage: str, step, evaluate, extra_metrics=lambda: {}) -> None:
-        """Epochs from ``start``: ``step(batch)`` returns the loss terms (``None`` skips the
-        batch); scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
+        """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
         validation metrics; every epoch ends with a report and a checkpoint."""
         engine = self.engine
         for epoch in range(self.start, self.cfg.epochs):
@@ -101,8 +100,6 @@ class _Run:
             for batch in self.train_shard.iter_batches(batch_size=self.cfg.batch_size,
                                                        batch_format="numpy", drop_last=True):
                 out = step(batch)
-                if out is None:
-                    continue
                 engine.backward(out["loss"])
                 engine.step()
                 steps += 1
@@ -124,12 +121,9 @@ def train_teacher(config: dict) -> None:
     torch.manual_seed(cfg.seed)
     run = _Run(Teacher(cfg.model), cfg)
 
-    def step(batch: dict) -> dict | None:
-        if "pose_id" in batch and cfg.labelled_fraction < 1.0:  # the teacher needs text
-            keep = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
-            batch = {k: v[keep] for k, v in batch.items()}
-            if len(batch["captions"]) < 2:
-                return None
+    def step(batch: dict) -> dict:
+        if cfg.labelled_fraction < 1.0:  # the teacher needs text
+            batch = _labelled_only(batch, cfg.labelled_fraction)
         prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
                                                  batch["answers"], run.rng, cfg.qa_fraction)
         return run.engine(run.inputs_2d(batch), run.images(batch, "image_3d"),
@@ -138,6 +132,17 @@ def train_teacher(config: dict) -> None:
 
     run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
             lambda: {"logit_scale": float(run.engine.module.logit_scale())})
+
+
+def _labelled_only(batch: dict, fraction: float) -> dict:
+    """The batch's labelled rows. Every worker must take a step on every batch (a skipped step
+    leaves the others waiting in DeepSpeed's all-reduce), so the runner streams labelled rows
+    only (``runner.labelled_rows``) and a batch without two of them is an error, not a skip."""
+    keep = labelled_mask(batch["pose_id"], fraction)
+    if keep.sum() < 2:
+        raise ValueError(f"a batch with {int(keep.sum())} labelled rows: stream the labelled rows "
+                         "only (runner.labelled_rows) to stages that learn from text alone")
+    return {k: v[keep] for k, v in batch.items()}
 
 
 PROGRESS_EVERY_S = 30.0
@@ -192,12 +197,10 @@ def train_student(config: dict) -> None:
     def step(batch: dict) -> dict | None:
         labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
         if teacher is None:  # no teacher: only the labelled rows teach anything
-            batch = {k: v[labelled] for k, v in batch.items()}
+            batch = _labelled_only(batch, cfg.labelled_fraction)
             if cfg.language == "2d":
                 batch = language_2d(batch, cfg.seed)
-            labelled = labelled[labelled]
-            if len(labelled) < 2:
-                return None
+            labelled = np.ones(len(batch["pose_id"]), dtype=bool)
         rows = np.flatnonzero(labelled)
         inputs = run.inputs_2d(batch)
         captions = pick_captions(batch["captions"][rows], run.rng)

@@ -22,18 +22,26 @@ class PipelinePreset:
     num_workers: int
     use_gpu: bool = False
     zero_stage: int = 2
+    pose_input: str = "image+keypoints"
+    lm_weight: float = 1.0
+    seeds: int = 3  # student and baseline_2d are trained this many times
+    # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
+    curve: tuple[float, ...] = ()
+    eval_poses: int = 1000  # test poses scored per method (None: the whole split)
 
 
 PRESETS: dict[str, PipelinePreset] = {
-    "quickstart": PipelinePreset(num_poses=3000, image_size=64, model="small", teacher_epochs=2,
-                                 student_epochs=2, batch_size=32, lr=5e-4, labelled_fraction=0.4,
-                                 num_workers=2),
-    "paper": PipelinePreset(num_poses=80_000, image_size=128, model="small", teacher_epochs=20,
+    # 22,500 poses: 18,000 train = ~2,000 labelled + ~16,000 unlabelled pool.
+    "quickstart": PipelinePreset(num_poses=22_500, image_size=64, model="small", teacher_epochs=12,
+                                 student_epochs=6, batch_size=64, lr=1e-3,
+                                 labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25)),
+    "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
                             student_epochs=20, batch_size=128, lr=3e-4, labelled_fraction=0.1,
-                            num_workers=8, use_gpu=True),
+                            num_workers=8, use_gpu=True, curve=(0.05, 0.25, 1.0),
+                            eval_poses=8000),
     "smoke": PipelinePreset(num_poses=240, image_size=32, model="tiny", teacher_epochs=1,
                             student_epochs=1, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                            num_workers=2),
+                            num_workers=2, seeds=1, eval_poses=24),
 }
 
 

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.training.config import TrainConfig
 
 
@@ -55,23 +56,63 @@ def export_model(result, destination: str) -> str:
     return str(destination)
 
 
+def labelled_rows(dataset, fraction: float):
+    """The rows of a Ray dataset that keep their language (``batches.labelled_mask``)."""
+    from p2l3d_core.training.batches import labelled_mask
+
+    import pyarrow as pa
+
+    def keep(batch: pa.Table) -> pa.Table:
+        return batch.filter(pa.array(labelled_mask(batch.column("pose_id").to_pylist(), fraction)))
+
+    return dataset.map_batches(keep, batch_format="pyarrow").materialize()
+
+
 def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_workers: int,
-              cpus_per_worker: float = 1.0, log: Callable[[str], None] = print) -> dict:
+              name: str | None = None, cpus_per_worker: float = 1.0,
+              log: Callable[[str], None] = print) -> dict:
     """Train ``stage`` ("teacher" or "student") into ``output``: checkpoints under
-    ``output/ray/<stage>``, the exported model in ``output/<stage>``. Returns the model path and
-    the per-epoch metrics; raises Ray Train's ``TrainingFailedError`` if training fails."""
+    ``output/ray/<name>``, the exported model in ``output/<name>`` (``name`` defaults to the
+    stage; a ``/`` in it makes subfolders). Returns the model path and the per-epoch metrics;
+    raises Ray Train's ``TrainingFailedError`` if training fails."""
+    name = name or stage
     from p2l3d_core import storage
     from p2l3d_core.training.loops import train_student, train_teacher
 
     loops = {"teacher": train_teacher, "student": train_student}
     if stage not in loops:
         raise ValueError(f"unknown stage {stage!r}: use 'teacher' or 'student'")
-    result = fit(loops[stage], cfg, datasets, name=stage, storage_path=storage.join(output, "ray"),
+    if (stage == "teacher" or not cfg.teacher_path) and cfg.labelled_fraction < 1.0:
+        # Without a teacher only text teaches: stream the labelled rows alone, full batches.
+        datasets = {**datasets, "train": labelled_rows(datasets["train"], cfg.labelled_fraction)}
+    result = fit(loops[stage], cfg, datasets, name=name.replace("/", "-"),
+                 storage_path=storage.join(output, "ray"),
                  num_workers=num_workers, cpus_per_worker=cpus_per_worker)
     history = [metrics for _, metrics in result.best_checkpoints]
     for m in history:
-        log(f"  {stage} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
+        log(f"  {name} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
             f"{m.get('val_pose_to_text_R@5', float('nan')):.3f}")
-    path = export_model(result, storage.join(output, stage))
-    log(f"  {stage} saved to {path}")
+    path = export_model(result, storage.join(output, *name.split("/")))
+    log(f"  {name} saved to {path}")
     return {"path": path, "history": history}
+
+
+def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConfig:
+    """``model`` with its decoder restricted to the token ids of the dataset's training text
+    (captions, questions, answers); a pretrained decoder keeps its own vocabulary."""
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    from p2l3d_core.dataset.shards import load_table
+    from p2l3d_core.models.decoder import corpus_vocab
+    from p2l3d_core.models.encoders import resolve_pretrained
+
+    if model.decoder.pretrained:
+        return model
+    table = load_table(dataset_uri, split="train", columns=["split", "captions", "questions", "answers"])
+    texts = [t for column in ("captions", "questions", "answers")
+             for row in table.column(column).to_pylist() for t in row]
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(model.text.pretrained))
+    return dataclasses.replace(model, decoder=dataclasses.replace(
+        model.decoder, vocab=corpus_vocab(tokenizer, texts)))

@@ -1,0 +1,203 @@
+"""The methods compared on an evaluation set, behind one interface.
+
+* :class:`ModelMethod` - a trained teacher or student (``student``, ``teacher``,
+  ``baseline_2d``, ``baseline_2d_no3d``, ``coords_2d`` are all this): pose embedding -> decoder.
+  Captions are generated greedily; a question is answered by ranking its family's closed answer
+  vocabulary by the decoder's likelihood.
+* :class:`RuleMethod` - the rule-based describer on 3D joints: true 3D (``rules_3d``, the
+  ceiling) or joints lifted from 2D by a network (``lifter``).
+
+Latency is one pose at a time from its keypoints, as a service would see it: rendering
+included for image models, lifting included for the lifter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from p2l3d_core.evaluation.lifter import Lifter, viewer_cameras, viewer_frame
+from p2l3d_core.evaluation.retrieval import recall_at_k
+from p2l3d_core.language import FAMILY_ANSWERS, describe_batch
+from p2l3d_core.language.posecodes import measure_posecodes
+from p2l3d_core.language.questions import answer_table
+from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
+from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.keypoints import keypoint_features
+from p2l3d_core.models.pose_models import Teacher
+from p2l3d_core.poses.camera import Camera
+from p2l3d_core.render import RenderConfig, decode_png, render_2d, render_3d
+
+
+@dataclass
+class EvalSet:
+    """Poses with their true text, in arrays; ``qa_*`` lists hold one entry per question."""
+
+    name: str
+    actions: list[str]
+    image_2d: list[bytes]
+    image_3d: list[bytes]
+    keypoints_2d: np.ndarray  # (N, 17, 2)
+    visible: np.ndarray  # (N, 17)
+    joints_3d: np.ndarray  # (N, 17, 3) world
+    cameras: list[Camera]
+    captions: list[list[str]]
+    qa_row: list[int] = field(default_factory=list)
+    qa_question: list[str] = field(default_factory=list)
+    qa_answer: list[str] = field(default_factory=list)
+    qa_family: list[str] = field(default_factory=list)
+    qa_needs_depth: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def camera_positions(self) -> np.ndarray:
+        return np.stack([c.position for c in self.cameras])
+
+    @classmethod
+    def from_table(cls, name: str, table: pa.Table, limit: int | None = None, seed: int = 0) -> "EvalSet":
+        """Rows of a rendered dataset (one split); ``limit`` draws that many at random."""
+        if limit is not None and limit < table.num_rows:
+            rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, limit, replace=False))
+            table = table.take(rows)
+        col = {k: table.column(k).to_pylist() for k in (
+            "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "keypoints_3d",
+            "camera", "captions", "questions", "answers", "question_families", "needs_depth")}
+        out = cls(name=name, actions=col["action"], image_2d=col["image_2d"], image_3d=col["image_3d"],
+                  keypoints_2d=np.array(col["keypoints_2d"], dtype=np.float64),
+                  visible=np.array(col["visible_2d"], dtype=bool),
+                  joints_3d=np.array(col["keypoints_3d"], dtype=np.float64),
+                  cameras=[Camera.from_dict(c) for c in col["camera"]], captions=col["captions"])
+        for i, (qs, ans, fam, depth) in enumerate(zip(col["questions"], col["answers"],
+                                                      col["question_families"], col["needs_depth"])):
+            for q, a, f, d in zip(qs, ans, fam, depth):
+                out.qa_row.append(i)
+                out.qa_question.append(q)
+                out.qa_answer.append(a)
+                out.qa_family.append(f)
+                out.qa_needs_depth.append(bool(d))
+        return out
+
+
+@dataclass
+class Predictions:
+    captions: list[str]
+    answers: list[str]  # one per question of the EvalSet
+    pose_embeddings: torch.Tensor | None = None
+    text_embeddings: torch.Tensor | None = None  # of each pose's first true caption
+
+    def retrieval(self) -> dict[str, float]:
+        if self.pose_embeddings is None or self.text_embeddings is None:
+            return {}
+        return recall_at_k(self.pose_embeddings, self.text_embeddings)
+
+
+class ModelMethod:
+    """A trained teacher or student answering through its decoder."""
+
+    def __init__(self, name: str, model, batch_size: int = 64, score_batch: int = 512):
+        self.name = name
+        self.model = model.eval()
+        self.uses_3d = isinstance(model, Teacher)
+        self.pose_input = model.cfg.pose_input
+        self.render = RenderConfig(image_size=model.cfg.vision.image_size)
+        self.batch_size = batch_size
+        self.score_batch = score_batch
+
+    def _inputs(self, data: EvalSet, rows: np.ndarray) -> tuple[dict, torch.Tensor | None]:
+        inputs = {}
+        if "image" in self.pose_input:
+            inputs["image"] = images_to_tensor(np.stack([decode_png(data.image_2d[i]) for i in rows]))
+        if "keypoints" in self.pose_input:
+            inputs["keypoints"] = torch.from_numpy(keypoint_features(data.keypoints_2d[rows],
+                                                                     data.visible[rows]))
+        x3 = None
+        if self.uses_3d:
+            x3 = images_to_tensor(np.stack([decode_png(data.image_3d[i]) for i in rows]))
+        return inputs, x3
+
+    @torch.no_grad()
+    def embed(self, data: EvalSet) -> torch.Tensor:
+        out = []
+        for start in range(0, len(data), self.batch_size):
+            rows = np.arange(start, min(start + self.batch_size, len(data)))
+            inputs, x3 = self._inputs(data, rows)
+            out.append(self.model.encode_pose(inputs, x3))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def predict(self, data: EvalSet) -> Predictions:
+        z = self.embed(data)
+        captions: list[str] = []
+        for start in range(0, len(data), self.batch_size):
+            zb = z[start:start + self.batch_size]
+            captions += self.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb))
+        # Answers: every (question, candidate) pair scored, the best candidate per question.
+        pairs = [(q, c) for q in range(len(data.qa_row)) for c in FAMILY_ANSWERS[data.qa_family[q]]]
+        scores = []
+        for start in range(0, len(pairs), self.score_batch):
+            chunk = pairs[start:start + self.score_batch]
+            rows = torch.tensor([data.qa_row[q] for q, _ in chunk])
+            scores.append(self.model.decoder.score(
+                z[rows], [question_prompt(data.qa_question[q]) for q, _ in chunk], [c for _, c in chunk]))
+        flat = torch.cat(scores).tolist() if scores else []
+        best: dict[int, tuple[float, str]] = {}
+        for (q, c), s in zip(pairs, flat):
+            if q not in best or s > best[q][0]:
+                best[q] = (s, c)
+        answers = [best[q][1] for q in range(len(data.qa_row))]
+        text = self.model.text([c[0] if c else "" for c in data.captions])
+        return Predictions(captions, answers, z, text)
+
+    @torch.no_grad()
+    def predict_one(self, data: EvalSet, i: int) -> str:
+        """Caption of pose ``i`` from its keypoints, everything on the way included."""
+        inputs = {}
+        if "image" in self.pose_input:
+            inputs["image"] = images_to_tensor(render_2d(data.keypoints_2d[i], self.render)[None])
+        if "keypoints" in self.pose_input:
+            inputs["keypoints"] = torch.from_numpy(keypoint_features(data.keypoints_2d[i:i + 1],
+                                                                     data.visible[i:i + 1]))
+        x3 = None
+        if self.uses_3d:
+            cam = data.cameras[i]
+            x3 = images_to_tensor(render_3d(cam.to_camera(data.joints_3d[i]), self.render)[None])
+        z = self.model.encode_pose(inputs, x3)
+        return self.model.decoder.generate(z, [CAPTION_PROMPT])[0]
+
+
+class RuleMethod:
+    """The rule-based describer on 3D joints: the true ones, or lifted by ``lifter``."""
+
+    def __init__(self, name: str, lifter: Lifter | None = None):
+        self.name = name
+        self.lifter = lifter
+
+    def _joints(self, data: EvalSet, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        if self.lifter is None:
+            return data.joints_3d[rows], data.camera_positions[rows]
+        lifted = self.lifter.lift(data.keypoints_2d[rows], data.visible[rows])
+        return lifted, viewer_cameras(len(lifted))
+
+    def predict(self, data: EvalSet) -> Predictions:
+        joints, cams = self._joints(data, slice(None))
+        texts = describe_batch(joints, data.actions, cams, seeds=None, num_captions=1)
+        codes = measure_posecodes(joints, cams)
+        tables = [answer_table(codes, i, a) for i, a in enumerate(data.actions)]
+        answers = [tables[r].get(q, "") for r, q in zip(data.qa_row, data.qa_question)]
+        return Predictions([t.captions[0] if t.captions else "" for t in texts], answers)
+
+    def predict_one(self, data: EvalSet, i: int) -> str:
+        joints, cams = self._joints(data, slice(i, i + 1))
+        return describe_batch(joints, data.actions[i:i + 1], cams, num_captions=1)[0].captions[0]
+
+
+def lifter_error_cm(lifter: Lifter, data: EvalSet) -> float:
+    """Mean per-joint error of the lifted joints in the viewer frame (cm)."""
+    truth = viewer_frame(data.joints_3d, data.camera_positions)
+    err = np.linalg.norm(lifter.lift(data.keypoints_2d, data.visible) - truth, axis=-1)
+    return float(100 * np.nanmean(err))

@@ -1,0 +1,132 @@
+"""Write the evaluation report: ``report.json`` (``methods.<name>.<metric>``), ``report.md``
+(tables a person reads) and PNG charts comparing the methods."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from p2l3d_core import storage
+
+METHOD_ORDER = ("student", "teacher", "baseline_2d", "baseline_2d_no3d", "coords_2d", "lifter", "rules_3d")
+TABLE_METRICS = ("vqa_accuracy", "vqa_depth_accuracy", "vqa_nondepth_accuracy", "BLEU-1", "BLEU-4",
+                 "METEOR", "ROUGE-L", "CIDEr", "pose_to_text_R@1", "pose_to_text_R@5",
+                 "text_to_pose_R@5", "latency_p50_ms")
+
+
+def _ordered(methods: dict) -> list[str]:
+    return [m for m in METHOD_ORDER if m in methods] + sorted(set(methods) - set(METHOD_ORDER))
+
+
+def _cell(values: dict, metric: str) -> str:
+    if metric not in values:
+        return "-"
+    v = values[metric]
+    fmt = "{:.1f}" if metric.startswith("latency") else "{:.3f}"
+    text = fmt.format(v)
+    if f"{metric}_std" in values:
+        text += " ± " + fmt.format(values[f"{metric}_std"])
+    return text
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown: one table per evaluation set, targets, per-family accuracy and
+    the learning curve."""
+    lines = ["# Pose2Lang3D evaluation", ""]
+    for key, value in report.get("settings", {}).items():
+        lines.append(f"- {key}: {value}")
+    for set_name, block in report["sets"].items():
+        methods = block["methods"]
+        lines += ["", f"## {set_name} ({block.get('poses', '?')} poses, "
+                      f"{block.get('questions', '?')} questions)", "",
+                  "| method | " + " | ".join(TABLE_METRICS) + " |",
+                  "|---" * (len(TABLE_METRICS) + 1) + "|"]
+        for name in _ordered(methods):
+            lines.append(f"| {name} | " + " | ".join(_cell(methods[name], m) for m in TABLE_METRICS) + " |")
+        families = sorted({k.split("/", 1)[1] for v in methods.values() for k in v
+                           if k.startswith("vqa_family/") and not k.endswith("_std")})
+        if families:
+            lines += ["", "VQA accuracy per question family:", "",
+                      "| family | " + " | ".join(_ordered(methods)) + " |",
+                      "|---" * (len(methods) + 1) + "|"]
+            for f in families:
+                lines.append(f"| {f} | " + " | ".join(_cell(methods[n], f"vqa_family/{f}")
+                                                    for n in _ordered(methods)) + " |")
+    if report.get("targets"):
+        lines += ["", "## Targets", "", "| target | measured | threshold | met |", "|---|---|---|---|"]
+        for t in report["targets"].values():
+            lines.append(f"| {t['target']} | {t['value']:.2f} | {t['threshold']:.2f} | "
+                         f"{'yes' if t['met'] else '**MISSED**'} |")
+    if report.get("learning_curve"):
+        lines += ["", "## Learning curve (needs_depth VQA accuracy by labelled poses)", "",
+                  "| labelled fraction | labelled poses | student | baseline_2d |", "|---|---|---|---|"]
+        for point in report["learning_curve"]:
+            lines.append(f"| {point['labelled_fraction']} | {point.get('labelled_poses', '?')} | "
+                         f"{point.get('student', float('nan')):.3f} | "
+                         f"{point.get('baseline_2d', float('nan')):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _bar_chart(methods: dict, metrics: tuple[str, ...], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = _ordered(methods)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 4))
+    width = 0.8 / len(metrics)
+    for j, metric in enumerate(metrics):
+        xs = [i + j * width for i in range(len(names))]
+        ys = [methods[n].get(metric, 0.0) for n in names]
+        errs = [methods[n].get(f"{metric}_std", 0.0) for n in names]
+        ax.bar(xs, ys, width, yerr=errs, label=metric, capsize=3)
+    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(names))], names, rotation=20)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _curve_chart(curve: list[dict]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [p.get("labelled_poses", p["labelled_fraction"]) for p in curve]
+    for name in ("student", "baseline_2d"):
+        ax.plot(xs, [p.get(name, float("nan")) for p in curve], marker="o", label=name)
+    ax.set_xlabel("labelled training poses")
+    ax.set_ylabel("needs_depth VQA accuracy")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(folder: str, report: dict) -> list[str]:
+    """Write ``report.json``, ``report.md`` and the charts under ``folder`` (local or s3://);
+    returns the paths written."""
+    written = [storage.join(folder, "report.json"), storage.join(folder, "report.md")]
+    storage.write_json(written[0], json.loads(json.dumps(report, default=float)))
+    storage.write_bytes(written[1], markdown(report).encode())
+    for set_name, block in report["sets"].items():
+        for suffix, metrics, title in (
+                ("vqa", ("vqa_accuracy", "vqa_depth_accuracy"), "VQA accuracy"),
+                ("captions", ("BLEU-4", "METEOR", "ROUGE-L"), "caption metrics"),
+                ("latency", ("latency_p50_ms",), "latency p50, batch 1, ms")):
+            path = storage.join(folder, f"{set_name}_{suffix}.png")
+            storage.write_bytes(path, _bar_chart(block["methods"], metrics, f"{set_name}: {title}"))
+            written.append(path)
+    if report.get("learning_curve"):
+        path = storage.join(folder, "learning_curve.png")
+        storage.write_bytes(path, _curve_chart(report["learning_curve"]))
+        written.append(path)
+    return written

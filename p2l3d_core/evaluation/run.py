@@ -1,0 +1,125 @@
+"""Evaluate a finished training run: every method it holds, on its test split and on any
+further rendered sets (real 3D data), into one report.
+
+Layout of a run folder (written by ``jobs/distill.py``)::
+
+    teacher/  student/  seeds/student-s1/ ...          the method and its extra seeds
+    baselines/baseline_2d/  seeds/baseline_2d-s1/ ...  the same architecture, no teacher
+    baselines/baseline_2d_no3d/  baselines/coords_2d/
+    curve/f0.05/{teacher,student,baseline_2d}/ ...     learning-curve points
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from p2l3d_core import storage
+from p2l3d_core.dataset.shards import load_table
+from p2l3d_core.evaluation.compare import aggregate, check_targets, score_method
+from p2l3d_core.evaluation.lifter import train_lifter
+from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
+from p2l3d_core.models.io import load_pretrained
+from p2l3d_core.poses.camera import Camera
+
+LOG = logging.getLogger(__name__)
+
+# method -> folders relative to the run (first = seed 0)
+MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
+    "student": ("student", "seeds/student-s*"),
+    "teacher": ("teacher",),
+    "baseline_2d": ("baselines/baseline_2d", "seeds/baseline_2d-s*"),
+    "baseline_2d_no3d": ("baselines/baseline_2d_no3d",),
+    "coords_2d": ("baselines/coords_2d",),
+}
+EVAL_COLUMNS = ["split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "keypoints_3d",
+                "camera", "captions", "questions", "answers", "question_families", "needs_depth"]
+
+
+def _folders(run: str, pattern: str) -> list[str]:
+    """Model folders (holding ``config.json``) matching ``pattern``; ``*`` in the last part."""
+    parent, _, glob = pattern.rpartition("/")
+    base = storage.join(run, *parent.split("/")) if parent else run
+    names = [n for n in storage.list_folders(base) if fnmatch.fnmatch(n, glob)]
+    return [storage.join(base, n) for n in names if storage.exists(storage.join(base, n, "config.json"))]
+
+
+def find_models(run: str, prefix: str = "") -> dict[str, list[str]]:
+    """Trained models of a run by method (seed 0 first); methods not trained are absent."""
+    base = storage.join(run, *prefix.split("/")) if prefix else run
+    out = {}
+    for method, patterns in MODEL_FOLDERS.items():
+        paths = [p for pattern in patterns for p in _folders(base, pattern)]
+        if paths:
+            out[method] = paths
+    return out
+
+
+def _score(name: str, models: list[str], data: EvalSet, log, **kw) -> dict[str, float]:
+    runs = []
+    for path in models:
+        log(f"  {data.name}: {name} ({path})")
+        runs.append(score_method(ModelMethod(name, load_pretrained(path)), data, **kw))
+    return aggregate(runs)
+
+
+def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = None,
+                 eval_poses: int | None = 1000, latency_samples: int = 30, meteor: bool = True,
+                 lifter_epochs: int = 30, seed: int = 0,
+                 log: Callable[[str], None] = LOG.info) -> dict:
+    """The report of a run: per set, every method's metrics (mean and spread over seeds);
+    targets checked on the test split; the learning curve when the run has one."""
+    kw = dict(latency_samples=latency_samples, meteor=meteor)
+    models = find_models(run)
+    if not models:
+        raise FileNotFoundError(f"no trained models under {run} (expected {', '.join(MODEL_FOLDERS)})")
+    train = load_table(dataset, "train", ["keypoints_2d", "visible_2d", "keypoints_3d", "camera", "split"])
+    log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")
+    cams = np.stack([Camera.from_dict(c).position for c in train.column("camera").to_pylist()])
+    lifter = train_lifter(np.array(train.column("keypoints_2d").to_pylist(), dtype=np.float64),
+                          np.array(train.column("visible_2d").to_pylist(), dtype=bool),
+                          np.array(train.column("keypoints_3d").to_pylist(), dtype=np.float64),
+                          cams, epochs=lifter_epochs, seed=seed, log=log)
+    sets = {"test": load_table(dataset, "test", EVAL_COLUMNS)}
+    for name, uri in (extra_sets or {}).items():
+        sets[name] = load_table(uri, None, EVAL_COLUMNS)
+    report: dict = {"run": run, "dataset": dataset, "sets": {},
+                    "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
+                                 "batch 1, 1 CPU thread, keypoints in -> caption out",
+                                 "vqa": "closed vocabulary: the decoder ranks the family's answers"}}
+    for set_name, table in sets.items():
+        data = EvalSet.from_table(set_name, table, eval_poses, seed)
+        methods = {name: _score(name, paths, data, log, **kw) for name, paths in models.items()}
+        for name, method in (("lifter", RuleMethod("lifter", lifter)), ("rules_3d", RuleMethod("rules_3d"))):
+            log(f"  {set_name}: {name}")
+            methods[name] = score_method(method, data, **kw)
+        methods["lifter"]["lift_error_cm"] = lifter_error_cm(lifter, data)
+        report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row), "methods": methods}
+    report["methods"] = report["sets"]["test"]["methods"]
+    report["targets"] = check_targets(report["methods"])
+    report["learning_curve"] = _learning_curve(run, dataset, eval_poses, seed, log, kw)
+    return report
+
+
+def _learning_curve(run: str, dataset: str, eval_poses: int | None, seed: int, log, kw) -> list[dict]:
+    """needs_depth accuracy of student and baseline_2d at each labelled fraction trained under
+    ``curve/``, plus the main run's own point."""
+    points = []
+    names = storage.list_folders(storage.join(run, "curve"))
+    if not names:
+        return points
+    data = EvalSet.from_table("test", load_table(dataset, "test", EVAL_COLUMNS), eval_poses, seed)
+    for name in names:
+        models = find_models(run, f"curve/{name}")
+        if not models:
+            continue
+        point: dict = {"labelled_fraction": float(name.lstrip("f"))}
+        for method in ("student", "baseline_2d"):
+            if method in models:
+                point[method] = _score(method, models[method][:1], data, log,
+                                       **{**kw, "latency_samples": 0})["vqa_depth_accuracy"]
+        points.append(point)
+    return points

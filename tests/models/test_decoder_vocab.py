@@ -1,0 +1,171 @@
+"""The decoder restricted to its corpus vocabulary: building it, reading unknown words, fitting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, DecoderConfig
+from p2l3d_core.models.decoder import CAPTION_PROMPT, PrefixDecoder, corpus_vocab, question_prompt
+from p2l3d_core.models.encoders import resolve_pretrained
+
+EMBED = 32
+QUESTION = "Which hand is further forward?"
+TEXTS = ["the person is kneeling", "the person is standing", "left", "right", QUESTION]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is as fast, and far faster on a busy machine (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_pretrained(DEFAULT_TEXT_MODEL))
+
+
+@pytest.fixture(scope="module")
+def vocab(tokenizer) -> tuple[int, ...]:
+    return corpus_vocab(tokenizer, TEXTS)
+
+
+def _decoder(tokenizer, vocab, seed: int = 0) -> PrefixDecoder:
+    torch.manual_seed(seed)
+    cfg = DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2, max_length=32,
+                        vocab=vocab)
+    return PrefixDecoder(cfg, EMBED, tokenizer)
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_corpus_vocab_covers_texts_prompts_and_specials(tokenizer, vocab):
+    assert list(vocab) == sorted(set(vocab))
+    assert all(isinstance(i, int) for i in vocab)
+    specials = {tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
+                tokenizer.unk_token_id}
+    assert specials <= set(vocab)
+    used = {i for t in TEXTS + [CAPTION_PROMPT, question_prompt("")] for i in _ids(tokenizer, t)}
+    assert set(vocab) == used | specials  # nothing else
+    assert len(vocab) < 40 < len(tokenizer)
+    # duplicates in the corpus change nothing; a new word adds its tokens
+    assert corpus_vocab(tokenizer, TEXTS * 3) == vocab
+    bigger = corpus_vocab(tokenizer, TEXTS + ["zebra"])
+    assert set(bigger) - set(vocab) == set(_ids(tokenizer, "zebra"))
+
+
+def test_corpus_vocab_of_an_empty_corpus_is_prompts_and_specials(tokenizer):
+    vocab = corpus_vocab(tokenizer, [])
+    assert list(vocab) == sorted(set(vocab))
+    assert set(_ids(tokenizer, CAPTION_PROMPT)) <= set(vocab)
+    assert set(_ids(tokenizer, "question: answer:")) <= set(vocab)
+    assert tokenizer.unk_token_id in vocab
+
+
+def test_embedding_and_output_have_one_row_per_vocab_token(tokenizer, vocab):
+    dec = _decoder(tokenizer, vocab)
+    assert dec.lm.get_input_embeddings().weight.shape == (len(vocab), 32)
+    assert dec.lm.get_output_embeddings().weight.shape[0] == len(vocab)
+    assert dec.lm.config.vocab_size == len(vocab)
+
+
+def test_a_pretrained_decoder_refuses_a_vocab(tokenizer, vocab):
+    cfg = DecoderConfig(pretrained="/nonexistent/gpt2", vocab=vocab)
+    with pytest.raises(ValueError, match="vocab"):
+        PrefixDecoder(cfg, EMBED, tokenizer)
+
+
+def test_words_outside_the_vocab_read_as_unk(tokenizer, vocab):
+    dec = _decoder(tokenizer, vocab).eval()
+    for word in ("zebra", "banana", "apple"):
+        (token,) = _ids(tokenizer, word)
+        assert token not in vocab
+    emb = torch.randn(2, EMBED)
+    prompts = [CAPTION_PROMPT, question_prompt("Is the zebra eating?")]
+
+    def score(target: str) -> torch.Tensor:
+        return dec.score(emb, prompts, [target, target])
+
+    # two unknown words are the same [UNK]: identical scores, in the prompt as in the target
+    assert torch.equal(score("zebra"), score("banana"))
+    assert torch.equal(score("the zebra"), score("the apple"))
+    assert torch.equal(dec.score(emb, [question_prompt("Is the banana eating?")] * 2, ["left"] * 2),
+                       dec.score(emb, [question_prompt("Is the zebra eating?")] * 2, ["left"] * 2))
+    # ... while words of the vocabulary are told apart
+    assert not torch.equal(score("left"), score("right"))
+    assert not torch.equal(score("zebra"), score("left"))
+
+
+def _segments(word: str, pieces: set[str], continuations: set[str]) -> bool:
+    """Can ``word`` be written as one vocab token followed by ``##`` continuation tokens?"""
+    def rest(s: str) -> bool:
+        return s == "" or any(s.startswith(c) and rest(s[len(c):]) for c in continuations)
+
+    return any(word.startswith(p) and rest(word[len(p):]) for p in pieces)
+
+
+def test_generated_text_only_uses_vocab_tokens(tokenizer, vocab):
+    dec = _decoder(tokenizer, vocab, seed=3).eval()
+    tokens = [t for t in tokenizer.convert_ids_to_tokens(list(vocab))
+              if t not in tokenizer.all_special_tokens]
+    continuations = {t[2:] for t in tokens if t.startswith("##")}
+    pieces = set(tokens) | continuations
+    torch.manual_seed(1)
+    emb = torch.randn(6, EMBED) * 3
+    prompts = [CAPTION_PROMPT] * 3 + [question_prompt("zebra")] * 3
+    out = dec.generate(emb, prompts, max_new_tokens=12)
+    words = [w for text in out for w in text.split()]
+    assert words  # an untrained decoder babbles
+    for w in words:
+        assert _segments(w, pieces, continuations), (w, out)
+    assert not any("[UNK]" in text or "[PAD]" in text for text in out)
+
+
+def test_a_few_steps_fit_targets_and_rank_the_true_answer_first(tokenizer, vocab):
+    dec = _decoder(tokenizer, vocab)
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(4, EMBED), dim=-1)
+    prompts = [question_prompt(QUESTION), question_prompt(QUESTION), CAPTION_PROMPT, CAPTION_PROMPT]
+    targets = ["left", "right", "the person is kneeling", "the person is standing"]
+    opt = torch.optim.AdamW(dec.parameters(), lr=1e-2)
+    first = None
+    for _ in range(100):
+        loss = dec(emb, prompts, targets)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 5
+    dec.eval()
+    assert dec.generate(emb, prompts, max_new_tokens=8) == targets
+    candidates = {0: ("left", "right"), 1: ("left", "right"),
+                  2: ("the person is kneeling", "the person is standing"),
+                  3: ("the person is kneeling", "the person is standing")}
+    for i, target in enumerate(targets):
+        cands = candidates[i]
+        scores = dec.score(emb[i:i + 1].expand(len(cands), -1), [prompts[i]] * len(cands),
+                           list(cands))
+        assert scores.shape == (len(cands),)
+        assert torch.isfinite(scores).all() and (scores <= 0).all()
+        assert cands[int(scores.argmax())] == target, (i, scores)
+
+
+def test_score_is_one_finite_non_positive_value_per_sample(tokenizer, vocab):
+    dec = _decoder(tokenizer, vocab).eval()
+    emb = torch.randn(3, EMBED)
+    scores = dec.score(emb, [CAPTION_PROMPT, question_prompt(QUESTION), CAPTION_PROMPT],
+                       ["the person is kneeling", "left", "zebra"])
+    assert scores.shape == (3,)
+    assert torch.isfinite(scores).all() and (scores <= 0).all()
+    # each sample is scored on its own: the batch does not change a row's score
+    alone = dec.score(emb[1:2], [question_prompt(QUESTION)], ["left"])
+    assert torch.allclose(alone, scores[1:2], atol=1e-5)
+    with pytest.raises(ValueError, match="one of each per sample"):
+        dec.score(emb, [CAPTION_PROMPT], ["left"])

@@ -1,0 +1,167 @@
+"""2D keypoint features and the keypoint / image+keypoint branches of the 2D encoder."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.encoders import ImageEncoder, Pose2DEncoder, images_to_tensor
+from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KeypointEncoder, keypoint_features
+from p2l3d_core.poses.generator import generate_records
+from p2l3d_core.skeleton import NUM_JOINTS, J
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is as fast, and far faster on a busy machine (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def keypoints() -> np.ndarray:
+    """``(N, 17, 2)`` pixels of generated poses as their cameras see them."""
+    return np.stack([r.project()[0] for r in generate_records(11, 0, 12)])
+
+
+def _xy(features: np.ndarray) -> np.ndarray:
+    return features.reshape(len(features), NUM_JOINTS, 3)[..., :2]
+
+
+def _flags(features: np.ndarray) -> np.ndarray:
+    return features.reshape(len(features), NUM_JOINTS, 3)[..., 2]
+
+
+def test_shape_dtype_and_all_seen(keypoints):
+    f = keypoint_features(keypoints)
+    assert f.shape == (len(keypoints), KEYPOINT_FEATURES) == (len(keypoints), 51)
+    assert f.dtype == np.float32
+    assert np.isfinite(f).all()
+    assert (_flags(f) == 1).all()
+    # centred on the pelvis, scaled so the farthest coordinate is at +-1
+    assert np.allclose(_xy(f)[:, J["pelvis"]], 0.0)
+    assert np.allclose(np.abs(_xy(f)).reshape(len(f), -1).max(axis=1), 1.0, atol=1e-6)
+    # a single pose (17, 2) is accepted too
+    assert np.array_equal(keypoint_features(keypoints[0]), f[:1])
+
+
+@pytest.mark.parametrize("shift, scale", [((250.0, -80.0), 1.0), ((0.0, 0.0), 3.7),
+                                          ((-1234.5, 987.0), 0.21)])
+def test_translation_and_scale_invariant(keypoints, shift, scale):
+    moved = keypoints * scale + np.array(shift)
+    assert np.allclose(keypoint_features(moved), keypoint_features(keypoints), atol=1e-5)
+
+
+def test_invariant_with_the_pelvis_unseen(keypoints):
+    """Without the pelvis the centre is the mean of the seen joints: still invariant."""
+    kp = keypoints.copy()
+    kp[:, J["pelvis"]] = np.nan
+    f = keypoint_features(kp)
+    assert np.isfinite(f).all()
+    assert (_flags(f)[:, J["pelvis"]] == 0).all()
+    assert np.allclose(keypoint_features(kp * 2.5 + np.array([40.0, -700.0])), f, atol=1e-5)
+
+
+def test_the_features_tell_poses_apart(keypoints):
+    f = keypoint_features(keypoints)
+    assert not np.allclose(f[0], f[1])
+    mirrored = keypoints.copy()
+    mirrored[..., 0] *= -1  # a mirror is not a translation or a scale
+    assert not np.allclose(keypoint_features(mirrored), f)
+
+
+def test_unseen_joints_are_zeros_with_flag_zero(keypoints):
+    kp = keypoints.copy()
+    kp[0, J["l_wrist"]] = np.nan  # NaN: unseen
+    kp[0, J["r_ankle"], 1] = np.nan  # one NaN coordinate is enough
+    visible = np.ones(kp.shape[:2], dtype=bool)
+    visible[1, J["head"]] = False  # seen coordinates but flagged invisible
+    f = keypoint_features(kp, visible)
+    xy, flags = _xy(f), _flags(f)
+    for row, joint in ((0, "l_wrist"), (0, "r_ankle"), (1, "head")):
+        assert np.array_equal(xy[row, J[joint]], [0.0, 0.0])
+        assert flags[row, J[joint]] == 0
+    assert flags.sum() == flags.size - 3
+    # an invisible joint does not count: its (far away) pixels leave the others unchanged
+    far = kp.copy()
+    far[1, J["head"]] = [1e6, -1e6]
+    assert np.array_equal(keypoint_features(far, visible), f)
+
+
+def test_all_nan_row_gives_finite_zeros(keypoints):
+    kp = keypoints[:3].copy()
+    kp[1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" escapes either
+        f = keypoint_features(kp)
+    assert np.isfinite(f).all()
+    assert np.array_equal(f[1], np.zeros(KEYPOINT_FEATURES, dtype=np.float32))
+    assert np.array_equal(f[[0, 2]], keypoint_features(keypoints[[0, 2]]))
+    # nothing visible at all: same answer
+    assert np.array_equal(keypoint_features(keypoints[:1], np.zeros((1, NUM_JOINTS), bool)),
+                          np.zeros((1, KEYPOINT_FEATURES), dtype=np.float32))
+
+
+def test_keypoint_encoder_is_l2_normalised(keypoints):
+    torch.manual_seed(0)
+    enc = KeypointEncoder(embed_dim=16, hidden=32, layers=3)
+    z = enc(torch.from_numpy(keypoint_features(keypoints)))
+    assert z.shape == (len(keypoints), 16)
+    assert torch.allclose(z.norm(dim=-1), torch.ones(len(keypoints)), atol=1e-5)
+    assert not torch.allclose(z[0], z[1])
+
+
+# --- Pose2DEncoder --------------------------------------------------------------------------
+
+
+def _inputs(keypoints: np.ndarray) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (len(keypoints), 32, 32, 3), dtype=np.uint8)
+    return {"image": images_to_tensor(images),
+            "keypoints": torch.from_numpy(keypoint_features(keypoints))}
+
+
+@pytest.mark.parametrize("pose_input, has_image, has_keypoints", [
+    ("image", True, False), ("keypoints", False, True), ("image+keypoints", True, True)])
+def test_pose2d_encoder_builds_the_right_branches(keypoints, pose_input, has_image, has_keypoints):
+    torch.manual_seed(0)
+    enc = Pose2DEncoder(preset("tiny", 32, pose_input=pose_input))
+    assert isinstance(enc.image, ImageEncoder) if has_image else enc.image is None
+    assert isinstance(enc.keypoints, KeypointEncoder) if has_keypoints else enc.keypoints is None
+    inputs = _inputs(keypoints[:4])
+    z = enc(inputs)
+    assert z.shape == (4, 32)
+    assert torch.allclose(z.norm(dim=-1), torch.ones(4), atol=1e-5)
+    # an input the branch does not read is ignored; one it reads changes the embedding
+    if not has_keypoints:
+        assert torch.equal(enc({"image": inputs["image"]}), z)
+    if not has_image:
+        assert torch.equal(enc({"keypoints": inputs["keypoints"]}), z)
+    if has_keypoints:
+        other = dict(inputs, keypoints=inputs["keypoints"].flip(0))
+        assert not torch.allclose(enc(other), z)
+    if has_image:
+        other = dict(inputs, image=inputs["image"].flip(0))
+        assert not torch.allclose(enc(other), z)
+
+
+@pytest.mark.parametrize("pose_input, given, missing", [
+    ("image", "keypoints", "image"), ("keypoints", "image", "keypoints"),
+    ("image+keypoints", "image", "keypoints"), ("image+keypoints", "keypoints", "image")])
+def test_pose2d_encoder_names_a_missing_input(keypoints, pose_input, given, missing):
+    enc = Pose2DEncoder(preset("tiny", 32, pose_input=pose_input))
+    inputs = _inputs(keypoints[:2])
+    with pytest.raises(ValueError, match=rf"missing \['{missing}'\]"):
+        enc({given: inputs[given]})
+
+
+@pytest.mark.parametrize("pose_input", ["depth", "keypoints+image", "", "Image"])
+def test_pose2d_encoder_rejects_an_unknown_pose_input(pose_input):
+    with pytest.raises(ValueError, match="unknown pose_input"):
+        Pose2DEncoder(preset("tiny", 32, pose_input=pose_input))
