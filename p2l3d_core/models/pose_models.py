@@ -33,6 +33,13 @@ class _PoseLanguageModel(nn.Module):
         """Pose embedding from the 2D inputs (``Pose2DEncoder``) and, for a teacher, the 3D image."""
         raise NotImplementedError
 
+    def with_every_parameter(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus zero times one element of every trainable parameter. Data-parallel
+        workers must reduce the same gradients each step: a term that one worker skips (a batch
+        with fewer than two labelled rows has no InfoNCE, so no temperature gradient) would
+        leave its buffers a different size from the others' and stall or break the all-reduce."""
+        return loss + 0.0 * sum(p.reshape(-1)[0] for p in self.parameters() if p.requires_grad)
+
     def language_loss(self, pose: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
         """Decoder cross-entropy of captions/answers given the pose embeddings."""
         return self.decoder(pose, prompts, targets)
@@ -77,7 +84,7 @@ class Teacher(_PoseLanguageModel):
         The loss lives in ``forward`` so DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
         out = self.contrastive_loss(inputs_2d, image_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
-        out["loss"] = out["loss"] + lm_weight * out["lm"]
+        out["loss"] = self.with_every_parameter(out["loss"] + lm_weight * out["lm"])
         return out
 
 
@@ -128,6 +135,7 @@ class Student(_PoseLanguageModel):
         if prompts:
             out["lm"] = self.language_loss(z[labelled], prompts, targets)
             out["loss"] = out["loss"] + lm_weight * out["lm"]
+        out["loss"] = self.with_every_parameter(out["loss"])
         return out
 
 

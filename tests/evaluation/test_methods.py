@@ -12,7 +12,7 @@ from p2l3d_core.language import FAMILY_ANSWERS
 from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
 from p2l3d_core.poses.generator import generate_records
-from p2l3d_core.skeleton import J, NUM_JOINTS
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,116 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from p2l3d_core.evaluation.compare import check_targets
+from p2l3d_core.evaluation.report import markdown, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _report():
+    student = {"vqa_accuracy": 0.6, "vqa_accuracy_std": 0.05, "vqa_depth_accuracy": 0.55,
+               "vqa_nondepth_accuracy": 0.62, "BLEU-1": 0.7, "BLEU-4": 0.3, "ROUGE-L": 0.5,
+               "CIDEr": 1.1, "METEOR": 0.4, "latency_p50_ms": 2.345,
+               "vqa_family/facing": 0.75, "vqa_family/torso_lean": 0.5, "runs": 2.0}
+    rules = {"vqa_accuracy": 1.0, "vqa_depth_accuracy": 1.0, "vqa_nondepth_accuracy": 1.0,
+             "BLEU-1": np.float32(0.73), "BLEU-4": 0.55, "ROUGE-L": 0.52, "CIDEr": 0.3,
+             "latency_p50_ms": 0.9, "vqa_family/facing": 1.0}
+    methods = {"rules_3d": rules, "student": student}
+    targets = check_targets({"student": student,
+                             "teacher": {"vqa_accuracy": 0.8},  # 75 % of the teacher: missed
+                             "baseline_2d": {"vqa_depth_accuracy": 0.4}})  # +15 points: met
+    assert not targets["student_of_teacher_vqa_pct"]["met"]
+    assert targets["student_vs_baseline_2d_depth_points"]["met"]
+    return {"settings": {"eval_poses": 3, "latency": "batch 1"},
+            "sets": {"test": {"poses": 3, "questions": 9, "methods": methods}},
+            "methods": methods, "targets": targets,
+            "learning_curve": [{"labelled_fraction": 0.05, "student": 0.6, "baseline_2d": 0.5},
+                               {"labelled_fraction": 0.2, "labelled_poses": 400, "student": 0.7,
+                                "baseline_2d": 0.55}]}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    paths = write_report(str(folder), _report())
+    return folder, paths
+
+
+def test_write_report_writes_every_file(written):
+    folder, paths = written
+    names = {"report.json", "report.md", "test_vqa.png", "test_captions.png", "test_latency.png",
+             "learning_curve.png"}
+    assert {os.path.basename(p) for p in paths} == names
+    assert set(os.listdir(folder)) == names
+    assert all(os.path.isfile(p) for p in paths)
+
+
+def test_report_json_round_trips(written):
+    folder, _ = written
+    data = json.loads((folder / "report.json").read_text())
+    assert data["methods"]["student"]["vqa_accuracy"] == pytest.approx(0.6)
+    assert data["methods"]["rules_3d"]["BLEU-1"] == pytest.approx(0.73)  # numpy float written as a number
+    assert data["sets"]["test"]["poses"] == 3 and data["sets"]["test"]["questions"] == 9
+    assert data["sets"]["test"]["methods"]["student"]["vqa_family/facing"] == pytest.approx(0.75)
+    assert data["targets"]["student_of_teacher_vqa_pct"]["met"] is False
+    assert data["targets"]["student_of_teacher_vqa_pct"]["value"] == pytest.approx(75.0)
+    assert data["learning_curve"][1]["labelled_poses"] == 400
+    expected = json.loads(json.dumps(_report(), default=float))
+    assert data == expected
+
+
+def test_report_md_has_tables_targets_and_curve(written):
+    folder, _ = written
+    md = (folder / "report.md").read_text()
+    assert md == markdown(_report())
+    lines = md.splitlines()
+    assert "# Pose2Lang3D evaluation" in lines
+    assert "- eval_poses: 3" in lines
+    assert any(line.startswith("## test (3 poses, 9 questions)") for line in lines)
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    student = [c.strip() for c in rows["student"].split("|")[2:-1]]
+    rules = [c.strip() for c in rows["rules_3d"].split("|")[2:-1]]
+    header = [c.strip() for c in rows["method"].split("|")[2:-1]]
+    assert len(student) == len(rules) == len(header)
+    s, r = dict(zip(header, student)), dict(zip(header, rules))
+    assert s["vqa_accuracy"] == "0.600 ± 0.050"
+    assert s["BLEU-4"] == "0.300" and s["latency_p50_ms"] == "2.3"
+    assert s["pose_to_text_R@1"] == "-"  # not measured
+    assert r["vqa_accuracy"] == "1.000" and r["METEOR"] == "-" and r["BLEU-1"] == "0.730"
+    # student before rules_3d in every table
+    assert md.index("| student |") < md.index("| rules_3d |")
+    # per-family accuracy
+    assert rows["facing"].replace(" ", "") == "|facing|0.750|1.000|"
+    assert rows["torso_lean"].replace(" ", "") == "|torso_lean|0.500|-|"
+    # targets: missed ones say so, met ones say yes
+    teacher = next(line for line in lines if "90 % of the teacher" in line)
+    assert "**MISSED**" in teacher and "75.00" in teacher
+    baseline = next(line for line in lines if "student over baseline_2d on needs_depth" in line)
+    assert baseline.rstrip().endswith("| yes |") and "15.00" in baseline
+    assert md.count("MISSED") == 1
+    # learning curve
+    assert "| 0.05 | ? | 0.600 | 0.500 |" in lines
+    assert "| 0.2 | 400 | 0.700 | 0.550 |" in lines
+
+
+def test_charts_are_png_files(written):
+    folder, _ = written
+    for name in ("test_vqa.png", "test_captions.png", "test_latency.png", "learning_curve.png"):
+        blob = (folder / name).read_bytes()
+        assert blob[:8] == PNG_SIGNATURE, name
+        assert blob[12:16] == b"IHDR" and len(blob) > 1000, name
+
+
+def test_report_without_targets_or_curve(tmp_path):
+    report = _report()
+    report["targets"] = {}
+    report["learning_curve"] = []
+    paths = write_report(str(tmp_path), report)
+    assert {os.path.basename(p) for p in paths} == {"report.json", "report.md", "test_vqa.png",
+                                                     "test_captions.png", "test_latency.png"}
+    md = (tmp_path / "report.md").read_text()
+    assert "## Targets" not in md and "Learning curve" not in md and "MISSED" not in md
+    assert not (tmp_path / "learning_curve.png").exists()
