@@ -171,11 +171,17 @@ class ModelMethod:
 
 
 class RuleMethod:
-    """The rule-based describer on 3D joints: the true ones, or lifted by ``lifter``."""
+    """The rule-based describer on 3D joints: the true ones with the true action label (the
+    ceiling), or joints lifted by ``lifter`` with no label (a pipeline from 2D has no action
+    recogniser: it neither names the action nor answers the action question)."""
 
     def __init__(self, name: str, lifter: Lifter | None = None):
         self.name = name
         self.lifter = lifter
+
+    def _actions(self, data: EvalSet, rows: slice) -> list[str]:
+        actions = data.actions[rows]
+        return actions if self.lifter is None else [""] * len(actions)
 
     def _joints(self, data: EvalSet, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         if self.lifter is None:
@@ -185,15 +191,17 @@ class RuleMethod:
 
     def predict(self, data: EvalSet) -> Predictions:
         joints, cams = self._joints(data, slice(None))
-        texts = describe_batch(joints, data.actions, cams, seeds=None, num_captions=1)
+        actions = self._actions(data, slice(None))
+        texts = describe_batch(joints, actions, cams, seeds=None, num_captions=1)
         codes = measure_posecodes(joints, cams)
-        tables = [answer_table(codes, i, a) for i, a in enumerate(data.actions)]
+        tables = [answer_table(codes, i, a) for i, a in enumerate(actions)]
         answers = [tables[r].get(q, "") for r, q in zip(data.qa_row, data.qa_question)]
         return Predictions([t.captions[0] if t.captions else "" for t in texts], answers)
 
     def predict_one(self, data: EvalSet, i: int) -> str:
         joints, cams = self._joints(data, slice(i, i + 1))
-        return describe_batch(joints, data.actions[i:i + 1], cams, num_captions=1)[0].captions[0]
+        return describe_batch(joints, self._actions(data, slice(i, i + 1)), cams,
+                              num_captions=1)[0].captions[0]
 
 
 def lifter_error_cm(lifter: Lifter, data: EvalSet) -> float:

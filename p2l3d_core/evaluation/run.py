@@ -24,6 +24,7 @@ from p2l3d_core.evaluation.lifter import train_lifter
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.poses.camera import Camera
+from p2l3d_core.training.batches import labelled_mask
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     models = find_models(run)
     if not models:
         raise FileNotFoundError(f"no trained models under {run} (expected {', '.join(MODEL_FOLDERS)})")
-    train = load_table(dataset, "train", ["keypoints_2d", "visible_2d", "keypoints_3d", "camera", "split"])
+    train = load_table(dataset, "train", ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
     log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")
     cams = np.stack([Camera.from_dict(c).position for c in train.column("camera").to_pylist()])
     lifter = train_lifter(np.array(train.column("keypoints_2d").to_pylist(), dtype=np.float64),
@@ -100,7 +101,17 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
         report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row), "methods": methods}
     report["methods"] = report["sets"]["test"]["methods"]
     report["targets"] = check_targets(report["methods"])
-    report["learning_curve"] = _learning_curve(run, dataset, eval_poses, seed, log, kw)
+    curve = _learning_curve(run, dataset, eval_poses, seed, log, kw)
+    main_fraction = storage.read_json(storage.join(models["student"][0], "config.json")).get(
+        "train", {}).get("labelled_fraction") if "student" in models else None
+    if main_fraction is not None:
+        curve.append({"labelled_fraction": main_fraction, **{
+            m: report["methods"][m]["vqa_depth_accuracy"] for m in ("student", "baseline_2d")
+            if m in report["methods"]}})
+    pose_ids = train.column("pose_id").to_pylist()
+    for point in curve:
+        point["labelled_poses"] = int(labelled_mask(pose_ids, point["labelled_fraction"]).sum())
+    report["learning_curve"] = sorted(curve, key=lambda p: p["labelled_fraction"]) if len(curve) > 1 else []
     return report
 
 

@@ -64,6 +64,22 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
         for stage in ("teacher", "student"):
             assert (out_dir / stage / "model.safetensors").is_file()
             assert json.loads((out_dir / stage / "config.json").read_text())["kind"] == stage
+        for baseline in ("baseline_2d", "baseline_2d_no3d", "coords_2d"):
+            assert (out_dir / "baselines" / baseline / "model.safetensors").is_file()
+        # the evaluate stage: every method scored, targets stated, charts drawn
+        evaluation = json.loads((out_dir / "report" / "report.json").read_text())
+        assert set(evaluation["methods"]) == {"student", "teacher", "baseline_2d", "baseline_2d_no3d",
+                                              "coords_2d", "lifter", "rules_3d"}
+        for metrics in evaluation["methods"].values():
+            assert {"vqa_accuracy", "vqa_depth_accuracy", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
+                    "latency_p50_ms"} <= set(metrics)
+        assert evaluation["methods"]["rules_3d"]["vqa_accuracy"] == 1.0
+        assert "pose_to_text_R@5" in evaluation["methods"]["student"]
+        markdown = (out_dir / "report" / "report.md").read_text()
+        assert len(evaluation["targets"]) == 7
+        for target in evaluation["targets"].values():  # met or missed, each is stated
+            assert target["target"] in markdown
+        assert (out_dir / "report" / "test_vqa.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         _stop_cluster(ray_tmp)  # not `ray stop`: that would also kill the suite's own Ray instance
         shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -98,7 +114,7 @@ def _stop_cluster(temp_dir: str) -> None:
 def test_relative_output_works_from_any_directory(tmp_path):
     """Training workers run in other directories: a relative --output must still reach them."""
     out = subprocess.run([sys.executable, str(REPO / "jobs" / "distill.py"), "--preset", "smoke",
-                          "--output", "rel/run", "--num-cpus", "4"],
+                          "--output", "rel/run", "--num-cpus", "4", "--stages", "render,teacher,student"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=900, env=_env(tmp_path))
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     for stage in ("teacher", "student"):
