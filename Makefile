@@ -20,10 +20,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Real 3D data the quickstart also evaluates on, where ../shared/data is beside the clone.
+SHARED ?= ../shared/data
+REAL_SETS := $(if $(wildcard $(SHARED)/mocap/131_01.bvh),\
+  --real h36m=h36m:$(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz \
+  --real cmu_walk=bvh:$(SHARED)/mocap/131_01.bvh@walking \
+  --real cmu_hop=bvh:$(SHARED)/mocap/131_03.bvh@hop)
+
 # The main job on the embedded default: a local Ray instance renders a synthetic dataset,
-# trains the teacher and distils the student (about 6 minutes on 2 CPU cores).
+# trains the teacher, distils the student, trains the baselines and evaluates them all
+# (see README for the time it takes on 2 CPU cores). Re-running resumes.
 quickstart: $(STAMP)
-	$(PY) jobs/distill.py --preset quickstart --output runs/quickstart
+	$(PY) jobs/distill.py --preset quickstart --output runs/quickstart $(REAL_SETS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None,
                    help="how many seeds student and baseline_2d are trained with (preset default)")
     p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")
+    p.add_argument("--real", action="append", default=[], metavar="NAME=SOURCE",
+                   help="real 3D data to evaluate on as well, rendered like the training set, e.g. "
+                        "h36m=h36m:FILE.npz or walk=bvh:FILE.bvh@walking (repeatable)")
     p.add_argument("--retrain", action="store_true",
                    help="train models again even where a finished one exists")
     p.add_argument("--seed", type=int, default=0)
@@ -82,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
         return 2
+    real_sets = []
+    for text in args.real:
+        name, sep, source = text.partition("=")
+        if not sep or not name or not source:
+            LOG.error("--real wants NAME=SOURCE, got %r", text)
+            return 2
+        real_sets.append((name, source))
     # Absolute local paths: the teacher folder is read by training workers in other directories.
     args.output = storage.absolute(args.output)
     data = storage.absolute(args.data) if args.data else storage.join(args.output, "dataset")
@@ -121,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     if "evaluate" in stages:
         import evaluate
 
+        extra = []
+        for name, source in real_sets:
+            uri = storage.join(args.output, "real", name)
+            render_dataset(uri, DatasetConfig(num_poses=100_000, source=source, seed=args.seed,
+                                              image_size=manifest["config"]["image_size"]), log=LOG.info)
+            extra += ["--set", f"{name}={uri}"]
         return evaluate.main(["--run", args.output, "--data", data, "--seed", str(args.seed),
-                              "--eval-poses", str(p.eval_poses)])
+                              "--eval-poses", str(p.eval_poses), *extra])
     return 0
 
 

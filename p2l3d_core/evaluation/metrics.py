@@ -6,6 +6,7 @@ lower-cased and split on word characters (the PTB tokenizer would need Java for 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import statistics
@@ -55,14 +56,18 @@ def caption_scores(candidates: Sequence[str], references: Sequence[Sequence[str]
     out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
     if meteor:
         try:
-            from pycocoevalcap.meteor.meteor import Meteor
-
-            scorer = Meteor()  # a Java process, ended when the scorer is collected
-            out["METEOR"] = float(scorer.compute_score(gts, res)[0])
-            del scorer
+            out["METEOR"] = float(_meteor().compute_score(gts, res)[0])
         except (OSError, ValueError, RuntimeError) as err:  # no Java: say so, keep the rest
             LOG.warning("METEOR skipped (it needs Java): %s", err)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _meteor():
+    """One METEOR scorer per process: each is a Java process that takes seconds to start."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
 
 
 def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3) -> dict[str, float]:
