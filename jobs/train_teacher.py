@@ -19,15 +19,20 @@ from ray.train import TrainingFailedError
 
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset
+from p2l3d_core.models.encoders import POSE_INPUTS
 from p2l3d_core.training.config import TrainConfig
-from p2l3d_core.training.runner import run_stage
+from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="rendered dataset (local folder or s3://)")
     p.add_argument("--output", required=True, help="run folder (local folder or s3://)")
-    p.add_argument("--model", default="small", choices=["tiny", "small"], help="model size preset")
+    p.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="model size preset")
+    p.add_argument("--pose-input", default="image+keypoints", choices=list(POSE_INPUTS),
+                   help="what the 2D branch reads")
+    p.add_argument("--labelled-fraction", type=float, default=1.0,
+                   help="share of the training split with language (the teacher learns from it)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64, help="per worker and step")
     p.add_argument("--grad-accum", type=int, default=1)
@@ -50,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     image_size = manifest["config"]["image_size"]
-    cfg = TrainConfig(model=preset(args.model, image_size), epochs=args.epochs,
+    model = with_corpus_vocab(preset(args.model, image_size, args.pose_input), args.data)
+    cfg = TrainConfig(model=model, epochs=args.epochs, labelled_fraction=args.labelled_fraction,
                       batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                       zero_stage=args.zero_stage, use_gpu=args.use_gpu, seed=args.seed)
     init_ray(num_cpus=args.num_cpus)

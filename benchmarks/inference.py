@@ -1,0 +1,94 @@
+"""Inference speed of trained models: single-pose latency (batch 1, one thread: the online
+service case) and batched throughput (the archive-captioning case). Prints a table and writes
+JSON to benchmarks/results/inference.json.
+
+    .venv/bin/python benchmarks/inference.py --run runs/quickstart [--poses 200] [--batch 64]
+
+Target (paper): 30 ms per sample. Latency is from 2D keypoints to a caption: rendering the
+skeleton image, encoding, greedy decoding; answering one question ranks its candidates instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from p2l3d_core import storage  # noqa: E402
+from p2l3d_core.dataset.shards import load_table  # noqa: E402
+from p2l3d_core.evaluation.methods import EvalSet, ModelMethod  # noqa: E402
+from p2l3d_core.evaluation.metrics import latency_ms  # noqa: E402
+from p2l3d_core.evaluation.run import EVAL_COLUMNS, find_models  # noqa: E402
+from p2l3d_core.language import FAMILY_ANSWERS  # noqa: E402
+from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt  # noqa: E402
+from p2l3d_core.models.io import load_pretrained  # noqa: E402
+
+
+def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:
+    method = ModelMethod(name, load_pretrained(path), batch_size=batch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    caption = latency_ms(lambda i: method.predict_one(data, i), min(50, len(data)))
+
+    def answer(i: int) -> None:  # one question: encode, rank its family's answers
+        q = data.qa_row.index(i) if i in data.qa_row else 0
+        z = method.embed(_slice(data, data.qa_row[q]))
+        options = FAMILY_ANSWERS[data.qa_family[q]]
+        method.model.decoder.score(z.expand(len(options), -1),
+                                   [question_prompt(data.qa_question[q])] * len(options), list(options))
+
+    vqa = latency_ms(answer, min(50, len(data)))
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()  # archive captioning: encode and caption in batches
+    z = method.embed(data)
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            zb = z[start:start + batch]
+            method.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb))
+    batched = len(data) / (time.perf_counter() - t0)
+    return {"method": name, "caption_p50_ms": caption["latency_p50_ms"],
+            "caption_p90_ms": caption["latency_p90_ms"], "answer_p50_ms": vqa["latency_p50_ms"],
+            "batched_captions_per_s": batched}
+
+
+def _slice(data: EvalSet, i: int) -> EvalSet:
+    return EvalSet(data.name, data.actions[i:i + 1], data.image_2d[i:i + 1], data.image_3d[i:i + 1],
+                   data.keypoints_2d[i:i + 1], data.visible[i:i + 1], data.joints_3d[i:i + 1],
+                   data.cameras[i:i + 1], data.captions[i:i + 1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
+    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p.add_argument("--poses", type=int, default=200, help="test poses for the batched pass")
+    p.add_argument("--batch", type=int, default=64)
+    args = p.parse_args()
+    run = storage.absolute(args.run)
+    data = EvalSet.from_table("test", load_table(args.data or storage.join(run, "dataset"), "test",
+                                                 EVAL_COLUMNS), args.poses)
+    models = find_models(run)
+    rows = [measure(name, paths[0], data, args.batch) for name, paths in models.items()]
+    print(f"{'method':<18}{'caption p50 ms':>16}{'caption p90 ms':>16}{'answer p50 ms':>15}"
+          f"{'batched captions/s':>20}")
+    for r in rows:
+        print(f"{r['method']:<18}{r['caption_p50_ms']:>16.1f}{r['caption_p90_ms']:>16.1f}"
+              f"{r['answer_p50_ms']:>15.1f}{r['batched_captions_per_s']:>20.1f}")
+    out = Path(__file__).resolve().parent / "results" / "inference.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.platform(), "threads_batched": torch.get_num_threads(),
+                               "run": run, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
