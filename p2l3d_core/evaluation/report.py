@@ -67,14 +67,29 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bar_chart(methods: dict, metrics: tuple[str, ...], title: str) -> bytes:
+def _axes(width: float = 6.0):
+    """A figure on the file-only backend (no screen here or on a cluster)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(width, 4))
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _bar_chart(methods: dict, metrics: tuple[str, ...], title: str) -> bytes:
     names = _ordered(methods)
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 4))
+    fig, ax = _axes(max(6, 1.3 * len(names)))
     width = 0.8 / len(metrics)
     for j, metric in enumerate(metrics):
         xs = [i + j * width for i in range(len(names))]
@@ -84,31 +99,18 @@ def _bar_chart(methods: dict, metrics: tuple[str, ...], title: str) -> bytes:
     ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(names))], names, rotation=20)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def _curve_chart(curve: list[dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _axes()
     xs = [p.get("labelled_poses", p["labelled_fraction"]) for p in curve]
     for name in ("student", "baseline_2d"):
         ax.plot(xs, [p.get(name, float("nan")) for p in curve], marker="o", label=name)
     ax.set_xlabel("labelled training poses")
     ax.set_ylabel("needs_depth VQA accuracy")
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def write_report(folder: str, report: dict) -> list[str]:

@@ -16,15 +16,6 @@ from p2l3d_core.skeleton import NUM_JOINTS, J
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """The CPU is shared: one torch thread is faster than fighting over two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def table():
     result = build_table(generate_records(7, 0, 60), DatasetConfig(num_poses=60, image_size=32))
     assert not result.failures
@@ -37,7 +28,7 @@ def data(table):
 
 
 @pytest.fixture(scope="module")
-def lifter(one_thread):
+def lifter(one_torch_thread):
     """A lifter fit briefly on 400 other synthetic poses (a different generator seed)."""
     records = generate_records(11, 0, 400)
     uv, vis = zip(*(r.project() for r in records))

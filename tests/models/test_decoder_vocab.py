@@ -14,13 +14,7 @@ QUESTION = "Which hand is further forward?"
 TEXTS = ["the person is kneeling", "the person is standing", "left", "right", QUESTION]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is as fast, and far faster on a busy machine (no spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

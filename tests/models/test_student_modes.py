@@ -18,13 +18,7 @@ CAPTIONS = ["The person is kneeling.", "The left hand is raised above the head."
             "The feet are far apart.", "The person is leaning forward."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is as fast, and far faster on a busy machine (no spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(pose_input: str, n: int = B) -> dict[str, torch.Tensor]:
