@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2
-    model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"], p.pose_input), data)
+    model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"],
+                                           p.pose_input, p.pose_input_3d), data)
     splits = ray_splits(data)
     # Read the shards once: every training of this job iterates the same rows each epoch.
     datasets = {"train": splits["train"].materialize(), "val": splits["val"].materialize()}

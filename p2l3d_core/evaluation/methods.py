@@ -26,7 +26,7 @@ from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.keypoints import keypoint_features
+from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.render import RenderConfig, decode_png, render_2d, render_3d
@@ -104,6 +104,7 @@ class ModelMethod:
         self.model = model.eval()
         self.uses_3d = isinstance(model, Teacher)
         self.pose_input = model.cfg.pose_input
+        self.pose_input_3d = model.cfg.pose_input_3d
         self.render = RenderConfig(image_size=model.cfg.vision.image_size)
         self.batch_size = batch_size
         self.score_batch = score_batch
@@ -117,7 +118,12 @@ class ModelMethod:
                                                                      data.visible[rows]))
         x3 = None
         if self.uses_3d:
-            x3 = images_to_tensor(np.stack([decode_png(data.image_3d[i]) for i in rows]))
+            x3 = {}
+            if "image" in self.pose_input_3d:
+                x3["image"] = images_to_tensor(np.stack([decode_png(data.image_3d[i]) for i in rows]))
+            if "keypoints" in self.pose_input_3d:
+                x3["keypoints"] = torch.from_numpy(keypoint_features_3d(np.stack(
+                    [data.cameras[i].to_camera(data.joints_3d[i]) for i in rows])))
         return inputs, x3
 
     @torch.no_grad()
@@ -164,8 +170,12 @@ class ModelMethod:
                                                                      data.visible[i:i + 1]))
         x3 = None
         if self.uses_3d:
-            cam = data.cameras[i]
-            x3 = images_to_tensor(render_3d(cam.to_camera(data.joints_3d[i]), self.render)[None])
+            joints = data.cameras[i].to_camera(data.joints_3d[i])
+            x3 = {}
+            if "image" in self.pose_input_3d:
+                x3["image"] = images_to_tensor(render_3d(joints, self.render)[None])
+            if "keypoints" in self.pose_input_3d:
+                x3["keypoints"] = torch.from_numpy(keypoint_features_3d(joints[None]))
         z = self.model.encode_pose(inputs, x3)
         return self.model.decoder.generate(z, [CAPTION_PROMPT])[0]
 

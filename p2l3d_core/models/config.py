@@ -58,6 +58,9 @@ class PoseModelConfig:
     # What the 2D branch reads: "image" (the rendered skeleton), "keypoints" (the 2D
     # coordinates, an MLP) or "image+keypoints" (both, summed embeddings).
     pose_input: str = "image"
+    # What the teacher's 3D branch reads: "image" (the rendered 3D views), "keypoints" (the
+    # camera-frame 3D joints, an MLP) or "image+keypoints".
+    pose_input_3d: str = "image"
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -75,26 +78,29 @@ class PoseModelConfig:
         if decoder.get("vocab") is not None:
             decoder["vocab"] = tuple(decoder["vocab"])
         return cls(embed_dim=d.get("embed_dim", 256), pose_input=d.get("pose_input", "image"),
+                   pose_input_3d=d.get("pose_input_3d", "image"),
                    vision=VisionConfig(**vision),
                    text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**decoder),
                    init_temperature=d.get("init_temperature", 0.07))
 
 
-def preset(name: str, image_size: int = 128, pose_input: str = "image") -> PoseModelConfig:
+def preset(name: str, image_size: int = 128, pose_input: str = "image",
+           pose_input_3d: str = "image") -> PoseModelConfig:
     """Named model sizes: ``tiny`` (tests, seconds on a CPU), ``small`` (a small ResNet and a
     2-layer decoder: CPU runs) and ``base`` (ViT and a 4-layer decoder: GPU runs)."""
     if name == "tiny":
         return PoseModelConfig(
-            embed_dim=32, pose_input=pose_input,
+            embed_dim=32, pose_input=pose_input, pose_input_3d=pose_input_3d,
             vision=VisionConfig(image_size=image_size, patch_size=max(8, image_size // 4),
                                 hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
             decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
                                   max_length=32))
     if name == "small":
         return PoseModelConfig(
-            pose_input=pose_input,
+            pose_input=pose_input, pose_input_3d=pose_input_3d,
             vision=VisionConfig(kind="resnet", image_size=image_size, resnet_widths=(16, 32, 64, 128)),
             decoder=DecoderConfig(num_layers=2, hidden_size=128, num_heads=4, prefix_tokens=4))
     if name == "base":
-        return PoseModelConfig(pose_input=pose_input, vision=VisionConfig(image_size=image_size))
+        return PoseModelConfig(pose_input=pose_input, pose_input_3d=pose_input_3d,
+                               vision=VisionConfig(image_size=image_size))
     raise ValueError(f"unknown model preset {name!r}: use 'tiny', 'small' or 'base'")

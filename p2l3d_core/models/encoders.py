@@ -143,27 +143,42 @@ class TextEncoder(nn.Module):
 POSE_INPUTS = ("image", "keypoints", "image+keypoints")
 
 
-class Pose2DEncoder(nn.Module):
-    """The 2D branch: the rendered skeleton image, the keypoint coordinates, or both (their
-    embeddings summed, then normalised). Inputs: ``{"image": (B,3,H,W), "keypoints": (B,51)}``."""
+class PoseEncoder(nn.Module):
+    """A pose branch: a rendered skeleton image, keypoint coordinates, or both (their
+    embeddings summed, then normalised). Inputs: ``{"image": (B,3,H,W), "keypoints": (B,F)}``."""
 
-    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+    def __init__(self, cfg: PoseModelConfig, uses: str, keypoint_features: int, weights: bool = True):
         super().__init__()
         from p2l3d_core.models.keypoints import KeypointEncoder
 
-        if cfg.pose_input not in POSE_INPUTS:
-            raise ValueError(f"unknown pose_input {cfg.pose_input!r}: use one of {POSE_INPUTS}")
-        self.uses = tuple(cfg.pose_input.split("+"))
+        if uses not in POSE_INPUTS:
+            raise ValueError(f"unknown pose_input {uses!r}: use one of {POSE_INPUTS}")
+        self.uses = tuple(uses.split("+"))
         self.image = ImageEncoder(cfg.vision, cfg.embed_dim, weights) if "image" in self.uses else None
-        self.keypoints = KeypointEncoder(cfg.embed_dim) if "keypoints" in self.uses else None
+        self.keypoints = (KeypointEncoder(cfg.embed_dim, in_features=keypoint_features)
+                          if "keypoints" in self.uses else None)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         missing = [k for k in self.uses if k not in inputs]
         if missing:
-            raise ValueError(f"the 2D encoder reads {self.uses}; missing {missing}")
+            raise ValueError(f"the encoder reads {self.uses}; missing {missing}")
         parts = []
         if self.image is not None:
             parts.append(self.image(inputs["image"]))
         if self.keypoints is not None:
             parts.append(self.keypoints(inputs["keypoints"]))
         return parts[0] if len(parts) == 1 else nn.functional.normalize(sum(parts), dim=-1)
+
+
+def Pose2DEncoder(cfg: PoseModelConfig, weights: bool = True) -> PoseEncoder:
+    """The 2D branch (``cfg.pose_input``): skeleton image and/or 2D keypoint features."""
+    from p2l3d_core.models.keypoints import KEYPOINT_FEATURES
+
+    return PoseEncoder(cfg, cfg.pose_input, KEYPOINT_FEATURES, weights)
+
+
+def Pose3DEncoder(cfg: PoseModelConfig, weights: bool = True) -> PoseEncoder:
+    """The teacher's 3D branch (``cfg.pose_input_3d``): 3D views and/or 3D joint features."""
+    from p2l3d_core.models.keypoints import KEYPOINT_FEATURES_3D
+
+    return PoseEncoder(cfg, cfg.pose_input_3d, KEYPOINT_FEATURES_3D, weights)

@@ -31,7 +31,7 @@ def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict |
     model.text.tokenizer.save_pretrained(folder)  # tokenizer files at the top, for users
     text_cfg = dataclasses.replace(cfg.text, pretrained="text")
     vision_cfg = cfg.vision
-    image_encoder = model.encoder_2d.image or getattr(model, "image_3d", None)
+    image_encoder = model.encoder_2d.image or getattr(getattr(model, "encoder_3d", None), "image", None)
     if cfg.vision.pretrained and image_encoder is not None:
         image_encoder.backbone.config.save_pretrained(folder / "vision")
         vision_cfg = dataclasses.replace(cfg.vision, pretrained="vision")

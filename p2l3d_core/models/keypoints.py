@@ -16,6 +16,7 @@ from torch import nn
 from p2l3d_core.skeleton import J, NUM_JOINTS
 
 KEYPOINT_FEATURES = NUM_JOINTS * 3  # x, y, visible per joint
+KEYPOINT_FEATURES_3D = NUM_JOINTS * 4  # x, y, z (camera frame), known per joint
 
 
 def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
@@ -35,13 +36,29 @@ def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = Non
     return np.concatenate([rel, seen[..., None].astype(np.float64)], -1).reshape(len(kp), -1).astype(np.float32)
 
 
-class KeypointEncoder(nn.Module):
-    """Keypoint features -> normalised embedding (an MLP: the inputs are 51 numbers)."""
+def keypoint_features_3d(joints_cam: np.ndarray) -> np.ndarray:
+    """``(N, 17, 3)`` camera-frame metres (NaN = missing) -> ``(N, 68)`` float32 features:
+    pelvis-centred, divided by the skeleton's extent, with a known flag per joint. The camera
+    frame keeps what the 2D view shares with 3D (image axes) and adds depth."""
+    pts = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+    known = ~np.isnan(pts).any(-1)
+    rel = pts - pts[:, J["pelvis"], None]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = np.nanmax(np.abs(rel).reshape(len(pts), -1), axis=1)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)
+    rel = np.nan_to_num(rel / scale[:, None, None], nan=0.0)
+    return np.concatenate([rel, known[..., None]], -1).reshape(len(pts), -1).astype(np.float32)
 
-    def __init__(self, embed_dim: int, hidden: int = 512, layers: int = 3):
+
+class KeypointEncoder(nn.Module):
+    """Keypoint features -> normalised embedding (an MLP: the inputs are a few dozen numbers)."""
+
+    def __init__(self, embed_dim: int, hidden: int = 512, layers: int = 3,
+                 in_features: int = KEYPOINT_FEATURES):
         super().__init__()
         blocks: list[nn.Module] = []
-        width = KEYPOINT_FEATURES
+        width = in_features
         for _ in range(layers - 1):
             blocks += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
             width = hidden

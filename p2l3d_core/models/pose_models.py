@@ -14,7 +14,7 @@ from torch import nn
 
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
-from p2l3d_core.models.encoders import ImageEncoder, Pose2DEncoder, TextEncoder
+from p2l3d_core.models.encoders import Pose2DEncoder, Pose3DEncoder, TextEncoder
 from p2l3d_core.models.losses import LogitScale, clip_loss, distill_loss
 
 
@@ -28,7 +28,7 @@ class _PoseLanguageModel(nn.Module):
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
         """Pose embedding from the 2D inputs (``Pose2DEncoder``) and, for a teacher, the 3D image."""
         raise NotImplementedError
@@ -51,38 +51,42 @@ class Teacher(_PoseLanguageModel):
     def __init__(self, cfg: PoseModelConfig, weights: bool = True):
         super().__init__(cfg, weights)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
-        self.image_3d = ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+        self.encoder_3d = Pose3DEncoder(cfg, weights)
         d = cfg.embed_dim
         self.fuse = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
 
-    def encode_all(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor
-                   ) -> dict[str, torch.Tensor]:
-        """Embeddings of the 2D inputs, the 3D image and their fusion (all normalised)."""
-        z2, z3 = self.encoder_2d(inputs_2d), self.image_3d(image_3d)
+    def encode_all(self, inputs_2d: dict[str, torch.Tensor],
+                   inputs_3d: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Embeddings of the 2D inputs, the 3D inputs (a tensor: the 3D image) and their
+        fusion (all normalised)."""
+        if isinstance(inputs_3d, torch.Tensor):
+            inputs_3d = {"image": inputs_3d}
+        z2, z3 = self.encoder_2d(inputs_2d), self.encoder_3d(inputs_3d)
         fused = nn.functional.normalize(self.fuse(torch.cat([z2, z3], -1)) + z2 + z3, dim=-1)
         return {"z2d": z2, "z3d": z3, "fused": fused}
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
-        if image_3d is None:
+        if inputs_3d is None:
             return self.encoder_2d(inputs_2d)  # partial input: 2D alone is aligned too
-        return self.encode_all(inputs_2d, image_3d)["fused"]
+        return self.encode_all(inputs_2d, inputs_3d)["fused"]
 
-    def contrastive_loss(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor, text: torch.Tensor,
+    def contrastive_loss(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor,
+                         text: torch.Tensor,
                          partial_weight: float = 0.5) -> dict[str, torch.Tensor]:
         """InfoNCE of the fused embedding with the text, plus each image alone (partial)."""
-        z = self.encode_all(inputs_2d, image_3d)
+        z = self.encode_all(inputs_2d, inputs_3d)
         scale = self.logit_scale()
         terms = {name: clip_loss(z[name], text, scale) for name in ("fused", "z2d", "z3d")}
         terms["loss"] = terms["fused"] + partial_weight * (terms["z2d"] + terms["z3d"])
         return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
 
-    def forward(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor, texts: list[str],
+    def forward(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor, texts: list[str],
                 prompts: list[str], targets: list[str], partial_weight: float = 0.5,
                 lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Training step: contrastive terms plus the language-model loss on the fused embedding.
         The loss lives in ``forward`` so DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
-        out = self.contrastive_loss(inputs_2d, image_3d, self.text(texts), partial_weight)
+        out = self.contrastive_loss(inputs_2d, inputs_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
         out["loss"] = self.with_every_parameter(out["loss"] + lm_weight * out["lm"])
         return out
@@ -95,7 +99,7 @@ class Student(_PoseLanguageModel):
         super().__init__(cfg, weights)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], image_3d: torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
         return self.encoder_2d(inputs_2d)
 

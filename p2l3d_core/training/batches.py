@@ -7,7 +7,7 @@ import torch
 
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.keypoints import keypoint_features
+from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
 from p2l3d_core.render import decode_png
 
 
@@ -62,6 +62,26 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
     if "keypoints" in pose_input:
         feats = keypoint_features(stack_column(batch["keypoints_2d"]), stack_column(batch["visible_2d"]))
         out["keypoints"] = torch.from_numpy(feats).to(device)
+    return out
+
+
+def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
+    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts: ``R``
+    flattened world->camera, ``t``)."""
+    R = np.stack([np.asarray(c["R"], dtype=np.float64).reshape(3, 3) for c in cameras])
+    t = np.stack([np.asarray(c["t"], dtype=np.float64) for c in cameras])
+    return np.einsum("nij,nkj->nki", R, np.asarray(joints_3d, dtype=np.float64)) + t[:, None]
+
+
+def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
+    """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (camera-frame
+    3D joint features)."""
+    out: dict[str, torch.Tensor] = {}
+    if "image" in pose_input_3d:
+        out["image"] = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+    if "keypoints" in pose_input_3d:
+        joints = camera_frame(stack_column(batch["keypoints_3d"]), batch["camera"])
+        out["keypoints"] = torch.from_numpy(keypoint_features_3d(joints)).to(device)
     return out
 
 

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 from p2l3d_core.evaluation.retrieval import recall_at_k
-from p2l3d_core.models.encoders import images_to_tensor
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import (decode_images, labelled_mask, language_2d,
-                                         pick_captions, pick_language_targets, pose_inputs)
+from p2l3d_core.training.batches import (labelled_mask, language_2d, pick_captions,
+                                         pick_language_targets, pose_inputs, pose_inputs_3d)
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
 STATE_FILE = "train_state.json"
@@ -49,8 +48,8 @@ def _evaluate(model: Teacher, shard, cfg: TrainConfig, rng: np.random.Generator)
     device = model.text.proj.weight.device
     fused, z2d, texts = [], [], []
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
-        z = model.encode_all(pose_inputs(batch, cfg.model.pose_input, device), x3)
+        z = model.encode_all(pose_inputs(batch, cfg.model.pose_input, device),
+                             pose_inputs_3d(batch, cfg.model.pose_input_3d, device))
         fused.append(z["fused"])
         z2d.append(z["z2d"])
         texts.append(model.text(pick_captions(batch["captions"], rng)))
@@ -83,12 +82,13 @@ class _Run:
         self.val_shard = ray.train.get_dataset_shard("val")
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
 
-    def images(self, batch: dict, column: str) -> torch.Tensor:
-        return images_to_tensor(decode_images(batch[column])).to(self.device).to(self.dtype)
-
     def inputs_2d(self, batch: dict) -> dict[str, torch.Tensor]:
         return {k: v.to(self.dtype) for k, v in
                 pose_inputs(batch, self.cfg.model.pose_input, self.device).items()}
+
+    def inputs_3d(self, batch: dict, pose_input_3d: str | None = None) -> dict[str, torch.Tensor]:
+        uses = pose_input_3d or self.cfg.model.pose_input_3d
+        return {k: v.to(self.dtype) for k, v in pose_inputs_3d(batch, uses, self.device).items()}
 
     def fit(self, stage: str, step, evaluate, extra_metrics=lambda: {}) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
@@ -126,7 +126,7 @@ def train_teacher(config: dict) -> None:
             batch = _labelled_only(batch, cfg.labelled_fraction)
         prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
                                                  batch["answers"], run.rng, cfg.qa_fraction)
-        return run.engine(run.inputs_2d(batch), run.images(batch, "image_3d"),
+        return run.engine(run.inputs_2d(batch), run.inputs_3d(batch),
                           pick_captions(batch["captions"], run.rng), prompts, targets,
                           partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
 
@@ -211,7 +211,7 @@ def train_student(config: dict) -> None:
         if teacher is None:
             return run.engine(inputs, mask, prompts, targets, captions=captions, **weights)
         with torch.no_grad():
-            target = teacher.encode_all(inputs, run.images(batch, "image_3d"))["fused"]
+            target = teacher.encode_all(inputs, run.inputs_3d(batch, teacher.cfg.pose_input_3d))["fused"]
             text = teacher.text(captions) if len(rows) else None
         return run.engine(inputs, mask, prompts, targets, teacher_pose=target.to(run.dtype),
                           teacher_text=None if text is None else text.to(run.dtype),
@@ -236,8 +236,8 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
         inputs = pose_inputs(batch, cfg.model.pose_input, device)
         zs.append(student.encode_pose(inputs))
         if teacher is not None:
-            x3 = images_to_tensor(decode_images(batch["image_3d"])).to(device)
-            zt.append(teacher.encode_all(inputs, x3)["fused"])
+            zt.append(teacher.encode_all(
+                inputs, pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
         texts.append(text_encoder(pick_captions(batch["captions"], rng)))
     if not zs:
         return {}

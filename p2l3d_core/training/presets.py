@@ -23,6 +23,7 @@ class PipelinePreset:
     use_gpu: bool = False
     zero_stage: int = 2
     pose_input: str = "image+keypoints"
+    pose_input_3d: str = "image+keypoints"  # the teacher's 3D branch
     lm_weight: float = 1.0
     seeds: int = 3  # student and baseline_2d are trained this many times
     # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
