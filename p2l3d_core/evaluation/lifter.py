@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, keypoint_features
-from p2l3d_core.skeleton import J, NUM_JOINTS
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 VIEWER_DISTANCE = 10.0
 

@@ -59,7 +59,7 @@ class EvalSet:
         return np.stack([c.position for c in self.cameras])
 
     @classmethod
-    def from_table(cls, name: str, table: pa.Table, limit: int | None = None, seed: int = 0) -> "EvalSet":
+    def from_table(cls, name: str, table: pa.Table, limit: int | None = None, seed: int = 0) -> EvalSet:
         """Rows of a rendered dataset (one split); ``limit`` draws that many at random."""
         if limit is not None and limit < table.num_rows:
             rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, limit, replace=False))

@@ -15,7 +15,7 @@ import numpy as np
 
 from p2l3d_core.language import PoseText, ask, describe, measure_posecodes
 from p2l3d_core.language.posecodes import UNKNOWN
-from p2l3d_core.skeleton import J, NUM_JOINTS
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 TORSO_METRES = 0.5
 

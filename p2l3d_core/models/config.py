@@ -70,7 +70,7 @@ class PoseModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PoseModelConfig":
+    def from_dict(cls, d: dict) -> PoseModelConfig:
         vision = dict(d.get("vision", {}))
         if "resnet_widths" in vision:
             vision["resnet_widths"] = tuple(vision["resnet_widths"])

@@ -105,7 +105,7 @@ class TextEncoder(nn.Module):
         # (few distinct sentences), so each is computed once per process. Bounded, not persisted.
         self._cache: dict[str, torch.Tensor] = {}
 
-    def train(self, mode: bool = True) -> "TextEncoder":
+    def train(self, mode: bool = True) -> TextEncoder:
         super().train(mode)
         if self.frozen:
             self.backbone.eval()  # no dropout in a frozen backbone

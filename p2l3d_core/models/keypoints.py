@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from p2l3d_core.skeleton import J, NUM_JOINTS
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 KEYPOINT_FEATURES = NUM_JOINTS * 3  # x, y, visible per joint
 KEYPOINT_FEATURES_3D = NUM_JOINTS * 4  # x, y, z (camera frame), known per joint

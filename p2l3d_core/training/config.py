@@ -42,7 +42,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["model"] = PoseModelConfig.from_dict(d.get("model", {}))
         return cls(**d)

@@ -20,8 +20,14 @@ import torch
 from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import (labelled_mask, language_2d, pick_captions,
-                                         pick_language_targets, pose_inputs, pose_inputs_3d)
+from p2l3d_core.training.batches import (
+    labelled_mask,
+    language_2d,
+    pick_captions,
+    pick_language_targets,
+    pose_inputs,
+    pose_inputs_3d,
+)
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
 STATE_FILE = "train_state.json"

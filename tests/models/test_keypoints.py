@@ -14,7 +14,6 @@ from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KeypointEncoder, keyp
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.skeleton import NUM_JOINTS, J
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -3,7 +3,13 @@ import math
 import torch
 from torch.nn import functional as F
 
-from p2l3d_core.models.losses import LogitScale, clip_loss, distill_loss, embedding_match, relational_kd
+from p2l3d_core.models.losses import (
+    LogitScale,
+    clip_loss,
+    distill_loss,
+    embedding_match,
+    relational_kd,
+)
 
 
 def _unit(x):
