@@ -26,10 +26,10 @@ from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.poses.camera import Camera
-from p2l3d_core.render import RenderConfig, decode_png, render_2d, render_3d
+from p2l3d_core.render import RenderConfig, render_2d, render_3d
+from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d
 
 
 @dataclass
@@ -53,6 +53,12 @@ class EvalSet:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    def batch(self, rows: np.ndarray) -> dict:
+        """Rows as a batch in the rendered dataset's column names (what training reads)."""
+        return {"image_2d": [self.image_2d[i] for i in rows], "image_3d": [self.image_3d[i] for i in rows],
+                "keypoints_2d": self.keypoints_2d[rows], "visible_2d": self.visible[rows],
+                "keypoints_3d": self.joints_3d[rows], "camera": [self.cameras[i].to_row() for i in rows]}
 
     @property
     def camera_positions(self) -> np.ndarray:
@@ -109,22 +115,10 @@ class ModelMethod:
         self.batch_size = batch_size
         self.score_batch = score_batch
 
-    def _inputs(self, data: EvalSet, rows: np.ndarray) -> tuple[dict, torch.Tensor | None]:
-        inputs = {}
-        if "image" in self.pose_input:
-            inputs["image"] = images_to_tensor(np.stack([decode_png(data.image_2d[i]) for i in rows]))
-        if "keypoints" in self.pose_input:
-            inputs["keypoints"] = torch.from_numpy(keypoint_features(data.keypoints_2d[rows],
-                                                                     data.visible[rows]))
-        x3 = None
-        if self.uses_3d:
-            x3 = {}
-            if "image" in self.pose_input_3d:
-                x3["image"] = images_to_tensor(np.stack([decode_png(data.image_3d[i]) for i in rows]))
-            if "keypoints" in self.pose_input_3d:
-                x3["keypoints"] = torch.from_numpy(keypoint_features_3d(np.stack(
-                    [data.cameras[i].to_camera(data.joints_3d[i]) for i in rows])))
-        return inputs, x3
+    def _inputs(self, data: EvalSet, rows: np.ndarray) -> tuple[dict, dict | None]:
+        batch = data.batch(rows)
+        inputs_3d = pose_inputs_3d(batch, self.pose_input_3d) if self.uses_3d else None
+        return pose_inputs(batch, self.pose_input), inputs_3d
 
     @torch.no_grad()
     def embed(self, data: EvalSet) -> torch.Tensor:
@@ -161,22 +155,20 @@ class ModelMethod:
 
     @torch.no_grad()
     def predict_one(self, data: EvalSet, i: int) -> str:
-        """Caption of pose ``i`` from its keypoints, everything on the way included."""
-        inputs = {}
+        """Caption of pose ``i`` from its keypoints, everything on the way included: the images
+        are drawn here, not read from the dataset."""
+        batch = data.batch(np.array([i]))
+        inputs = pose_inputs(batch, "keypoints") if "keypoints" in self.pose_input else {}
         if "image" in self.pose_input:
             inputs["image"] = images_to_tensor(render_2d(data.keypoints_2d[i], self.render)[None])
-        if "keypoints" in self.pose_input:
-            inputs["keypoints"] = torch.from_numpy(keypoint_features(data.keypoints_2d[i:i + 1],
-                                                                     data.visible[i:i + 1]))
-        x3 = None
+        inputs_3d = None
         if self.uses_3d:
-            joints = data.cameras[i].to_camera(data.joints_3d[i])
-            x3 = {}
+            inputs_3d = (pose_inputs_3d(batch, "keypoints") if "keypoints" in self.pose_input_3d
+                         else {})
             if "image" in self.pose_input_3d:
-                x3["image"] = images_to_tensor(render_3d(joints, self.render)[None])
-            if "keypoints" in self.pose_input_3d:
-                x3["keypoints"] = torch.from_numpy(keypoint_features_3d(joints[None]))
-        z = self.model.encode_pose(inputs, x3)
+                joints = data.cameras[i].to_camera(data.joints_3d[i])
+                inputs_3d["image"] = images_to_tensor(render_3d(joints, self.render)[None])
+        z = self.model.encode_pose(inputs, inputs_3d)
         return self.model.decoder.generate(z, [CAPTION_PROMPT])[0]
 
 

@@ -91,8 +91,9 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                     "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
                                  "batch 1, 1 CPU thread, keypoints in -> caption out",
                                  "vqa": "closed vocabulary: the decoder ranks the family's answers"}}
+    evaluated: dict[str, EvalSet] = {}
     for set_name, table in sets.items():
-        data = EvalSet.from_table(set_name, table, eval_poses, seed)
+        data = evaluated[set_name] = EvalSet.from_table(set_name, table, eval_poses, seed)
         methods = {name: _score(name, paths, data, log, **kw) for name, paths in models.items()}
         for name, method in (("lifter", RuleMethod("lifter", lifter)), ("rules_3d", RuleMethod("rules_3d"))):
             log(f"  {set_name}: {name}")
@@ -101,7 +102,7 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
         report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row), "methods": methods}
     report["methods"] = report["sets"]["test"]["methods"]
     report["targets"] = check_targets(report["methods"])
-    curve = _learning_curve(run, dataset, eval_poses, seed, log, kw)
+    curve = _learning_curve(run, evaluated["test"], log, kw)
     main_fraction = storage.read_json(storage.join(models["student"][0], "config.json")).get(
         "train", {}).get("labelled_fraction") if "student" in models else None
     if main_fraction is not None:
@@ -115,15 +116,11 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     return report
 
 
-def _learning_curve(run: str, dataset: str, eval_poses: int | None, seed: int, log, kw) -> list[dict]:
-    """needs_depth accuracy of student and baseline_2d at each labelled fraction trained under
-    ``curve/``, plus the main run's own point."""
+def _learning_curve(run: str, data: EvalSet, log, kw) -> list[dict]:
+    """needs_depth accuracy of student and baseline_2d on ``data`` (the test poses) at each
+    labelled fraction trained under ``curve/``; the caller adds the main run's own point."""
     points = []
-    names = storage.list_folders(storage.join(run, "curve"))
-    if not names:
-        return points
-    data = EvalSet.from_table("test", load_table(dataset, "test", EVAL_COLUMNS), eval_poses, seed)
-    for name in names:
+    for name in storage.list_folders(storage.join(run, "curve")):
         models = find_models(run, f"curve/{name}")
         if not models:
             continue

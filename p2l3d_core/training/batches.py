@@ -8,6 +8,7 @@ import torch
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
 from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
+from p2l3d_core.poses.camera import Camera
 from p2l3d_core.render import decode_png
 
 
@@ -66,11 +67,8 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
 
 
 def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
-    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts: ``R``
-    flattened world->camera, ``t``)."""
-    R = np.stack([np.asarray(c["R"], dtype=np.float64).reshape(3, 3) for c in cameras])
-    t = np.stack([np.asarray(c["t"], dtype=np.float64) for c in cameras])
-    return np.einsum("nij,nkj->nki", R, np.asarray(joints_3d, dtype=np.float64)) + t[:, None]
+    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts)."""
+    return np.stack([Camera.from_dict(c).to_camera(j) for c, j in zip(cameras, joints_3d)])
 
 
 def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
