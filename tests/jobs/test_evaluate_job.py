@@ -1,0 +1,34 @@
+"""jobs/evaluate.py and distill.py's --real on bad input: a clear message, exit code 2, nothing written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_evaluate_a_folder_without_models_is_refused(tmp_path):
+    out = _run(str(REPO / "jobs" / "evaluate.py"), "--run", str(tmp_path), cwd=REPO)
+    assert out.returncode == 2
+    assert f"no trained models under {tmp_path}" in out.stdout + out.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_malformed_set_is_refused(tmp_path):
+    out = _run(str(REPO / "jobs" / "evaluate.py"), "--run", str(tmp_path), "--set", "no-equals-sign",
+               cwd=REPO)
+    assert out.returncode == 2 and "--set wants NAME=DATASET_URI" in out.stderr
+
+
+def test_distill_malformed_real_set_is_refused_before_anything_runs(tmp_path):
+    out = _run(str(REPO / "jobs" / "distill.py"), "--output", str(tmp_path / "run"), "--real", "h36m",
+               cwd=REPO)
+    assert out.returncode == 2 and "--real wants NAME=SOURCE, got 'h36m'" in out.stdout + out.stderr
+    assert not (tmp_path / "run").exists()
