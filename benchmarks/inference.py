@@ -5,7 +5,8 @@ JSON to benchmarks/results/inference.json.
     .venv/bin/python benchmarks/inference.py --run runs/quickstart [--poses 200] [--batch 64]
 
 Target (paper): 30 ms per sample. Latency is from 2D keypoints to a caption: rendering the
-skeleton image, encoding, greedy decoding; answering one question ranks its candidates instead.
+skeleton image, encoding, greedy decoding. Answering one question runs the answer head, not
+the decoder.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from p2l3d_core.dataset.shards import load_table  # noqa: E402
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod  # noqa: E402
 from p2l3d_core.evaluation.metrics import latency_ms  # noqa: E402
 from p2l3d_core.evaluation.run import EVAL_COLUMNS, find_models  # noqa: E402
-from p2l3d_core.language import FAMILY_ANSWERS  # noqa: E402
-from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt  # noqa: E402
+from p2l3d_core.models.decoder import CAPTION_PROMPT  # noqa: E402
 from p2l3d_core.models.io import load_pretrained  # noqa: E402
 
 
@@ -37,12 +37,10 @@ def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:
     torch.set_num_threads(1)
     caption = latency_ms(lambda i: method.predict_one(data, i), min(50, len(data)))
 
-    def answer(i: int) -> None:  # one question: encode, rank its family's answers
+    def answer(i: int) -> None:  # one question: encode the pose, the answer head picks
         q = data.qa_row.index(i) if i in data.qa_row else 0
         z = method.embed(_slice(data, data.qa_row[q]))
-        options = FAMILY_ANSWERS[data.qa_family[q]]
-        method.model.decoder.score(z.expand(len(options), -1),
-                                   [question_prompt(data.qa_question[q])] * len(options), list(options))
+        method.model.answer(z, [data.qa_question[q]], [data.qa_family[q]])
 
     vqa = latency_ms(answer, min(50, len(data)))
     torch.set_num_threads(threads)

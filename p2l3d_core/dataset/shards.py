@@ -130,7 +130,8 @@ def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action",
 
 
 TRAINING_COLUMNS = ["pose_id", "split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d",
-                    "keypoints_3d", "camera", "captions", "questions", "answers"]
+                    "keypoints_3d", "camera", "captions", "questions", "answers",
+                    "question_families"]
 
 
 def ray_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:

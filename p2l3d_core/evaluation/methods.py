@@ -21,10 +21,10 @@ import torch
 
 from p2l3d_core.evaluation.lifter import Lifter, viewer_cameras, viewer_frame
 from p2l3d_core.evaluation.retrieval import recall_at_k
-from p2l3d_core.language import FAMILY_ANSWERS, describe_batch
+from p2l3d_core.language import describe_batch
 from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
-from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
+from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.encoders import images_to_tensor
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.poses.camera import Camera
@@ -103,7 +103,7 @@ class Predictions:
 
 
 class ModelMethod:
-    """A trained teacher or student answering through its decoder."""
+    """A trained teacher or student: captions from its decoder, answers from its answer head."""
 
     def __init__(self, name: str, model, batch_size: int = 64, score_batch: int = 512):
         self.name = name
@@ -136,20 +136,12 @@ class ModelMethod:
         for start in range(0, len(data), self.batch_size):
             zb = z[start:start + self.batch_size]
             captions += self.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb))
-        # Answers: every (question, candidate) pair scored, the best candidate per question.
-        pairs = [(q, c) for q in range(len(data.qa_row)) for c in FAMILY_ANSWERS[data.qa_family[q]]]
-        scores = []
-        for start in range(0, len(pairs), self.score_batch):
-            chunk = pairs[start:start + self.score_batch]
-            rows = torch.tensor([data.qa_row[q] for q, _ in chunk])
-            scores.append(self.model.decoder.score(
-                z[rows], [question_prompt(data.qa_question[q]) for q, _ in chunk], [c for _, c in chunk]))
-        flat = torch.cat(scores).tolist() if scores else []
-        best: dict[int, tuple[float, str]] = {}
-        for (q, c), s in zip(pairs, flat):
-            if q not in best or s > best[q][0]:
-                best[q] = (s, c)
-        answers = [best[q][1] for q in range(len(data.qa_row))]
+        # Answers: the closed-vocabulary head, within each question's family.
+        answers: list[str] = []
+        for start in range(0, len(data.qa_row), self.score_batch):
+            stop = start + self.score_batch
+            answers += self.model.answer(z[torch.tensor(data.qa_row[start:stop], dtype=torch.long)],
+                                         data.qa_question[start:stop], data.qa_family[start:stop])
         text = self.model.text([c[0] if c else "" for c in data.captions])
         return Predictions(captions, answers, z, text)
 

@@ -247,3 +247,24 @@ def answer_table(codes: Posecodes, i: int, action: str) -> dict[str, str]:
         for questions, answer, _ in group:
             table.update(dict.fromkeys(questions, answer))
     return table
+
+
+def _bank() -> tuple[tuple[str, str], ...]:
+    per_side = {"hand_front_back": _HAND_FRONT_BACK, "hand_height": _HAND_HEIGHT,
+                "hand_side": _HAND_SIDE, "knee_height": _KNEE_HEIGHT,
+                **{f"joint_bend/{j}": t for j, t in _JOINT_BEND.items()}}
+    whole = {"foot_forward": _FOOT_FORWARD, "hand_forward": _HAND_FORWARD,
+             "torso_lean": _TORSO_LEAN, "feet_distance": _FEET_DISTANCE,
+             "hands_distance": _HANDS_DISTANCE, "ground_contact": _GROUND_CONTACT,
+             "facing": _FACING}
+    pairs = [(f.split("/")[0], q) for f, t in per_side.items() for s in _SIDE
+             for q in t[s][0][0]]
+    pairs += [(f, q) for f, t in whole.items() for q in t[0][0]]
+    pairs += [("action", q) for q in _ACTION_QUESTIONS]
+    return tuple(dict.fromkeys(pairs))
+
+
+QUESTION_BANK: tuple[tuple[str, str], ...] = _bank()
+"""``(family, question)`` for every question the families ask, all paraphrases. It depends on
+no pose, so asking it of an unlabelled pose leaks nothing: the student is distilled on the
+teacher's answers to it where no text exists."""

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
 
-FORMAT = "p2l3d-model/1"
+FORMAT = "p2l3d-model/2"  # 2: the answer head
 
 
 def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict | None = None) -> Path:
@@ -76,6 +76,9 @@ def read_config(folder: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: no config.json")
     meta = json.loads(path.read_text())
+    if str(meta.get("format", "")).startswith("p2l3d-model/") and meta["format"] != FORMAT:
+        raise ValueError(f"{path}: format {meta['format']!r} was saved by an older version "
+                         f"(expected {FORMAT!r}, which adds the answer head): retrain it")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta

@@ -5,6 +5,9 @@
   relational KD, i.e. KL between the teacher's and the student's similarity distributions
   over the batch's texts (or over the batch's teacher embeddings when there is no text, as on
   the unlabelled pool).
+* :func:`answer_loss` - cross-entropy of closed-vocabulary answers within each question's family.
+* :func:`answer_kd` - student towards teacher on answer distributions (the pool's only targets
+  besides the embeddings).
 * The language-model loss is the decoder's own cross-entropy (see ``decoder.py``).
 """
 
@@ -63,3 +66,23 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, texts: torch.Tens
              "rkd": relational_kd(student, teacher, anchors, temperature)}
     terms["loss"] = match_weight * terms["match"] + rkd_weight * terms["rkd"]
     return terms
+
+
+def _within_family(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return logits.float().masked_fill(~mask, float("-inf"))
+
+
+def answer_loss(logits: torch.Tensor, answers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the true answer among its family's answers (``mask``, see
+    ``answers.family_mask``): the head never spends capacity telling families apart."""
+    return F.cross_entropy(_within_family(logits, mask), answers)
+
+
+def answer_kd(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
+              temperature: float = 1.0) -> torch.Tensor:
+    """KL(teacher || student) of the answer distributions within each question's family, scaled
+    by T^2 (Hinton et al.) so the gradient size does not depend on the temperature."""
+    t = F.log_softmax(_within_family(teacher.detach(), mask) / temperature, dim=-1)
+    s = F.log_softmax(_within_family(student, mask) / temperature, dim=-1)
+    kl = (t.exp() * (t - s)).masked_fill(~mask, 0.0).sum(-1)
+    return kl.mean() * temperature ** 2

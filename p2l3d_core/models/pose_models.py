@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from p2l3d_core.models.answers import ANSWERS, AnswerHead, Asked, family_mask
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
 from p2l3d_core.models.encoders import Pose2DEncoder, Pose3DEncoder, TextEncoder
-from p2l3d_core.models.losses import LogitScale, clip_loss, distill_loss
+from p2l3d_core.models.losses import LogitScale, answer_kd, answer_loss, clip_loss, distill_loss
 
 
 class _PoseLanguageModel(nn.Module):
@@ -27,6 +28,7 @@ class _PoseLanguageModel(nn.Module):
         self.text = TextEncoder(cfg.text, cfg.embed_dim, weights)
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
+        self.answers = AnswerHead(cfg.embed_dim)
 
     def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
@@ -43,6 +45,23 @@ class _PoseLanguageModel(nn.Module):
     def language_loss(self, pose: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
         """Decoder cross-entropy of captions/answers given the pose embeddings."""
         return self.decoder(pose, prompts, targets)
+
+    def answer_logits(self, pose: torch.Tensor, asked: Asked) -> torch.Tensor:
+        """``(len(asked), len(ANSWERS))`` logits of each question about its pose (rows of ``pose``).
+        Each distinct question is embedded once: a batch asks the same few dozen many times."""
+        unique = list(dict.fromkeys(asked.questions))
+        index = {q: i for i, q in enumerate(unique)}
+        q = self.text(unique).to(pose.dtype)[torch.tensor([index[x] for x in asked.questions],
+                                                         device=pose.device)]
+        return self.answers(pose[asked.rows], q)
+
+    @torch.no_grad()
+    def answer(self, pose: torch.Tensor, questions: list[str], families: list[str]) -> list[str]:
+        """The most likely answer of question ``i`` about pose ``i``, within its family."""
+        asked = Asked(torch.arange(len(questions), device=pose.device), list(questions),
+                      family_mask(families).to(pose.device))
+        logits = self.answer_logits(pose, asked).float().masked_fill(~asked.mask, float("-inf"))
+        return [ANSWERS[i] for i in logits.argmax(-1).tolist()]
 
 
 class Teacher(_PoseLanguageModel):
@@ -82,13 +101,20 @@ class Teacher(_PoseLanguageModel):
         return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
 
     def forward(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor, texts: list[str],
-                prompts: list[str], targets: list[str], partial_weight: float = 0.5,
-                lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """Training step: contrastive terms plus the language-model loss on the fused embedding.
-        The loss lives in ``forward`` so DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
+                prompts: list[str], targets: list[str], asked: Asked | None = None,
+                partial_weight: float = 0.5, lm_weight: float = 1.0,
+                answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Training step: contrastive terms, the language-model loss and the answer loss (every
+        question in ``asked``) on the fused embedding. The loss lives in ``forward`` so
+        DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
         out = self.contrastive_loss(inputs_2d, inputs_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
-        out["loss"] = self.with_every_parameter(out["loss"] + lm_weight * out["lm"])
+        out["loss"] = out["loss"] + lm_weight * out["lm"]
+        if asked is not None and len(asked):
+            out["answer"] = answer_loss(self.answer_logits(out["emb_fused"], asked), asked.answers,
+                                        asked.mask)
+            out["loss"] = out["loss"] + answer_weight * out["answer"]
+        out["loss"] = self.with_every_parameter(out["loss"])
         return out
 
 
@@ -109,21 +135,28 @@ class Student(_PoseLanguageModel):
         self.text.load_state_dict(teacher.text.state_dict())
         self.text.requires_grad_(False)
         self.decoder.load_state_dict(teacher.decoder.state_dict())
+        self.answers.load_state_dict(teacher.answers.state_dict())
         self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())
 
     def forward(self, inputs_2d: dict[str, torch.Tensor], labelled: torch.Tensor,
                 prompts: list[str], targets: list[str], teacher_pose: torch.Tensor | None = None,
                 teacher_text: torch.Tensor | None = None, captions: list[str] | None = None,
+                asked: Asked | None = None, bank: Asked | None = None,
+                teacher_answers: torch.Tensor | None = None,
                 match: str = "cosine", match_weight: float = 1.0, rkd_weight: float = 1.0,
                 temperature: float = 0.1, contrastive_weight: float = 0.5,
-                lm_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                lm_weight: float = 1.0, answer_weight: float = 1.0,
+                answer_kd_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """One training step on a batch mixing labelled rows (text known) and pool rows.
 
         Distillation (``teacher_pose`` given, one row per sample): embedding match and
         relational KD towards the teacher on every row; ``teacher_text`` are the teacher's text
         embeddings of the labelled rows (the KD anchors and InfoNCE targets). Without a teacher
         (the ``baseline_2d`` ablations) the student's own text encoder embeds ``captions`` of the
-        labelled rows. ``prompts``/``targets``: decoder inputs of the labelled rows, in order."""
+        labelled rows. ``prompts``/``targets``: decoder inputs of the labelled rows, in order.
+        ``asked``: the labelled rows' questions with their answers (rows index the batch).
+        ``bank``/``teacher_answers``: questions put to every row and the teacher's logits for
+        them, the answer-distillation targets where no answer is known."""
         z = self.encoder_2d(inputs_2d)
         out: dict[str, torch.Tensor] = {"loss": z.new_zeros(())}
         text = teacher_text if teacher_text is not None else (
@@ -139,6 +172,12 @@ class Student(_PoseLanguageModel):
         if prompts:
             out["lm"] = self.language_loss(z[labelled], prompts, targets)
             out["loss"] = out["loss"] + lm_weight * out["lm"]
+        if asked is not None and len(asked):
+            out["answer"] = answer_loss(self.answer_logits(z, asked), asked.answers, asked.mask)
+            out["loss"] = out["loss"] + answer_weight * out["answer"]
+        if bank is not None and teacher_answers is not None:
+            out["answer_kd"] = answer_kd(self.answer_logits(z, bank), teacher_answers, bank.mask)
+            out["loss"] = out["loss"] + answer_kd_weight * out["answer_kd"]
         out["loss"] = self.with_every_parameter(out["loss"])
         return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
 from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
@@ -35,6 +36,19 @@ def pick_language_targets(captions, questions, answers, rng: np.random.Generator
             prompts.append(CAPTION_PROMPT)
             targets.append(str(caps[int(rng.integers(len(caps)))]) if len(caps) else "")
     return prompts, targets
+
+
+def asked_questions(batch: dict, rows) -> Asked:
+    """Every question of the given (labelled) rows with its family and answer; ``Asked.rows``
+    are positions in the batch."""
+    pos, questions, families, answers = [], [], [], []
+    for r in rows:
+        qs = batch["questions"][r]
+        pos += [int(r)] * len(qs)
+        questions += [str(q) for q in qs]
+        families += [str(f) for f in batch["question_families"][r]]
+        answers += [str(a) for a in batch["answers"][r]]
+    return Asked.of(pos, questions, families, answers)
 
 
 def labelled_mask(pose_ids, fraction: float) -> np.ndarray:
@@ -96,6 +110,7 @@ def language_2d(batch: dict, seed: int) -> dict:
     out["captions"] = _objects([t.captions for t in texts])
     out["questions"] = _objects([[q.question for q in t.qas] for t in texts])
     out["answers"] = _objects([[q.answer for q in t.qas] for t in texts])
+    out["question_families"] = _objects([[q.family for q in t.qas] for t in texts])
     return out
 
 

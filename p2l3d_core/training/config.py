@@ -21,6 +21,10 @@ class TrainConfig:
     use_gpu: bool = False
     partial_weight: float = 0.5
     lm_weight: float = 1.0
+    # Closed-vocabulary answer head: every question of every labelled row each step, and on
+    # every row (pool included) the teacher's answer distributions over the question bank.
+    answer_weight: float = 1.0
+    answer_kd_weight: float = 1.0
     qa_fraction: float = 0.5
     seed: int = 0
     # Language is scarce, 3D is not: only this fraction of the training split keeps its text

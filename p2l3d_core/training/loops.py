@@ -18,9 +18,12 @@ import numpy as np
 import torch
 
 from p2l3d_core.evaluation.retrieval import recall_at_k
+from p2l3d_core.language.questions import DEPTH_FAMILIES
+from p2l3d_core.models.answers import ANSWERS, Asked
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.training.batches import (
+    asked_questions,
     labelled_mask,
     language_2d,
     pick_captions,
@@ -52,20 +55,48 @@ def _evaluate(model: Teacher, shard, cfg: TrainConfig, rng: np.random.Generator)
     """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard."""
     model.eval()
     device = model.text.proj.weight.device
-    fused, z2d, texts = [], [], []
+    fused, z2d, texts, answers = [], [], [], _AnswerTally()
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
         z = model.encode_all(pose_inputs(batch, cfg.model.pose_input, device),
                              pose_inputs_3d(batch, cfg.model.pose_input_3d, device))
         fused.append(z["fused"])
         z2d.append(z["z2d"])
         texts.append(model.text(pick_captions(batch["captions"], rng)))
+        answers.add(model, z["fused"], batch)
     if not fused:
         return {}
     text = torch.cat(texts)
     metrics = {f"val_{k}": v for k, v in recall_at_k(torch.cat(fused), text).items()}
     metrics.update({f"val_2d_{k}": v for k, v in recall_at_k(torch.cat(z2d), text).items()})
     metrics["val_size"] = float(text.shape[0])
-    return metrics
+    return {**metrics, **answers.metrics()}
+
+
+class _AnswerTally:
+    """Validation answer accuracy of the answer head, overall and on depth questions."""
+
+    def __init__(self):
+        self.right = self.total = self.depth_right = self.depth_total = 0
+
+    def add(self, model, pose: torch.Tensor, batch: dict) -> None:
+        asked = asked_questions(batch, range(len(batch["captions"])))
+        if not len(asked):
+            return
+        families = [f for r in range(len(batch["captions"])) for f in batch["question_families"][r]]
+        got = model.answer(pose[asked.rows.to(pose.device)], asked.questions, families)
+        right = np.array([a == ANSWERS[i] for a, i in zip(got, asked.answers.tolist())])
+        depth = np.array([f in DEPTH_FAMILIES for f in families])
+        self.right, self.total = self.right + int(right.sum()), self.total + len(right)
+        self.depth_right += int(right[depth].sum())
+        self.depth_total += int(depth.sum())
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        if self.total:
+            out["val_vqa"] = self.right / self.total
+        if self.depth_total:
+            out["val_vqa_depth"] = self.depth_right / self.depth_total
+        return out
 
 
 class _Run:
@@ -96,7 +127,7 @@ class _Run:
         uses = pose_input_3d or self.cfg.model.pose_input_3d
         return {k: v.to(self.dtype) for k, v in pose_inputs_3d(batch, uses, self.device).items()}
 
-    def fit(self, stage: str, step, evaluate, extra_metrics=lambda: {}) -> None:
+    def fit(self, stage: str, step, evaluate, extra_metrics=dict) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
         validation metrics; every epoch ends with a report and a checkpoint."""
         engine = self.engine
@@ -132,9 +163,11 @@ def train_teacher(config: dict) -> None:
             batch = _labelled_only(batch, cfg.labelled_fraction)
         prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
                                                  batch["answers"], run.rng, cfg.qa_fraction)
+        asked = asked_questions(batch, range(len(batch["captions"]))).to(run.device)
         return run.engine(run.inputs_2d(batch), run.inputs_3d(batch),
-                          pick_captions(batch["captions"], run.rng), prompts, targets,
-                          partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight)
+                          pick_captions(batch["captions"], run.rng), prompts, targets, asked,
+                          partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight,
+                          answer_weight=cfg.answer_weight)
 
     run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
             lambda: {"logit_scale": float(run.engine.module.logit_scale())})
@@ -212,15 +245,22 @@ def train_student(config: dict) -> None:
         captions = pick_captions(batch["captions"][rows], run.rng)
         prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
                                                  batch["answers"][rows], run.rng, cfg.qa_fraction)
-        weights = dict(contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight)
+        asked = asked_questions(batch, rows).to(run.device)
+        weights = dict(contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight,
+                       answer_weight=cfg.answer_weight)
         mask = torch.as_tensor(labelled, device=run.device)
         if teacher is None:
-            return run.engine(inputs, mask, prompts, targets, captions=captions, **weights)
+            return run.engine(inputs, mask, prompts, targets, captions=captions, asked=asked,
+                              **weights)
+        bank = Asked.bank(len(labelled)).to(run.device)
         with torch.no_grad():
             target = teacher.encode_all(inputs, run.inputs_3d(batch, teacher.cfg.pose_input_3d))["fused"]
             text = teacher.text(captions) if len(rows) else None
+            teacher_answers = teacher.answer_logits(target, bank)
         return run.engine(inputs, mask, prompts, targets, teacher_pose=target.to(run.dtype),
                           teacher_text=None if text is None else text.to(run.dtype),
+                          asked=asked, bank=bank, teacher_answers=teacher_answers,
+                          answer_kd_weight=cfg.answer_kd_weight,
                           match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
                           temperature=cfg.distill_temperature, **weights)
 
@@ -235,12 +275,13 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
     there is one, else its own) and, when distilled, how close it sits to the teacher's fused
     embedding (cosine)."""
     student.eval()
-    zs, zt, texts = [], [], []
+    zs, zt, texts, answers = [], [], [], _AnswerTally()
     device = student.text.proj.weight.device
     text_encoder = teacher.text if teacher is not None else student.text
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
         inputs = pose_inputs(batch, cfg.model.pose_input, device)
         zs.append(student.encode_pose(inputs))
+        answers.add(student, zs[-1], batch)
         if teacher is not None:
             zt.append(teacher.encode_all(
                 inputs, pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
@@ -252,4 +293,4 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
     if zt:
         metrics["val_cosine_to_teacher"] = float((z * torch.cat(zt)).sum(-1).mean())
     metrics["val_size"] = float(z.shape[0])
-    return metrics
+    return {**metrics, **answers.metrics()}

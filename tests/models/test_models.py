@@ -88,5 +88,8 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"format": "other"}')
-    with pytest.raises(ValueError, match="expected 'p2l3d-model/1'"):
+    with pytest.raises(ValueError, match="expected 'p2l3d-model/2'"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/1"}')
+    with pytest.raises(ValueError, match="older version.*retrain"):
         load_pretrained(tmp_path)

@@ -19,7 +19,7 @@ from p2l3d_core.training.loops import train_student, train_teacher
 from p2l3d_core.training.runner import export_model, fit
 
 pytestmark = pytest.mark.slow
-COLS = ["pose_id", "image_2d", "image_3d", "captions", "questions", "answers"]
+COLS = ["pose_id", "image_2d", "image_3d", "captions", "questions", "answers", "question_families"]
 
 
 @pytest.fixture(scope="module")

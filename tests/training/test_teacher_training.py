@@ -29,7 +29,7 @@ TINY_MODEL = PoseModelConfig(
 @pytest.fixture(scope="module")
 def tiny_data():
     table = build_table(generate_records(0, 0, 224), DatasetConfig(num_poses=224, image_size=32)).table
-    cols = ["image_2d", "image_3d", "captions", "questions", "answers"]
+    cols = ["image_2d", "image_3d", "captions", "questions", "answers", "question_families"]
     train = ray.data.from_arrow(table.slice(0, 160).select(cols))
     val = ray.data.from_arrow(table.slice(160, 64).select(cols))
     return {"train": train, "val": val}
@@ -43,28 +43,30 @@ def test_deepspeed_config_follows_the_device():
 
 
 def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tmp_path):
-    cfg = TrainConfig(model=TINY_MODEL, epochs=1, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1)
+    cfg = TrainConfig(model=TINY_MODEL, epochs=1, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1,
+                      answer_weight=0.1)
     first = fit(train_teacher, cfg, tiny_data, name="teacher", storage_path=str(tmp_path),
                 num_workers=2, cpus_per_worker=1, max_failures=0)
     assert first.error is None and first.metrics["epoch"] == 0
 
     # Same name and storage: the run resumes after epoch 0 instead of starting over.
-    cfg3 = TrainConfig(model=TINY_MODEL, epochs=6, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1)
+    cfg3 = TrainConfig(model=TINY_MODEL, epochs=9, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1,
+                      answer_weight=0.1)
     result = fit(train_teacher, cfg3, tiny_data, name="teacher", storage_path=str(tmp_path),
                  num_workers=2, cpus_per_worker=1, max_failures=0)
     epochs = [m["epoch"] for _, m in result.best_checkpoints]
-    assert result.metrics["epoch"] == 5
+    assert result.metrics["epoch"] == 8
     assert epochs.count(0) == 1, f"epoch 0 was trained again: {epochs}"
     first_loss = first.metrics["train_loss"]
     assert result.metrics["train_loss"] < first_loss  # it learns
     chance = 5 / result.metrics["val_size"]  # R@5 by chance on this worker's shard
-    # A tiny model after 30 steps: above chance, with a margin on R@10 (chance 10/N).
+    # A tiny model after 45 steps: above chance, with a margin on R@10 (chance 10/N).
     assert result.metrics["val_pose_to_text_R@5"] > chance
     assert result.metrics["val_pose_to_text_R@10"] > 2 * chance + 0.1
 
     exported = Path(export_model(result, tmp_path / "export" / "teacher"))
     meta = json.loads((exported / "config.json").read_text())
-    assert meta["kind"] == "teacher" and meta["metrics"]["epoch"] == 5
+    assert meta["kind"] == "teacher" and meta["metrics"]["epoch"] == 8
     model = load_pretrained(exported)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert isinstance(model.logit_scale(), torch.Tensor)

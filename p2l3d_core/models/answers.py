@@ -1,0 +1,87 @@
+"""Closed-vocabulary answers: a head that reads a pose embedding and a question embedding.
+
+Every question family answers from a fixed vocabulary (``questions.FAMILY_ANSWERS``), so an
+answer can be learned as a class. The decoder learns one caption *or* one answer per pose per
+step; the head learns every question of every labelled pose each step (about 16 per pose) for
+the price of an MLP, which is what depth relations need to be learned from ~2k labelled poses.
+On the unlabelled pool the teacher's answer distributions over a fixed question bank are the
+student's targets (``losses.answer_kd``). The decoder still writes captions and free answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from p2l3d_core.language.questions import FAMILY_ANSWERS, QUESTION_BANK
+
+ANSWERS: tuple[str, ...] = tuple(dict.fromkeys(a for v in FAMILY_ANSWERS.values() for a in v))
+"""The head's classes: every family's answers, each once ("left" serves several families)."""
+ANSWER_INDEX: dict[str, int] = {a: i for i, a in enumerate(ANSWERS)}
+
+
+def answer_ids(answers: list[str]) -> torch.Tensor:
+    """Class index of each answer; an answer outside :data:`ANSWERS` is an error naming it."""
+    unknown = sorted({a for a in answers if a not in ANSWER_INDEX})
+    if unknown:
+        raise ValueError(f"answers outside the closed vocabulary: {unknown[:5]}")
+    return torch.tensor([ANSWER_INDEX[a] for a in answers], dtype=torch.long)
+
+
+def family_mask(families: list[str]) -> torch.Tensor:
+    """``(N, len(ANSWERS))`` bool: which classes each question's family allows."""
+    mask = torch.zeros(len(families), len(ANSWERS), dtype=torch.bool)
+    for i, family in enumerate(families):
+        if family not in FAMILY_ANSWERS:
+            raise ValueError(f"unknown question family {family!r}")
+        mask[i, [ANSWER_INDEX[a] for a in FAMILY_ANSWERS[family]]] = True
+    return mask
+
+
+class AnswerHead(nn.Module):
+    """``(pose, question)`` embeddings -> logits over :data:`ANSWERS`. The product term lets a
+    small MLP read "this question about this pose" without learning the pairing from scratch."""
+
+    def __init__(self, embed_dim: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or 2 * embed_dim
+        self.net = nn.Sequential(nn.LayerNorm(3 * embed_dim), nn.Linear(3 * embed_dim, hidden),
+                                 nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, len(ANSWERS)))
+
+    def forward(self, pose: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([pose, question, pose * question], dim=-1))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Questions put to a batch of poses: question ``k`` is about pose ``rows[k]``; ``mask``
+    holds its family's answers and ``answers`` the true class when known (labelled rows)."""
+
+    rows: torch.Tensor
+    questions: list[str]
+    mask: torch.Tensor
+    answers: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def to(self, device) -> Asked:
+        return replace(self, rows=self.rows.to(device), mask=self.mask.to(device),
+                       answers=None if self.answers is None else self.answers.to(device))
+
+    @classmethod
+    def of(cls, rows: list[int], questions: list[str], families: list[str],
+           answers: list[str] | None = None) -> Asked:
+        return cls(torch.tensor(rows, dtype=torch.long), list(questions), family_mask(families),
+                   None if answers is None else answer_ids(answers))
+
+    @classmethod
+    def bank(cls, num_rows: int) -> Asked:
+        """Every question of ``QUESTION_BANK`` about each of ``num_rows`` poses (no answers)."""
+        families = [f for f, _ in QUESTION_BANK]
+        questions = [q for _, q in QUESTION_BANK]
+        return cls.of([r for r in range(num_rows) for _ in QUESTION_BANK],
+                      questions * num_rows, families * num_rows)
