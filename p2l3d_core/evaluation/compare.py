@@ -20,7 +20,7 @@ def score_method(method, data: EvalSet, latency_samples: int = 30, meteor: bool 
     one CPU thread)."""
     preds = method.predict(data)
     out = vqa_scores(preds.answers, data.qa_answer, data.qa_family, data.qa_needs_depth)
-    # Rules leave a question unanswered when the (lifted) pose falls in a dead band: counted wrong.
+    # Rules on lifted 3D leave the action (no recogniser) and unmeasurable codes unanswered: wrong.
     out["vqa_unanswered"] = sum(not a for a in preds.answers) / max(len(preds.answers), 1)
     out.update(caption_scores(preds.captions, data.captions, meteor=meteor))
     out.update(preds.retrieval())

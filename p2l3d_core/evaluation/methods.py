@@ -187,7 +187,8 @@ class RuleMethod:
         joints, cams = self._joints(data, slice(None))
         actions = self._actions(data, slice(None))
         texts = describe_batch(joints, actions, cams, seeds=None, num_captions=1)
-        codes = measure_posecodes(joints, cams)
+        # Lifted joints are an estimate: its answer is the nearest category, not "undecided".
+        codes = measure_posecodes(joints, cams, decisive=self.lifter is not None)
         tables = [answer_table(codes, i, a) for i, a in enumerate(actions)]
         answers = [tables[r].get(q, "") for r, q in zip(data.qa_row, data.qa_question)]
         return Predictions([t.captions[0] if t.captions else "" for t in texts], answers)

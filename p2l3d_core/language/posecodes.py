@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from functools import partial
+
 import numpy as np
 
 from p2l3d_core.skeleton import NUM_JOINTS, J
@@ -184,13 +186,18 @@ class Posecodes:
         return None if value < 0 else CODE_CATEGORIES[name][value]
 
 
-def _categorise(value: np.ndarray, intervals: tuple[tuple[float, float], ...]) -> np.ndarray:
+def _categorise(value: np.ndarray, intervals: tuple[tuple[float, float], ...],
+                nearest: bool = False) -> np.ndarray:
     """Category index of the first interval ``[low, high)`` holding ``value``; -1 elsewhere
-    (dead bands, NaN)."""
+    (dead bands, NaN). ``nearest``: a value in a dead band takes the closest interval."""
     out = np.full(value.shape, UNKNOWN, dtype=np.int8)
     for k in range(len(intervals) - 1, -1, -1):
         low, high = intervals[k]
         out[(value >= low) & (value < high)] = k
+    if nearest:
+        gaps = np.stack([np.maximum(low - value, value - high) for low, high in intervals], -1)
+        fill = (out == UNKNOWN) & ~np.isnan(value)
+        out[fill] = np.nanargmin(np.where(np.isnan(gaps), np.inf, gaps), -1)[fill]
     return out
 
 
@@ -244,20 +251,26 @@ def _dot(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
 
 
 def _signed(value: np.ndarray, dead_band: float, positive: int, negative: int) -> np.ndarray:
-    """``positive`` where value > dead_band, ``negative`` where value < -dead_band, else -1."""
+    """``positive`` where value > dead_band, ``negative`` where value < -dead_band, else -1.
+    A dead band of 0 decides every measured value (the sign)."""
     out = np.full(value.shape, UNKNOWN, dtype=np.int8)
     out[value > dead_band] = positive
     out[value < -dead_band] = negative
     return out
 
 
-def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None = None
-                      ) -> Posecodes:
+def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None = None,
+                      decisive: bool = False) -> Posecodes:
     """Measure every posecode for a batch of poses.
 
     ``joints_3d``: ``(N, 17, 3)`` world metres (NaN = missing joint). ``camera_positions``:
     ``(N, 3)`` camera centres in world coordinates, or None (then ``facing`` is unknown).
+    ``decisive``: no dead bands, every measured value gets its nearest category. Language
+    for training keeps the dead bands (no answer is a guess); a method that must answer every
+    question it is asked (rules on lifted 3D) measures decisively.
     """
+    band = 0.0 if decisive else 1.0  # dead-band scale
+    cat = partial(_categorise, nearest=decisive)
     p = np.asarray(joints_3d, dtype=np.float64)
     if p.ndim != 3 or p.shape[1:] != (NUM_JOINTS, 3):
         raise ValueError(f"joints_3d must have shape (N, {NUM_JOINTS}, 3), got {p.shape}")
@@ -285,56 +298,57 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
             hip, knee, ankle = (p[:, J[f"{s}_{j}"]] for j in ("hip", "knee", "ankle"))
 
             v = values[f"{s}_elbow"] = _joint_angle(p, f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist")
-            codes[f"{s}_elbow"] = _categorise(v, BEND_INTERVALS_DEG)
+            codes[f"{s}_elbow"] = cat(v, BEND_INTERVALS_DEG)
             v = values[f"{s}_knee"] = _joint_angle(p, f"{s}_hip", f"{s}_knee", f"{s}_ankle")
-            codes[f"{s}_knee"] = _categorise(v, BEND_INTERVALS_DEG)
+            codes[f"{s}_knee"] = cat(v, BEND_INTERVALS_DEG)
 
             over_head = wrist[:, 2] - head_top_z
             over_shoulder = wrist[:, 2] - shoulder[:, 2]
             height = np.full(n, UNKNOWN, dtype=np.int8)
-            height[over_shoulder < -HAND_ABOVE_MARGIN] = 2
-            height[(over_shoulder > HAND_ABOVE_MARGIN) & (over_head < -HAND_ABOVE_MARGIN)] = 1
-            height[over_head > HAND_ABOVE_MARGIN] = 0
+            height[over_shoulder < -band * HAND_ABOVE_MARGIN] = 2
+            margin = band * HAND_ABOVE_MARGIN
+            height[(over_shoulder > margin) & (over_head < -margin)] = 1
+            height[over_head > band * HAND_ABOVE_MARGIN] = 0
             codes[f"{s}_hand_height"] = height
             values[f"{s}_hand_over_head"] = over_head
 
             v = values[f"{s}_hand_depth"] = _dot(wrist - thorax, upright_frame)
-            codes[f"{s}_hand_depth"] = _signed(v, HAND_DEPTH_DEAD_BAND, 0, 1)
+            codes[f"{s}_hand_depth"] = _signed(v, band * HAND_DEPTH_DEAD_BAND, 0, 1)
             v = values[f"{s}_hand_side"] = side_sign * _dot(wrist - midline, left)
-            codes[f"{s}_hand_side"] = _signed(v, HAND_SIDE_DEAD_BAND, 0, 1)
+            codes[f"{s}_hand_side"] = _signed(v, band * HAND_SIDE_DEAD_BAND, 0, 1)
             v = values[f"{s}_hand_head"] = _norm(wrist - head_centre)
-            codes[f"{s}_hand_head"] = _categorise(v, (HAND_NEAR_HEAD, HAND_FAR_FROM_HEAD))
+            codes[f"{s}_hand_head"] = cat(v, (HAND_NEAR_HEAD, HAND_FAR_FROM_HEAD))
 
             v = values[f"{s}_upper_arm"] = _angle_from_down(elbow - shoulder)
-            codes[f"{s}_upper_arm"] = _categorise(v, DIRECTION_INTERVALS_DEG)
+            codes[f"{s}_upper_arm"] = cat(v, DIRECTION_INTERVALS_DEG)
             v = values[f"{s}_thigh"] = _angle_from_down(knee - hip)
-            codes[f"{s}_thigh"] = _categorise(v, DIRECTION_INTERVALS_DEG)
+            codes[f"{s}_thigh"] = cat(v, DIRECTION_INTERVALS_DEG)
 
             v = values[f"{s}_foot_ground"] = ankle[:, 2]
-            codes[f"{s}_foot_ground"] = _categorise(v, (ANKLE_ON_GROUND, ANKLE_OFF_GROUND))
+            codes[f"{s}_foot_ground"] = cat(v, (ANKLE_ON_GROUND, ANKLE_OFF_GROUND))
             v = values[f"{s}_knee_ground"] = knee[:, 2]
-            codes[f"{s}_knee_ground"] = _categorise(v, (KNEE_ON_GROUND, KNEE_OFF_GROUND))
+            codes[f"{s}_knee_ground"] = cat(v, (KNEE_ON_GROUND, KNEE_OFF_GROUND))
             v = values[f"{s}_knee_height"] = knee[:, 2] - hip[:, 2]
-            codes[f"{s}_knee_height"] = _signed(v, KNEE_HEIGHT_DEAD_BAND, 0, 1)
+            codes[f"{s}_knee_height"] = _signed(v, band * KNEE_HEIGHT_DEAD_BAND, 0, 1)
 
         lw, rw = p[:, J["l_wrist"]], p[:, J["r_wrist"]]
         la, ra = p[:, J["l_ankle"]], p[:, J["r_ankle"]]
         v = values["hands_distance"] = _norm(lw - rw)
-        codes["hands_distance"] = _categorise(v, HANDS_DISTANCE_INTERVALS)
+        codes["hands_distance"] = cat(v, HANDS_DISTANCE_INTERVALS)
         hip_width = np.maximum(_norm(p[:, J["l_hip"]] - p[:, J["r_hip"]]), MIN_HIP_WIDTH)
         v = values["feet_distance"] = _norm(la - ra) / hip_width
-        codes["feet_distance"] = _categorise(v, FEET_DISTANCE_INTERVALS)
+        codes["feet_distance"] = cat(v, FEET_DISTANCE_INTERVALS)
         v = values["foot_forward"] = _dot(la - ra, upright_frame)
-        codes["foot_forward"] = _signed(v, FORWARD_DEAD_BAND, 0, 1)
+        codes["foot_forward"] = _signed(v, band * FORWARD_DEAD_BAND, 0, 1)
         v = values["hand_forward"] = _dot(lw - rw, upright_frame)
-        codes["hand_forward"] = _signed(v, FORWARD_DEAD_BAND, 0, 1)
+        codes["hand_forward"] = _signed(v, band * FORWARD_DEAD_BAND, 0, 1)
 
         values["torso"] = tilt
-        codes["torso"] = _categorise(tilt, TORSO_INTERVALS_DEG)
+        codes["torso"] = cat(tilt, TORSO_INTERVALS_DEG)
         v = values["lean_fb"] = np.degrees(np.arctan2(_dot(torso, upright_frame), torso[:, 2]))
-        codes["lean_fb"] = _categorise(v, LEAN_INTERVALS_DEG)
+        codes["lean_fb"] = cat(v, LEAN_INTERVALS_DEG)
         v = values["lean_lr"] = np.degrees(np.arctan2(_dot(torso, upright_left), torso[:, 2]))
-        codes["lean_lr"] = _categorise(v, LEAN_INTERVALS_DEG)
+        codes["lean_lr"] = cat(v, LEAN_INTERVALS_DEG)
 
         facing = np.full(n, np.nan)
         if camera_positions is not None:
@@ -346,5 +360,5 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
             facing = np.where(far, facing, np.nan)
             facing = np.where(facing < -140.0, facing + 360.0, facing)  # behind: one interval
         values["facing"] = facing
-        codes["facing"] = _categorise(facing, FACING_INTERVALS_DEG)
+        codes["facing"] = cat(facing, FACING_INTERVALS_DEG)
     return Posecodes(codes=codes, values=values, num_poses=n)

@@ -201,3 +201,20 @@ def test_missing_joint_is_unknown() -> None:
     assert codes.label("r_elbow", 0) == "straight"
     no_hips = put(standing(), l_hip=(np.nan,) * 3, l_shoulder=(np.nan,) * 3)
     assert label(no_hips, "facing") is None and label(no_hips, "torso") == "upright"
+
+
+def decisive(pose: np.ndarray, code: str) -> str | None:
+    return measure_posecodes(pose[None], CAMERA_IN_FRONT[None], decisive=True).label(code, 0)
+
+
+def test_decisive_measurement_names_the_nearest_category() -> None:
+    base = standing()
+    assert decisive(bend(base, "l_elbow", 150), "l_elbow") == "straight"  # gap 145-155: nearer 155
+    assert decisive(bend(base, "l_elbow", 148), "l_elbow") == "slightly_bent"
+    assert decisive(turn(base, 45), "facing") == "towards"  # three-quarter view: nearer 40 than 50
+    assert decisive(shift(base, "l_ankle", dx=0.03), "foot_forward") == "left"  # inside the band
+    assert decisive(shift(base, "l_ankle", dx=-0.03), "foot_forward") == "right"
+    # unchanged outside the dead bands; missing stays unknown
+    assert decisive(base, "l_hand_height") == label(base, "l_hand_height")
+    assert decisive(put(base, l_wrist=(np.nan, np.nan, np.nan)), "l_hand_depth") is None
+    assert label(turn(base, 45), "facing") is None  # training language keeps the dead band

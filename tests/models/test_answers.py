@@ -1,0 +1,121 @@
+"""The closed-vocabulary answer head, its losses and the question bank it is distilled on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from p2l3d_core.language import describe_batch
+from p2l3d_core.language.questions import FAMILY_ANSWERS, QUESTION_BANK
+from p2l3d_core.models import Student
+from p2l3d_core.models.answers import ANSWER_INDEX, ANSWERS, AnswerHead, Asked, answer_ids, family_mask
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.losses import answer_kd, answer_loss
+from p2l3d_core.poses.generator import generate_records
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_vocabulary_holds_every_family_answer_once():
+    assert len(ANSWERS) == len(set(ANSWERS))
+    for family, answers in FAMILY_ANSWERS.items():
+        assert all(a in ANSWER_INDEX for a in answers), family
+    assert answer_ids(["left", "behind"]).tolist() == [ANSWER_INDEX["left"], ANSWER_INDEX["behind"]]
+    with pytest.raises(ValueError, match="outside the closed vocabulary.*maybe"):
+        answer_ids(["left", "maybe"])
+
+
+def test_family_mask_allows_only_the_family_answers():
+    mask = family_mask(["foot_forward", "torso_lean"])
+    assert mask.shape == (2, len(ANSWERS))
+    assert [ANSWERS[i] for i in mask[0].nonzero().flatten()] == ["left", "right"]
+    assert {ANSWERS[i] for i in mask[1].nonzero().flatten()} == {"forward", "upright", "backward"}
+    with pytest.raises(ValueError, match="unknown question family 'colour'"):
+        family_mask(["colour"])
+
+
+def test_question_bank_covers_every_question_the_dataset_asks():
+    records = generate_records(3, 0, 60)
+    cams = np.stack([r.camera.position for r in records])
+    texts = describe_batch(np.stack([r.joints_3d for r in records]), [r.action for r in records], cams,
+                           seeds=list(range(60)))
+    bank = set(QUESTION_BANK)
+    asked = {(qa.family, qa.question) for t in texts for qa in t.qas}
+    assert asked and asked <= bank
+    assert {f for f, _ in QUESTION_BANK} == set(FAMILY_ANSWERS)
+
+
+def test_asked_bank_puts_every_question_to_every_row():
+    bank = Asked.bank(3)
+    assert len(bank) == 3 * len(QUESTION_BANK) and bank.answers is None
+    assert bank.rows.tolist() == [r for r in range(3) for _ in QUESTION_BANK]
+    assert bank.mask.sum(-1).min() >= 2  # every family offers a choice
+
+
+def test_answer_loss_ignores_classes_outside_the_family():
+    mask = family_mask(["foot_forward"])
+    logits = torch.zeros(1, len(ANSWERS))
+    logits[0, ANSWER_INDEX["left"]] = 10.0
+    right = answer_loss(logits, answer_ids(["left"]), mask)
+    logits[0, ANSWER_INDEX["standing"]] = 50.0  # not a foot_forward answer: no effect
+    assert torch.isclose(answer_loss(logits, answer_ids(["left"]), mask), right)
+    assert right < 1e-3
+    assert answer_loss(logits, answer_ids(["right"]), mask) > 9.0
+
+
+def test_answer_kd_is_zero_on_agreement_and_positive_otherwise():
+    mask = family_mask(["torso_lean", "facing"])
+    teacher = torch.randn(2, len(ANSWERS))
+    assert answer_kd(teacher.clone(), teacher, mask).abs() < 1e-6
+    student = teacher.clone()
+    student[0, ANSWER_INDEX["forward"]] += 3.0
+    assert answer_kd(student, teacher, mask) > 0.01
+    student = teacher.clone()
+    student[0, ANSWER_INDEX["standing"]] += 3.0  # outside the family
+    assert answer_kd(student, teacher, mask).abs() < 1e-6
+
+
+def test_head_learns_a_relation_the_embedding_holds():
+    """A depth-like relation (sign of one coordinate), asked with two questions whose answers
+    flip: the head must read the pose and the question together."""
+    torch.manual_seed(0)
+    d, n = 16, 256
+    pose = torch.nn.functional.normalize(torch.randn(n, d), dim=-1)
+    questions = torch.nn.functional.normalize(torch.randn(2, d), dim=-1)
+    which = torch.randint(0, 2, (n,))
+    truth = (pose[:, 0] > 0).long() ^ which  # question 1 asks the opposite
+    target = torch.tensor([ANSWER_INDEX["left"], ANSWER_INDEX["right"]])[truth]
+    mask = family_mask(["foot_forward"] * n)
+    head = AnswerHead(d)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = answer_loss(head(pose, questions[which]), target, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    guess = head(pose, questions[which]).masked_fill(~mask, float("-inf")).argmax(-1)
+    assert (guess == target).float().mean() > 0.95
+
+
+def test_model_answers_within_the_family_and_distils_on_the_bank():
+    torch.manual_seed(0)
+    student = Student(preset("tiny", 32, pose_input="keypoints"))
+    pose = student.encode_pose({"keypoints": torch.randn(3, 51)})
+    got = student.answer(pose, ["Which foot is further forward?", "How high is the left hand?",
+                                "Is the person leaning forward or backward?"],
+                         ["foot_forward", "hand_height", "torso_lean"])
+    assert got[0] in FAMILY_ANSWERS["foot_forward"] and got[1] in FAMILY_ANSWERS["hand_height"]
+    assert got[2] in FAMILY_ANSWERS["torso_lean"]
+
+    bank = Asked.bank(3)
+    teacher_answers = torch.randn(len(bank), len(ANSWERS))
+    labelled = torch.tensor([True, False, False])
+    asked = Asked.of([0, 0], ["Which foot is further forward?", "How high is the left hand?"],
+                     ["foot_forward", "hand_height"], ["left", "below the shoulder"])
+    out = student({"keypoints": torch.randn(3, 51)}, labelled, [], [],
+                  teacher_pose=pose.detach(), asked=asked, bank=bank,
+                  teacher_answers=teacher_answers)
+    assert out["answer"] > 0 and out["answer_kd"] > 0
+    out["loss"].backward()
+    assert student.answers.net[1].weight.grad.abs().sum() > 0
