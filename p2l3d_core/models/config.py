@@ -59,7 +59,7 @@ class PoseModelConfig:
     # coordinates, an MLP) or "image+keypoints" (both, summed embeddings).
     pose_input: str = "image"
     # What the teacher's 3D branch reads: "image" (the rendered 3D views), "keypoints" (the
-    # camera-frame 3D joints, an MLP) or "image+keypoints".
+    # 3D joints in the camera and the body frame, an MLP) or "image+keypoints".
     pose_input_3d: str = "image"
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)

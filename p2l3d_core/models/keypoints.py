@@ -16,7 +16,7 @@ from torch import nn
 from p2l3d_core.skeleton import NUM_JOINTS, J
 
 KEYPOINT_FEATURES = NUM_JOINTS * 3  # x, y, visible per joint
-KEYPOINT_FEATURES_3D = NUM_JOINTS * 4  # x, y, z (camera frame), known per joint
+KEYPOINT_FEATURES_3D = NUM_JOINTS * 7  # camera frame x, y, z; body frame x, y, z; known
 
 
 def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
@@ -36,19 +36,32 @@ def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = Non
     return np.concatenate([rel, seen[..., None].astype(np.float64)], -1).reshape(len(kp), -1).astype(np.float32)
 
 
-def keypoint_features_3d(joints_cam: np.ndarray) -> np.ndarray:
-    """``(N, 17, 3)`` camera-frame metres (NaN = missing) -> ``(N, 68)`` float32 features:
-    pelvis-centred, divided by the skeleton's extent, with a known flag per joint. The camera
-    frame keeps what the 2D view shares with 3D (image axes) and adds depth."""
-    pts = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
-    known = ~np.isnan(pts).any(-1)
-    rel = pts - pts[:, J["pelvis"], None]
+def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np.ndarray:
+    """The teacher's 3D joints -> ``(N, 119)`` float32 features, pelvis-centred and divided by
+    the skeleton's extent, with a known flag per joint, in two frames:
+
+    * camera frame (``joints_cam``): keeps what the 2D view shares with 3D (image axes) and adds
+      depth;
+    * body frame (``joints_world``, z up, turned into the body's forward/left/up axes of
+      ``posecodes.body_axes``): front/back relations ("which foot is further forward") become
+      one coordinate instead of a rotation the network would have to learn from ~2k poses.
+    """
+    from p2l3d_core.language.posecodes import body_axes
+
+    cam = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+    world = np.asarray(joints_world, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+    known = ~np.isnan(cam).any(-1)
+    rel = cam - cam[:, J["pelvis"], None]
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        scale = np.nanmax(np.abs(rel).reshape(len(pts), -1), axis=1)
-    scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)
-    rel = np.nan_to_num(rel / scale[:, None, None], nan=0.0)
-    return np.concatenate([rel, known[..., None]], -1).reshape(len(pts), -1).astype(np.float32)
+        scale = np.nanmax(np.abs(rel).reshape(len(cam), -1), axis=1)
+        forward, left = body_axes(world)
+        up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), forward.shape)
+        rel_world = world - world[:, J["pelvis"], None]
+        body = np.einsum("njc,nkc->njk", rel_world, np.stack([forward, left, up], axis=1))
+    scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)[:, None, None]
+    frames = [np.nan_to_num(rel / scale, nan=0.0), np.nan_to_num(body / scale, nan=0.0)]
+    return np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1).astype(np.float32)
 
 
 class KeypointEncoder(nn.Module):

@@ -86,14 +86,15 @@ def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
 
 
 def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
-    """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (camera-frame
-    3D joint features)."""
+    """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (3D joint
+    features in the camera and the body frame)."""
     out: dict[str, torch.Tensor] = {}
     if "image" in pose_input_3d:
         out["image"] = images_to_tensor(decode_images(batch["image_3d"])).to(device)
     if "keypoints" in pose_input_3d:
-        joints = camera_frame(stack_column(batch["keypoints_3d"]), batch["camera"])
-        out["keypoints"] = torch.from_numpy(keypoint_features_3d(joints)).to(device)
+        world = stack_column(batch["keypoints_3d"])
+        feats = keypoint_features_3d(camera_frame(world, batch["camera"]), world)
+        out["keypoints"] = torch.from_numpy(feats).to(device)
     return out
 
 

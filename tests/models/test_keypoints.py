@@ -158,3 +158,29 @@ def test_pose2d_encoder_names_a_missing_input(keypoints, pose_input, given, miss
 def test_pose2d_encoder_rejects_an_unknown_pose_input(pose_input):
     with pytest.raises(ValueError, match="unknown pose_input"):
         Pose2DEncoder(preset("tiny", 32, pose_input=pose_input))
+
+
+def test_3d_features_put_front_back_relations_on_one_body_axis():
+    from p2l3d_core.language.posecodes import measure_posecodes
+    from p2l3d_core.models.keypoints import KEYPOINT_FEATURES_3D, keypoint_features_3d
+    from p2l3d_core.poses.generator import generate_records
+
+    records = generate_records(5, 0, 200)
+    world = np.stack([r.joints_3d for r in records])
+    cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
+    feats = keypoint_features_3d(cam, world)
+    assert feats.shape == (200, KEYPOINT_FEATURES_3D) and feats.dtype == np.float32
+    per_joint = feats.reshape(200, NUM_JOINTS, 7)
+    # body frame x is "forward": the sign of left ankle minus right ankle is the foot_forward code
+    codes = measure_posecodes(world).codes["foot_forward"]
+    ahead = per_joint[:, J["l_ankle"], 3] - per_joint[:, J["r_ankle"], 3]
+    decided = codes >= 0
+    assert decided.sum() > 20
+    assert np.array_equal(ahead[decided] > 0, codes[decided] == 0)  # 0 = "left" is ahead
+    # turning the whole scene (camera with it) about the vertical changes no feature
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(keypoint_features_3d(cam, world @ turn.T), feats, atol=1e-5)
+    # a missing joint is zeros with its known flag off
+    world[0, J["l_wrist"]] = cam[0, J["l_wrist"]] = np.nan
+    row = keypoint_features_3d(cam, world).reshape(200, NUM_JOINTS, 7)[0, J["l_wrist"]]
+    assert not row.any()
