@@ -114,7 +114,9 @@ class PrefixDecoder(nn.Module):
 
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, prompts: list[str], max_new_tokens: int = 40) -> list[str]:
-        """Greedy decoding, batched: prompts are left-padded and positions follow the mask."""
+        """Greedy decoding, batched: prompts are left-padded and positions follow the mask.
+        Keys and values of earlier positions are cached, so each new token costs one position
+        of compute, not the whole prefix again."""
         device = embedding.device
         if embedding.shape[0] != len(prompts):
             raise ValueError(f"{embedding.shape[0]} embeddings but {len(prompts)} prompts")
@@ -130,19 +132,22 @@ class PrefixDecoder(nn.Module):
         max_new_tokens = min(max_new_tokens, self.lm.config.n_positions - k - width)  # positions
         out: list[list[int]] = [[] for _ in prompts]
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+        step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
+        full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device), mask], 1)
+        past = None
         for _ in range(max_new_tokens):
-            embeds = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
-            full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device), mask], 1)
-            positions = (full_mask.cumsum(1) - 1).clamp(min=0)
-            logits = self.lm(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions).logits
-            nxt = logits[:, -1].argmax(-1)
+            positions = (full_mask.cumsum(1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
+            result = self.lm(inputs_embeds=step_input, attention_mask=full_mask,
+                             position_ids=positions, cache=past, use_cache=True, logits_to_keep=1)
+            past = result.cache
+            nxt = result.logits[:, -1].argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             for i, t in enumerate(nxt.tolist()):
                 if not done[i] and t != self.eos_id:
                     out[i].append(self._global[t])
             done |= nxt == self.eos_id
-            ids = torch.cat([ids, nxt[:, None]], 1)
-            mask = torch.cat([mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
             if bool(done.all()):
                 break
+            step_input = self.lm.get_input_embeddings()(nxt[:, None])
+            full_mask = torch.cat([full_mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
         return [self.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]

@@ -163,3 +163,34 @@ def test_score_is_one_finite_non_positive_value_per_sample(tokenizer, vocab):
     assert torch.allclose(alone, scores[1:2], atol=1e-5)
     with pytest.raises(ValueError, match="one of each per sample"):
         dec.score(emb, [CAPTION_PROMPT], ["left"])
+
+
+def _greedy_without_cache(dec: PrefixDecoder, emb: torch.Tensor, prompt: str, steps: int) -> list[int]:
+    """Reference: one prompt, no padding, the whole sequence recomputed for every token."""
+    ids = torch.tensor([[dec.bos_id] + dec._ids(prompt)])
+    out: list[int] = []
+    for _ in range(steps):
+        embeds = torch.cat([dec._prefix(emb), dec.lm.get_input_embeddings()(ids)], dim=1)
+        nxt = int(dec.lm(inputs_embeds=embeds).logits[0, -1].argmax())
+        if nxt == dec.eos_id:
+            break
+        out.append(dec._global[nxt])
+        ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
+    return out
+
+
+def test_cached_batched_generation_equals_recomputing_each_prompt_alone(tokenizer, vocab):
+    words = ("person standing kneeling left right hand foot raised bent straight forward behind "
+             "front torso head shoulder knee elbow apart together leaning upright").split()
+    dec = _decoder(tokenizer, corpus_vocab(tokenizer, words), seed=5).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():  # large random weights: the next token depends on all the context
+        for p in dec.parameters():
+            p.normal_(0.0, 1.0)
+    emb = torch.randn(3, EMBED)
+    prompts = [CAPTION_PROMPT, question_prompt(QUESTION), question_prompt("left")]  # 3 lengths
+    got = dec.generate(emb, prompts, max_new_tokens=10)
+    with torch.no_grad():
+        want = [tokenizer.decode(_greedy_without_cache(dec, emb[i:i + 1], p, 10),
+                                 skip_special_tokens=True).strip() for i, p in enumerate(prompts)]
+    assert got == want and any(got)
