@@ -52,6 +52,7 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
     assert history[-1]["train_match"] < history[0]["train_match"]  # closer to the teacher
     assert history[-1]["val_cosine_to_teacher"] > history[0]["val_cosine_to_teacher"]
     assert "train_lm" in history[-1] and "train_rkd" in history[-1]
+    assert {"train_answer", "train_answer_kd", "val_vqa", "val_vqa_depth"} <= set(history[-1])
 
     student = load_pretrained(export_model(result, tmp_path / "export" / "student"))
     assert isinstance(student, Student) and not hasattr(student, "image_3d")

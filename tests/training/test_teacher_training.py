@@ -62,6 +62,7 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     chance = 5 / result.metrics["val_size"]  # R@5 by chance on this worker's shard
     # A tiny model after 45 steps: above chance, with a margin on R@10 (chance 10/N).
     assert result.metrics["val_pose_to_text_R@5"] > chance
+    assert 0.0 < result.metrics["val_vqa"] <= 1.0 and "train_answer" in result.metrics
     assert result.metrics["val_pose_to_text_R@10"] > 2 * chance + 0.1
 
     exported = Path(export_model(result, tmp_path / "export" / "teacher"))
