@@ -90,7 +90,9 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     report: dict = {"run": run, "dataset": dataset, "sets": {},
                     "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
                                  "batch 1, 1 CPU thread, keypoints in -> caption out",
-                                 "vqa": "closed vocabulary: the decoder ranks the family's answers"}}
+                                 "vqa": "closed vocabulary: a learned model's answer head picks "
+                                        "among the family's answers; rule methods read their "
+                                        "posecodes (the lifter's: nearest category)"}}
     evaluated: dict[str, EvalSet] = {}
     for set_name, table in sets.items():
         data = evaluated[set_name] = EvalSet.from_table(set_name, table, eval_poses, seed)
