@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--teacher-epochs", type=int, default=None)
     p.add_argument("--student-epochs", type=int, default=None)
+    p.add_argument("--baseline-epochs", type=int, default=None,
+                   help="epochs of the labelled-only baselines (they see fewer rows an epoch)")
     p.add_argument("--batch-size", type=int, default=None, help="per worker and step")
     p.add_argument("--labelled-fraction", type=float, default=None,
                    help="share of the training split with language; the rest is the unlabelled pool")
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         p = get_preset(args.preset, num_poses=args.num_poses, image_size=args.image_size,
                        teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                       batch_size=args.batch_size, labelled_fraction=args.labelled_fraction,
+                       baseline_epochs=args.baseline_epochs, batch_size=args.batch_size, labelled_fraction=args.labelled_fraction,
                        num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
                        seeds=args.seeds, eval_poses=args.eval_poses)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
@@ -159,7 +161,8 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
             epochs=p.teacher_epochs, seed=seed, **{**common, "labelled_fraction": fraction}))
 
     def student(name: str, s: int, fraction: float, teacher_dir: str | None, **kw):
-        return (name, "student", TrainConfig(epochs=p.student_epochs, seed=seed + s,
+        epochs = p.student_epochs if teacher_dir else p.baseline_epochs
+        return (name, "student", TrainConfig(epochs=epochs, seed=seed + s,
                                              teacher_path=teacher_dir,
                                              **{**common, "labelled_fraction": fraction, **kw}))
 

@@ -16,6 +16,10 @@ class PipelinePreset:
     model: str  # p2l3d_core.models.config.preset name
     teacher_epochs: int
     student_epochs: int
+    # The labelled-only models (baseline_2d and its ablations) see ~1/labelled_fraction fewer
+    # rows an epoch than the distilled student: they train this many epochs, and every model
+    # exports its best validation epoch, so the student is compared with converged baselines.
+    baseline_epochs: int
     batch_size: int
     lr: float
     labelled_fraction: float  # of the training split; the rest is the unlabelled pool
@@ -34,15 +38,15 @@ class PipelinePreset:
 PRESETS: dict[str, PipelinePreset] = {
     # 23,000 poses: ~18,400 train = ~2,040 labelled + ~16,300 unlabelled pool.
     "quickstart": PipelinePreset(num_poses=23_000, image_size=64, model="small", teacher_epochs=12,
-                                 student_epochs=6, batch_size=64, lr=1e-3,
+                                 student_epochs=6, baseline_epochs=24, batch_size=64, lr=1e-3,
                                  labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25)),
     "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
-                            student_epochs=20, batch_size=128, lr=3e-4, labelled_fraction=0.1,
-                            num_workers=8, use_gpu=True, curve=(0.05, 0.25, 1.0),
+                            student_epochs=20, baseline_epochs=60, batch_size=128, lr=3e-4,
+                            labelled_fraction=0.1, num_workers=8, use_gpu=True, curve=(0.05, 0.25, 1.0),
                             eval_poses=8000),
     "smoke": PipelinePreset(num_poses=240, image_size=32, model="tiny", teacher_epochs=1,
-                            student_epochs=1, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                            num_workers=2, seeds=1, eval_poses=24),
+                            student_epochs=1, baseline_epochs=1, batch_size=16, lr=3e-3,
+                            labelled_fraction=0.5, num_workers=2, seeds=1, eval_poses=24),
 }
 
 

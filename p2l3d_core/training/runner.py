@@ -38,14 +38,32 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
     return trainer.fit()
 
 
-def export_model(result, destination: str) -> str:
-    """Copy the exported model of the run's last checkpoint to ``destination`` (a local folder,
-    replaced if present, or ``s3://``)."""
+SELECT_METRIC = "val_vqa"
+
+
+def best_epoch(result, metric: str | None = SELECT_METRIC):
+    """``(checkpoint, metrics)`` of the epoch to export: the highest ``metric`` over the run's
+    reported epochs (the earliest of equals), or the last epoch when ``metric`` is None or some
+    epoch did not report it (no validation split). Picking the best validation epoch is what
+    lets a model that sees few rows per epoch (the labelled-only baselines) train long without
+    being judged on an over-fitted last epoch."""
+    epochs = sorted(result.best_checkpoints, key=lambda cm: cm[1]["epoch"])
+    if not epochs:
+        raise RuntimeError("the run reported no checkpoint: nothing to export")
+    if metric is None or any(metric not in m for _, m in epochs):
+        return epochs[-1]
+    return max(epochs, key=lambda cm: (cm[1][metric], -cm[1]["epoch"]))
+
+
+def export_model(result, destination: str, checkpoint=None) -> str:
+    """Copy the exported model of ``checkpoint`` (default: the run's last) to ``destination``
+    (a local folder, replaced if present, or ``s3://``)."""
     from p2l3d_core import storage
 
-    if result.checkpoint is None:
+    checkpoint = checkpoint or result.checkpoint
+    if checkpoint is None:
         raise RuntimeError("the run reported no checkpoint: nothing to export")
-    with result.checkpoint.as_directory() as folder:
+    with checkpoint.as_directory() as folder:
         if storage.is_s3(str(destination)):
             storage.upload_folder(str(Path(folder) / "model"), str(destination))
             return str(destination)
@@ -70,11 +88,13 @@ def labelled_rows(dataset, fraction: float):
 
 def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_workers: int,
               name: str | None = None, cpus_per_worker: float = 1.0,
+              select_metric: str | None = SELECT_METRIC,
               log: Callable[[str], None] = print) -> dict:
     """Train ``stage`` ("teacher" or "student") into ``output``: checkpoints under
     ``output/ray/<name>``, the exported model in ``output/<name>`` (``name`` defaults to the
-    stage; a ``/`` in it makes subfolders). Returns the model path and the per-epoch metrics;
-    raises Ray Train's ``TrainingFailedError`` if training fails."""
+    stage; a ``/`` in it makes subfolders): the epoch with the best ``select_metric`` on the
+    validation split (``best_epoch``). Returns the model path, the exported epoch and the
+    per-epoch metrics; raises Ray Train's ``TrainingFailedError`` if training fails."""
     name = name or stage
     from p2l3d_core import storage
     from p2l3d_core.training.loops import train_student, train_teacher
@@ -92,9 +112,13 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     for m in history:
         log(f"  {name} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
             f"{m.get('val_pose_to_text_R@5', float('nan')):.3f}")
-    path = export_model(result, storage.join(output, *name.split("/")))
-    log(f"  {name} saved to {path}")
-    return {"path": path, "history": history}
+    checkpoint, chosen = best_epoch(result, select_metric)
+    path = export_model(result, storage.join(output, *name.split("/")), checkpoint)
+    why = (f"best {select_metric} {chosen[select_metric]:.3f}"
+           if select_metric in chosen else "the last")
+    log(f"  {name}: epoch {chosen['epoch']} ({why}) saved to {path}")
+    return {"path": path, "epoch": chosen["epoch"], "select_metric": select_metric,
+            "history": sorted(history, key=lambda m: m["epoch"])}
 
 
 def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConfig:

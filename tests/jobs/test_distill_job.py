@@ -120,3 +120,25 @@ def test_relative_output_works_from_any_directory(tmp_path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     for stage in ("teacher", "student"):
         assert (tmp_path / "rel" / "run" / stage / "model.safetensors").is_file()
+
+
+def test_labelled_only_models_train_their_own_epochs():
+    """Baselines see ~1/labelled_fraction fewer rows an epoch than the distilled student, so
+    they train ``baseline_epochs``; distilled students and teachers keep theirs."""
+    sys.path.insert(0, str(REPO / "jobs"))
+    try:
+        from distill import plan_runs
+    finally:
+        sys.path.remove(str(REPO / "jobs"))
+    from p2l3d_core.models.config import preset as model_preset
+    from p2l3d_core.training.presets import get_preset
+
+    p = get_preset("quickstart", teacher_epochs=3, student_epochs=5, baseline_epochs=17, seeds=2)
+    runs = plan_runs(p, ["teacher", "student", "baselines", "curve"], model_preset("tiny", 32),
+                     "/runs/x", seed=0)
+    epochs = {name: cfg.epochs for name, _, cfg in runs}
+    assert epochs["teacher"] == epochs["curve/f0.05/teacher"] == 3
+    assert epochs["student"] == epochs["seeds/student-s1"] == epochs["curve/f0.25/student"] == 5
+    for name in ("baselines/baseline_2d", "seeds/baseline_2d-s1", "baselines/baseline_2d_no3d",
+                 "baselines/coords_2d", "curve/f0.25/baselines/baseline_2d"):
+        assert epochs[name] == 17, name

@@ -14,7 +14,7 @@ from p2l3d_core.models.config import DecoderConfig, PoseModelConfig, VisionConfi
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 from p2l3d_core.training.loops import train_teacher
-from p2l3d_core.training.runner import export_model, fit
+from p2l3d_core.training.runner import best_epoch, export_model, fit
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,15 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     exported = Path(export_model(result, tmp_path / "export" / "teacher"))
     meta = json.loads((exported / "config.json").read_text())
     assert meta["kind"] == "teacher" and meta["metrics"]["epoch"] == 8
+
+    # The exported epoch: the best validation answer accuracy, the last without a metric.
+    history = sorted((m for _, m in result.best_checkpoints), key=lambda m: m["epoch"])
+    checkpoint, chosen = best_epoch(result)
+    assert chosen["val_vqa"] == max(m["val_vqa"] for m in history)
+    assert chosen["epoch"] == min(m["epoch"] for m in history if m["val_vqa"] == chosen["val_vqa"])
+    assert best_epoch(result, None)[1]["epoch"] == best_epoch(result, "no_such_metric")[1]["epoch"] == 8
+    best = Path(export_model(result, tmp_path / "export" / "best", checkpoint))
+    assert json.loads((best / "config.json").read_text())["metrics"]["epoch"] == chosen["epoch"]
     model = load_pretrained(exported)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert isinstance(model.logit_scale(), torch.Tensor)
