@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     splits = ray_splits(data)
     # Read the shards once: every training of this job iterates the same rows each epoch.
     datasets = {"train": splits["train"].materialize(), "val": splits["val"].materialize()}
-    report: dict = {"preset": args.preset, "settings": p.__dict__, "data": data,
-                    "splits": manifest["splits"]}
+    # A re-run adds to the training report: models kept from an earlier run keep their entries.
+    report_uri = storage.join(args.output, "report", "training.json")
+    report: dict = storage.read_json(report_uri) if storage.exists(report_uri) else {}
+    report.update({"preset": args.preset, "settings": p.__dict__, "data": data,
+                   "splits": manifest["splits"]})
     try:
         for name, stage, cfg in plan_runs(p, stages, model, args.output, args.seed):
             if not args.retrain and _finished(args.output, name):
@@ -128,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingFailedError as err:
         LOG.error("training failed: %s", err)
         return 1
-    storage.write_json(storage.join(args.output, "report", "training.json"),
-                       json.loads(json.dumps(report, default=str)))
-    LOG.info("training report: %s", storage.join(args.output, "report", "training.json"))
+    storage.write_json(report_uri, json.loads(json.dumps(report, default=str)))
+    LOG.info("training report: %s", report_uri)
     if "evaluate" in stages:
         import evaluate
 

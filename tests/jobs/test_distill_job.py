@@ -121,6 +121,15 @@ def test_relative_output_works_from_any_directory(tmp_path):
     for stage in ("teacher", "student"):
         assert (tmp_path / "rel" / "run" / stage / "model.safetensors").is_file()
 
+    # Run again: both models are kept, and the training report keeps their entries.
+    again = subprocess.run([sys.executable, str(REPO / "jobs" / "distill.py"), "--preset", "smoke",
+                            "--output", "rel/run", "--num-cpus", "4", "--stages", "teacher,student"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=900, env=_env(tmp_path))
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert "student: finished earlier, kept" in again.stdout + again.stderr
+    report = json.loads((tmp_path / "rel" / "run" / "report" / "training.json").read_text())
+    assert report["teacher"]["epoch"] == 0 and len(report["student"]["history"]) == 1
+
 
 def test_labelled_only_models_train_their_own_epochs():
     """Baselines see ~1/labelled_fraction fewer rows an epoch than the distilled student, so
