@@ -33,6 +33,9 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
         # Two logical CPUs more than the cores: training workers hold one CPU each for the whole
         # run, and Ray Data's read tasks still need slots to feed them (else they starve).
         num_cpus = (os.cpu_count() or 2) + 2
-    ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
-             include_dashboard=False, log_to_driver=True)
-    LOG.info("started a local Ray instance with %s CPUs", ray.cluster_resources().get("CPU"))
+    # With the dashboard: Ray Train's placement-group cleaner asks the State API (served by the
+    # dashboard) whether the train controller lives, and without it warns every second or two.
+    context = ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
+                       include_dashboard=None, log_to_driver=True)
+    LOG.info("started a local Ray instance with %s CPUs (dashboard: %s)",
+             ray.cluster_resources().get("CPU"), context.dashboard_url or "not running")
