@@ -19,6 +19,7 @@ class PipelinePreset:
     # The labelled-only models (baseline_2d and its ablations) see ~1/labelled_fraction fewer
     # rows an epoch than the distilled student: they train this many epochs, and every model
     # exports its best validation epoch, so the student is compared with converged baselines.
+    # The teacher learns from the labelled rows alone too; presets give it as many epochs.
     baseline_epochs: int
     batch_size: int
     lr: float
@@ -37,7 +38,7 @@ class PipelinePreset:
 
 PRESETS: dict[str, PipelinePreset] = {
     # 23,000 poses: ~18,400 train = ~2,040 labelled + ~16,300 unlabelled pool.
-    "quickstart": PipelinePreset(num_poses=23_000, image_size=64, model="small", teacher_epochs=12,
+    "quickstart": PipelinePreset(num_poses=23_000, image_size=64, model="small", teacher_epochs=24,
                                  student_epochs=6, baseline_epochs=24, batch_size=64, lr=1e-3,
                                  labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25)),
     "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
