@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="model size preset")
     p.add_argument("--pose-input", default="image+keypoints", choices=list(POSE_INPUTS),
                    help="what the 2D branch reads")
+    p.add_argument("--pose-input-3d", default="image+keypoints", choices=list(POSE_INPUTS),
+                   help="what the 3D branch reads: the rendered 3D views and/or the 3D joints")
     p.add_argument("--labelled-fraction", type=float, default=1.0,
                    help="share of the training split with language (the teacher learns from it)")
     p.add_argument("--epochs", type=int, default=3)
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     image_size = manifest["config"]["image_size"]
-    model = with_corpus_vocab(preset(args.model, image_size, args.pose_input), args.data)
+    model = with_corpus_vocab(preset(args.model, image_size, args.pose_input, args.pose_input_3d),
+                              args.data)
     cfg = TrainConfig(model=model, epochs=args.epochs, labelled_fraction=args.labelled_fraction,
                       batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                       zero_stage=args.zero_stage, use_gpu=args.use_gpu, seed=args.seed)

@@ -27,12 +27,13 @@ def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
             "--batch-size", "16", "--lr", "3e-3", "--num-workers", "2", "--num-cpus", "4")
     first = run("train_teacher.py", *args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "epoch 1: loss" in first.stdout and "teacher saved to" in first.stdout
+    assert "epoch 1: loss" in first.stdout and "best val_vqa" in first.stdout
     meta = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
     assert meta["kind"] == "teacher" and meta["model"]["vision"]["image_size"] == 32
+    assert meta["model"]["pose_input_3d"] == "image+keypoints"  # the 3D joints, not views alone
     again = run("train_teacher.py", *args)  # same run: nothing left to train, same export
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "teacher saved to" in again.stdout
+    assert f"saved to {tmp_path / 'run' / 'teacher'}" in again.stdout
 
 
 def test_missing_dataset_is_named(tmp_path):
