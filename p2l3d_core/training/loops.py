@@ -37,17 +37,28 @@ STATE_FILE = "train_state.json"
 CKPT_TAG = "state"
 
 
-def _restore(engine) -> int:
-    """Load the last reported checkpoint if this run is a restart; returns the next epoch."""
+def _restore(engine) -> tuple[int, list[dict]]:
+    """Load the last reported checkpoint if this run is a restart; returns the next epoch and
+    the metrics of the epochs before it."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return 0, []
     with checkpoint.as_directory() as folder:
         engine.load_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
         with open(os.path.join(folder, STATE_FILE)) as f:
-            return int(json.load(f)["epoch"]) + 1
+            state = json.load(f)
+    return int(state["epoch"]) + 1, state.get("history", [state["metrics"]])
+
+
+def read_history(checkpoint) -> list[dict]:
+    """Per-epoch metrics of a run up to ``checkpoint``: every checkpoint carries the whole
+    history, so the run's folder may keep only a few checkpoints."""
+    with checkpoint.as_directory() as folder:
+        with open(os.path.join(folder, STATE_FILE)) as f:
+            state = json.load(f)
+    return state.get("history", [state["metrics"]])
 
 
 @torch.no_grad()
@@ -114,7 +125,7 @@ class _Run:
                                                     config=deepspeed_config(cfg))
         self.device = self.engine.device
         self.dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
-        self.start = _restore(self.engine)
+        self.start, self.history = _restore(self.engine)
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
@@ -149,7 +160,8 @@ class _Run:
                            **extra_metrics())
             if self.val_shard is not None:
                 metrics.update(evaluate())
-            _report(engine, epoch, metrics, self.cfg)
+            self.history.append(metrics)
+            _report(engine, epoch, metrics, self.history, self.cfg)
 
 
 def train_teacher(config: dict) -> None:
@@ -197,15 +209,18 @@ def _progress(context, stage: str, epoch: int, steps: int, t0: float, out: dict)
               f"({steps / (now - t0):.2f} steps/s)", flush=True)
 
 
-def _report(engine, epoch: int, metrics: dict, cfg: TrainConfig) -> None:
-    """Report an epoch: DeepSpeed state of every rank plus, from rank 0, the exported model."""
+def _report(engine, epoch: int, metrics: dict, history: list[dict], cfg: TrainConfig) -> None:
+    """Report an epoch: DeepSpeed state of every rank, the metrics of every epoch so far and,
+    from rank 0, the exported model."""
     import ray.train
 
     with tempfile.TemporaryDirectory() as folder:
         engine.save_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
-        with open(os.path.join(folder, STATE_FILE), "w") as f:
-            json.dump({"epoch": epoch, "metrics": metrics}, f)
+        # Rank 0 only: its metrics are the ones Ray records, and every rank's files land in
+        # one checkpoint folder, where another rank's validation shard would overwrite them.
         if ray.train.get_context().get_world_rank() == 0:
+            with open(os.path.join(folder, STATE_FILE), "w") as f:
+                json.dump({"epoch": epoch, "metrics": metrics, "history": history}, f)
             save_pretrained(engine.module, os.path.join(folder, "model"),
                             extra={"train": cfg.to_dict(), "metrics": metrics})
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))

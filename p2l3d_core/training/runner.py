@@ -17,9 +17,12 @@ from p2l3d_core.training.config import TrainConfig
 
 def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name: str,
         storage_path: str, num_workers: int = 2, cpus_per_worker: float = 1.0,
-        max_failures: int = 2):
-    """Train and return Ray Train's ``Result`` (``.metrics`` of the last epoch, ``.checkpoint``)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+        max_failures: int = 2, keep_best: tuple[str, int] | None = None):
+    """Train and return Ray Train's ``Result`` (``.metrics`` of the last epoch, ``.checkpoint``).
+    ``keep_best=(metric, n)`` keeps the ``n`` checkpoints with the highest ``metric`` plus the
+    latest (for resuming); without it every epoch's checkpoint stays on disk (a DeepSpeed
+    checkpoint of the quickstart models is ~200 MB)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from p2l3d_core import storage
@@ -32,7 +35,10 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=None if cfg.use_gpu else resources),
         run_config=RunConfig(name=name, storage_path=storage_path,
-                             failure_config=FailureConfig(max_failures=max_failures)),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             checkpoint_config=CheckpointConfig(
+                                 num_to_keep=keep_best[1], checkpoint_score_attribute=keep_best[0],
+                                 checkpoint_score_order="max") if keep_best else None),
         datasets=datasets,
     )
     return trainer.fit()
@@ -42,17 +48,18 @@ SELECT_METRIC = "val_vqa"
 
 
 def best_epoch(result, metric: str | None = SELECT_METRIC):
-    """``(checkpoint, metrics)`` of the epoch to export: the highest ``metric`` over the run's
-    reported epochs (the earliest of equals), or the last epoch when ``metric`` is None or some
-    epoch did not report it (no validation split). Picking the best validation epoch is what
-    lets a model that sees few rows per epoch (the labelled-only baselines) train long without
-    being judged on an over-fitted last epoch."""
-    epochs = sorted(result.best_checkpoints, key=lambda cm: cm[1]["epoch"])
-    if not epochs:
+    """``(checkpoint, metrics)`` of the epoch to export: the highest ``metric`` among the run's
+    kept checkpoints and its latest (the earliest of equals), or the latest when ``metric`` is
+    None or the run did not report it (no validation split). Picking the best validation epoch
+    is what lets a model that sees few rows per epoch (the labelled-only baselines) train long
+    without being judged on an over-fitted last epoch."""
+    if result.checkpoint is None:
         raise RuntimeError("the run reported no checkpoint: nothing to export")
-    if metric is None or any(metric not in m for _, m in epochs):
-        return epochs[-1]
-    return max(epochs, key=lambda cm: (cm[1][metric], -cm[1]["epoch"]))
+    latest = (result.checkpoint, result.metrics)
+    if metric is None or metric not in result.metrics:
+        return latest
+    kept = [cm for cm in result.best_checkpoints if metric in cm[1]] + [latest]
+    return max(kept, key=lambda cm: (cm[1][metric], -cm[1]["epoch"]))
 
 
 def export_model(result, destination: str, checkpoint=None) -> str:
@@ -97,7 +104,7 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     per-epoch metrics; raises Ray Train's ``TrainingFailedError`` if training fails."""
     name = name or stage
     from p2l3d_core import storage
-    from p2l3d_core.training.loops import train_student, train_teacher
+    from p2l3d_core.training.loops import read_history, train_student, train_teacher
 
     loops = {"teacher": train_teacher, "student": train_student}
     if stage not in loops:
@@ -105,10 +112,11 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     if (stage == "teacher" or not cfg.teacher_path) and cfg.labelled_fraction < 1.0:
         # Without a teacher only text teaches: stream the labelled rows alone, full batches.
         datasets = {**datasets, "train": labelled_rows(datasets["train"], cfg.labelled_fraction)}
+    keep_best = (select_metric, 1) if select_metric and "val" in datasets else None
     result = fit(loops[stage], cfg, datasets, name=name.replace("/", "-"),
-                 storage_path=storage.join(output, "ray"),
-                 num_workers=num_workers, cpus_per_worker=cpus_per_worker)
-    history = [metrics for _, metrics in result.best_checkpoints]
+                 storage_path=storage.join(output, "ray"), num_workers=num_workers,
+                 cpus_per_worker=cpus_per_worker, keep_best=keep_best)
+    history = read_history(result.checkpoint)
     for m in history:
         log(f"  {name} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
             f"{m.get('val_pose_to_text_R@5', float('nan')):.3f}")
@@ -118,7 +126,7 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
            if select_metric in chosen else "the last")
     log(f"  {name}: epoch {chosen['epoch']} ({why}) saved to {path}")
     return {"path": path, "epoch": chosen["epoch"], "select_metric": select_metric,
-            "history": sorted(history, key=lambda m: m["epoch"])}
+            "history": history}
 
 
 def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConfig:
