@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         p = get_preset(args.preset, num_poses=args.num_poses, image_size=args.image_size,
                        teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                       baseline_epochs=args.baseline_epochs, batch_size=args.batch_size, labelled_fraction=args.labelled_fraction,
+                       baseline_epochs=args.baseline_epochs, batch_size=args.batch_size,
+                       labelled_fraction=args.labelled_fraction,
                        num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
                        seeds=args.seeds, eval_poses=args.eval_poses)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)

@@ -49,16 +49,20 @@ def _restore(engine) -> tuple[int, list[dict]]:
         engine.load_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
         with open(os.path.join(folder, STATE_FILE)) as f:
             state = json.load(f)
-    return int(state["epoch"]) + 1, state.get("history", [state["metrics"]])
+    return int(state["epoch"]) + 1, _history(state)
+
+
+def _history(state: dict) -> list[dict]:
+    """The per-epoch metrics in a state file (older files hold the last epoch's only)."""
+    return state.get("history", [state["metrics"]])
 
 
 def read_history(checkpoint) -> list[dict]:
     """Per-epoch metrics of a run up to ``checkpoint``: every checkpoint carries the whole
-    history, so the run's folder may keep only a few checkpoints."""
-    with checkpoint.as_directory() as folder:
-        with open(os.path.join(folder, STATE_FILE)) as f:
-            state = json.load(f)
-    return state.get("history", [state["metrics"]])
+    history, so the run's folder may keep only a few checkpoints. Reads the state file alone,
+    not the checkpoint's DeepSpeed state (hundreds of MB when the run lives on S3)."""
+    with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{STATE_FILE}") as f:
+        return _history(json.loads(f.read()))
 
 
 @torch.no_grad()

@@ -35,6 +35,11 @@ class PipelinePreset:
     curve: tuple[float, ...] = ()
     eval_poses: int = 1000  # test poses scored per method (None: the whole split)
 
+    def __post_init__(self):
+        for field in ("teacher_epochs", "student_epochs", "baseline_epochs"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+
 
 PRESETS: dict[str, PipelinePreset] = {
     # 23,000 poses: ~18,400 train = ~2,040 labelled + ~16,300 unlabelled pool.
@@ -43,8 +48,8 @@ PRESETS: dict[str, PipelinePreset] = {
                                  labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25)),
     "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
                             student_epochs=20, baseline_epochs=60, batch_size=128, lr=3e-4,
-                            labelled_fraction=0.1, num_workers=8, use_gpu=True, curve=(0.05, 0.25, 1.0),
-                            eval_poses=8000),
+                            labelled_fraction=0.1, num_workers=8, use_gpu=True,
+                            curve=(0.05, 0.25, 1.0), eval_poses=8000),
     "smoke": PipelinePreset(num_poses=240, image_size=32, model="tiny", teacher_epochs=1,
                             student_epochs=1, baseline_epochs=1, batch_size=16, lr=3e-3,
                             labelled_fraction=0.5, num_workers=2, seeds=1, eval_poses=24),

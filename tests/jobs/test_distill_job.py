@@ -22,7 +22,8 @@ def _env(tmp_path: Path) -> dict:
 
 def test_bad_stage_and_preset_are_refused(tmp_path):
     for args, message in ((["--stages", "teacher,eval"], "unknown stage(s) ['eval']"),
-                          (["--preset", "huge"], "invalid choice: 'huge'")):
+                          (["--preset", "huge"], "invalid choice: 'huge'"),
+                          (["--baseline-epochs", "0"], "baseline_epochs must be >= 1, got 0")):
         out = subprocess.run([sys.executable, "jobs/distill.py", "--output", str(tmp_path), *args],
                              cwd=REPO, capture_output=True, text=True, timeout=120, env=_env(tmp_path))
         assert out.returncode == 2 and message in out.stdout + out.stderr
