@@ -31,6 +31,7 @@ from p2l3d_core.training.batches import (
     pose_inputs,
     pose_inputs_3d,
 )
+from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 
 STATE_FILE = "train_state.json"
@@ -124,6 +125,7 @@ class _Run:
 
         self.cfg = cfg
         self.context = ray.train.get_context()
+        clear_stale_build_locks()  # else deepspeed.initialize may wait forever on a dead build
         params = [p for p in model.parameters() if p.requires_grad]
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
                                                     config=deepspeed_config(cfg))

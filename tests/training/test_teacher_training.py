@@ -1,6 +1,8 @@
 """The teacher stage on Ray Train + DeepSpeed (2 CPU workers, ZeRO-2, gloo), on a tiny model."""
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from p2l3d_core.dataset.build import build_table
 from p2l3d_core.models import load_pretrained
 from p2l3d_core.models.config import DecoderConfig, PoseModelConfig, VisionConfig
 from p2l3d_core.poses.generator import generate_records
+from p2l3d_core.training.build_locks import extensions_root
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 from p2l3d_core.training.loops import read_history, train_teacher
 from p2l3d_core.training.runner import best_epoch, export_model, fit
@@ -52,8 +55,18 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     # Same name and storage: the run resumes after epoch 0 instead of starting over.
     cfg3 = TrainConfig(model=TINY_MODEL, epochs=9, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1,
                       answer_weight=0.1)
-    result = fit(train_teacher, cfg3, tiny_data, name="teacher", storage_path=str(tmp_path),
-                 num_workers=2, cpus_per_worker=1, max_failures=0, keep_best=("val_vqa", 1))
+    # A build killed earlier left DeepSpeed's op lock behind: without clearing it, the workers
+    # would wait on it forever after "Setting accelerator to CPU".
+    stale_lock = Path(extensions_root()) / "deepspeed_shm_comm" / "lock"
+    assert stale_lock.parent.is_dir(), "the first run should have built DeepSpeed's shm op"
+    stale_lock.touch()
+    os.utime(stale_lock, (time.time() - 3600,) * 2)
+    try:
+        result = fit(train_teacher, cfg3, tiny_data, name="teacher", storage_path=str(tmp_path),
+                     num_workers=2, cpus_per_worker=1, max_failures=0, keep_best=("val_vqa", 1))
+        assert not stale_lock.exists()
+    finally:
+        stale_lock.unlink(missing_ok=True)  # never leave a hanging lock for later tests
     history = read_history(result.checkpoint)  # every epoch's metrics, carried by each checkpoint
     epochs = [m["epoch"] for m in history]
     assert result.metrics["epoch"] == 8
