@@ -7,9 +7,10 @@ workers after a failure (from that checkpoint too).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
+from math import nan
+
+import pyarrow.fs as pafs
 
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.training.config import TrainConfig
@@ -35,6 +36,9 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=None if cfg.use_gpu else resources),
         run_config=RunConfig(name=name, storage_path=storage_path,
+                             # The driver's S3 settings (endpoint, credentials) reach the workers
+                             # that write checkpoints and read the teacher, as in rendering.
+                             worker_runtime_env={"env_vars": aws} if (aws := storage.aws_env()) else None,
                              failure_config=FailureConfig(max_failures=max_failures),
                              checkpoint_config=CheckpointConfig(
                                  num_to_keep=keep_best[1], checkpoint_score_attribute=keep_best[0],
@@ -64,20 +68,19 @@ def best_epoch(result, metric: str | None = SELECT_METRIC):
 
 def export_model(result, destination: str, checkpoint=None) -> str:
     """Copy the exported model of ``checkpoint`` (default: the run's last) to ``destination``
-    (a local folder, replaced if present, or ``s3://``)."""
+    (a local folder or ``s3://`` prefix, replaced if present)."""
     from p2l3d_core import storage
 
     checkpoint = checkpoint or result.checkpoint
     if checkpoint is None:
         raise RuntimeError("the run reported no checkpoint: nothing to export")
-    with checkpoint.as_directory() as folder:
-        if storage.is_s3(str(destination)):
-            storage.upload_folder(str(Path(folder) / "model"), str(destination))
-            return str(destination)
-        destination = Path(destination)
-        if destination.exists():
-            shutil.rmtree(destination)
-        shutil.copytree(Path(folder) / "model", destination)
+    # Only model/ is copied, straight from the run's storage: the DeepSpeed state beside it
+    # (hundreds of MB at paper scale) stays where it is.
+    fs, path = storage.resolve(str(destination))
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    pafs.copy_files(f"{checkpoint.path}/model", path, source_filesystem=checkpoint.filesystem,
+                    destination_filesystem=fs)
     return str(destination)
 
 
@@ -119,7 +122,8 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     history = read_history(result.checkpoint)
     for m in history:
         log(f"  {name} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
-            f"{m.get('val_pose_to_text_R@5', float('nan')):.3f}")
+            f"{m.get('val_pose_to_text_R@5', nan):.3f}, VQA {m.get('val_vqa', nan):.3f} "
+            f"(depth {m.get('val_vqa_depth', nan):.3f})")
     checkpoint, chosen = best_epoch(result, select_metric)
     path = export_model(result, storage.join(output, *name.split("/")), checkpoint)
     why = (f"best {select_metric} {chosen[select_metric]:.3f}"
