@@ -44,7 +44,7 @@ class PipelinePreset:
 PRESETS: dict[str, PipelinePreset] = {
     # 23,000 poses: ~18,400 train = ~2,040 labelled + ~16,300 unlabelled pool.
     "quickstart": PipelinePreset(num_poses=23_000, image_size=64, model="small", teacher_epochs=24,
-                                 student_epochs=6, baseline_epochs=24, batch_size=64, lr=1e-3,
+                                 student_epochs=12, baseline_epochs=24, batch_size=64, lr=1e-3,
                                  labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25)),
     "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
                             student_epochs=20, baseline_epochs=60, batch_size=128, lr=3e-4,
