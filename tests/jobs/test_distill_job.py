@@ -5,9 +5,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 import pytest
