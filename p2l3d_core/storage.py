@@ -29,6 +29,13 @@ def aws_env() -> dict[str, str]:
     return {k: os.environ[k] for k in AWS_ENV_VARS if k in os.environ}
 
 
+def worker_runtime_env() -> dict:
+    """A Ray ``runtime_env`` that carries this process's S3 settings to remote tasks and
+    workers, so that every one of them sees the same store (empty: nothing to carry)."""
+    env = aws_env()
+    return {"env_vars": env} if env else {}
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 

@@ -101,8 +101,8 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
     if todo:
         ray.data.DataContext.get_current().enable_progress_bars = False
         # S3 settings of the driver travel to the workers, so every task sees the same store.
-        remote_args = ({"runtime_env": {"env_vars": storage.aws_env()}}
-                       if storage.is_s3(dataset_uri) else {})
+        runtime_env = storage.worker_runtime_env() if storage.is_s3(dataset_uri) else {}
+        remote_args = {"runtime_env": runtime_env} if runtime_env else {}
         items = [{"index": i, "start": s, "count": c} for i, s, c in todo]
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _render_batch, batch_size=1, concurrency=concurrency,

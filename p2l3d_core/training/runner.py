@@ -38,7 +38,7 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
         run_config=RunConfig(name=name, storage_path=storage_path,
                              # The driver's S3 settings (endpoint, credentials) reach the workers
                              # that write checkpoints and read the teacher, as in rendering.
-                             worker_runtime_env={"env_vars": aws} if (aws := storage.aws_env()) else None,
+                             worker_runtime_env=storage.worker_runtime_env() or None,
                              failure_config=FailureConfig(max_failures=max_failures),
                              checkpoint_config=CheckpointConfig(
                                  num_to_keep=keep_best[1], checkpoint_score_attribute=keep_best[0],
