@@ -8,7 +8,8 @@
   ceiling) or joints lifted from 2D by a network (``lifter``).
 
 Latency is one pose at a time from its keypoints, as a service would see it: rendering
-included for image models, lifting included for the lifter.
+included for image models, lifting included for the lifter. ``predict_one`` writes a caption,
+``answer_one`` answers one question (its text encoded there too).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class EvalSet:
         return {"image_2d": [self.image_2d[i] for i in rows], "image_3d": [self.image_3d[i] for i in rows],
                 "keypoints_2d": self.keypoints_2d[rows], "visible_2d": self.visible[rows],
                 "keypoints_3d": self.joints_3d[rows], "camera": [self.cameras[i].to_row() for i in rows]}
+
+    def spread_questions(self, count: int) -> list[int]:
+        """``count`` question indices spread evenly over the set (every family among them):
+        the questions a latency measurement asks."""
+        count = min(count, len(self.qa_row))
+        return [int(k) for k in np.linspace(0, len(self.qa_row) - 1, count).round()] if count else []
 
     @property
     def camera_positions(self) -> np.ndarray:
@@ -145,10 +152,9 @@ class ModelMethod:
         text = self.model.text([c[0] if c else "" for c in data.captions])
         return Predictions(captions, answers, z, text)
 
-    @torch.no_grad()
-    def predict_one(self, data: EvalSet, i: int) -> str:
-        """Caption of pose ``i`` from its keypoints, everything on the way included: the images
-        are drawn here, not read from the dataset."""
+    def _encode_one(self, data: EvalSet, i: int) -> torch.Tensor:
+        """Embedding of pose ``i`` from its keypoints, everything on the way included: the
+        images are drawn here, not read from the dataset."""
         batch = data.batch(np.array([i]))
         inputs = pose_inputs(batch, "keypoints") if "keypoints" in self.pose_input else {}
         if "image" in self.pose_input:
@@ -160,8 +166,19 @@ class ModelMethod:
             if "image" in self.pose_input_3d:
                 joints = data.cameras[i].to_camera(data.joints_3d[i])
                 inputs_3d["image"] = images_to_tensor(render_3d(joints, self.render)[None])
-        z = self.model.encode_pose(inputs, inputs_3d)
-        return self.model.decoder.generate(z, [CAPTION_PROMPT])[0]
+        return self.model.encode_pose(inputs, inputs_3d)
+
+    @torch.no_grad()
+    def predict_one(self, data: EvalSet, i: int) -> str:
+        """Caption of pose ``i`` from its keypoints (rendering and greedy decoding included)."""
+        return self.model.decoder.generate(self._encode_one(data, i), [CAPTION_PROMPT])[0]
+
+    @torch.no_grad()
+    def answer_one(self, data: EvalSet, k: int) -> str:
+        """Answer to question ``k`` of ``data`` from its pose's keypoints and the question text:
+        rendering, the pose and question encoders and the answer head."""
+        z = self._encode_one(data, data.qa_row[k])
+        return self.model.answer(z, [data.qa_question[k]], [data.qa_family[k]])[0]
 
 
 class RuleMethod:
@@ -197,6 +214,14 @@ class RuleMethod:
         joints, cams = self._joints(data, slice(i, i + 1))
         return describe_batch(joints, self._actions(data, slice(i, i + 1)), cams,
                               num_captions=1)[0].captions[0]
+
+    def answer_one(self, data: EvalSet, k: int) -> str:
+        """Answer to question ``k``: lift (if lifting), measure the posecodes, look it up."""
+        i = data.qa_row[k]
+        joints, cams = self._joints(data, slice(i, i + 1))
+        action = self._actions(data, slice(i, i + 1))[0]
+        codes = measure_posecodes(joints, cams, decisive=self.lifter is not None)
+        return answer_table(codes, 0, action).get(data.qa_question[k], "")
 
 
 def lifter_error_cm(lifter: Lifter, data: EvalSet) -> float:

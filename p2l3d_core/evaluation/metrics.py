@@ -70,9 +70,10 @@ def _meteor():
     return Meteor()
 
 
-def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3) -> dict[str, float]:
+def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3,
+               name: str = "latency") -> dict[str, float]:
     """p50 and p90 wall time of ``predict_one(i)`` for ``i`` in ``range(count)`` (batch 1),
-    after ``warmup`` untimed calls."""
+    after ``warmup`` untimed calls, as ``<name>_p50_ms`` and ``<name>_p90_ms``."""
     for i in range(min(warmup, count)):
         predict_one(i)
     times = []
@@ -81,5 +82,5 @@ def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3
         predict_one(i)
         times.append(1000.0 * (time.perf_counter() - t0))
     times.sort()
-    return {"latency_p50_ms": statistics.median(times),
-            "latency_p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))]}
+    return {f"{name}_p50_ms": statistics.median(times),
+            f"{name}_p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))]}

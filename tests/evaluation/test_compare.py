@@ -34,12 +34,14 @@ def test_aggregate_one_run_has_no_std():
 
 def _methods():
     return {
-        "student": {"vqa_accuracy": 0.6, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.30, "latency_p50_ms": 2.0},
+        "student": {"vqa_accuracy": 0.6, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.30, "latency_p50_ms": 2.0,
+                    "answer_latency_p50_ms": 4.0},
         "teacher": {"vqa_accuracy": 0.7, "vqa_depth_accuracy": 0.8, "BLEU-4": 0.4, "latency_p50_ms": 9.0},
         "baseline_2d": {"vqa_accuracy": 0.5, "vqa_depth_accuracy": 0.45, "BLEU-4": 0.25},
         "baseline_2d_no3d": {"vqa_accuracy": 0.5, "vqa_depth_accuracy": 0.4, "BLEU-4": 0.20},
         "coords_2d": {"vqa_accuracy": 0.55, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.28},
-        "lifter": {"vqa_accuracy": 0.58, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.5, "latency_p50_ms": 5.0},
+        "lifter": {"vqa_accuracy": 0.58, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.5, "latency_p50_ms": 5.0,
+                   "answer_latency_p50_ms": 1.0},
     }
 
 
@@ -54,6 +56,7 @@ def test_check_targets_marks_met_and_missed():
         "student_vs_coords_2d_depth_points": (0.0, 0.0, True),  # equal is enough (>= 0)
         "student_vs_lifter_depth_points": (0.0, 1e-9, False),  # equal is not (> 0)
         "lifter_vs_student_latency_ratio": (2.5, 1.0, True),
+        "lifter_vs_student_answer_latency_ratio": (0.25, 1.0, False),
         "student_of_teacher_vqa_pct": (100 * 0.6 / 0.7, 90.0, False),
     }
     for name, (value, threshold, met) in expect.items():
@@ -66,12 +69,14 @@ def test_check_targets_marks_met_and_missed():
 
 def test_check_targets_flip_when_the_student_improves():
     m = _methods()
-    m["student"].update(vqa_accuracy=0.66, vqa_depth_accuracy=0.6, latency_p50_ms=6.0)
+    m["student"].update(vqa_accuracy=0.66, vqa_depth_accuracy=0.6, latency_p50_ms=6.0,
+                        answer_latency_p50_ms=0.5)
     out = check_targets(m)
     assert out["student_vs_baseline_2d_no3d_vqa_relative_pct"]["met"]  # +32 %
     assert out["student_vs_lifter_depth_points"]["met"]  # +5 points
     assert out["student_of_teacher_vqa_pct"]["met"]  # 94 %
     assert not out["lifter_vs_student_latency_ratio"]["met"]  # student now slower
+    assert out["lifter_vs_student_answer_latency_ratio"]["met"]  # and answers faster
     assert out["student_vs_baseline_2d_depth_points"]["value"] == pytest.approx(15.0)
     assert out["student_vs_baseline_2d_depth_points"]["met"]
 

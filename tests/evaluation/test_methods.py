@@ -6,11 +6,13 @@ from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
 from p2l3d_core.evaluation.compare import score_method
 from p2l3d_core.evaluation.lifter import Lifter, train_lifter, viewer_cameras, viewer_frame
-from p2l3d_core.evaluation.methods import EvalSet, RuleMethod, lifter_error_cm
+from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
 from p2l3d_core.evaluation.metrics import caption_scores, vqa_scores
 from p2l3d_core.language import FAMILY_ANSWERS
 from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.pose_models import Student
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.skeleton import NUM_JOINTS, J
 
@@ -198,3 +200,36 @@ def test_score_method_on_rules_3d(data):
     assert torch.get_num_threads() == threads  # the single-thread latency setting is undone
     no_latency = score_method(RuleMethod("rules_3d"), data, latency_samples=0, meteor=False)
     assert "latency_p50_ms" not in no_latency and no_latency["vqa_accuracy"] == 1.0
+    assert 0 < out["answer_latency_p50_ms"] <= out["answer_latency_p90_ms"]
+    assert "answer_latency_p50_ms" not in no_latency
+
+
+def test_spread_questions_covers_the_set_evenly(data):
+    asked = data.spread_questions(5)
+    assert asked[0] == 0 and asked[-1] == len(data.qa_row) - 1
+    assert asked == sorted(set(asked)) and len(asked) == 5
+    assert len({data.qa_family[k] for k in data.spread_questions(40)}) >= 5
+    assert data.spread_questions(10**6) == list(range(len(data.qa_row)))
+    assert data.spread_questions(0) == []
+
+
+def test_rule_methods_answer_one_question_as_they_answer_the_set(data, lifter):
+    for method in (RuleMethod("rules_3d"), RuleMethod("lifter", lifter)):
+        answers = method.predict(data).answers
+        for k in data.spread_questions(25):
+            assert method.answer_one(data, k) == answers[k], (method.name, k)
+    assert all(RuleMethod("rules_3d").answer_one(data, k) == data.qa_answer[k]
+               for k in data.spread_questions(25))
+
+
+def test_model_answer_one_renders_the_pose_and_matches_the_batch_answer(data, one_torch_thread):
+    """One question from keypoints and text (the skeleton drawn on the spot) gets the answer the
+    batched path gives from the stored images: the same rendering, the same head."""
+    torch.manual_seed(0)
+    model = Student(preset("tiny", image_size=32, pose_input="image+keypoints"))
+    method = ModelMethod("student", model)
+    answers = method.predict(data).answers
+    for k in data.spread_questions(12):
+        got = method.answer_one(data, k)
+        assert got in FAMILY_ANSWERS[data.qa_family[k]]
+        assert got == answers[k], k

@@ -106,6 +106,11 @@ def test_latency_counts_warmup_and_timed_calls_and_orders_percentiles():
     assert out["latency_p90_ms"] >= 2.0  # the slow calls are measured in milliseconds
 
 
+def test_latency_keys_carry_the_given_name():
+    out = latency_ms(lambda i: None, count=3, warmup=0, name="answer_latency")
+    assert set(out) == {"answer_latency_p50_ms", "answer_latency_p90_ms"}
+
+
 def test_latency_warmup_is_capped_by_count():
     calls = []
     latency_ms(calls.append, count=2, warmup=5)
