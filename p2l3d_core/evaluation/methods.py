@@ -176,7 +176,9 @@ class ModelMethod:
     @torch.no_grad()
     def answer_one(self, data: EvalSet, k: int) -> str:
         """Answer to question ``k`` of ``data`` from its pose's keypoints and the question text:
-        rendering, the pose and question encoders and the answer head."""
+        rendering, the pose and question encoders and the answer head. The frozen text
+        backbone's features of a question already seen are cached (``TextEncoder.features``),
+        as they are in a long-running service; an unseen question adds one backbone pass."""
         z = self._encode_one(data, data.qa_row[k])
         return self.model.answer(z, [data.qa_question[k]], [data.qa_family[k]])[0]
 

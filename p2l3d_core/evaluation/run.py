@@ -91,7 +91,8 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                     "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
                                  "batch 1, 1 CPU thread, keypoints in -> caption out",
                                  "answer_latency": "p50 of one question about one pose, batch 1, "
-                                                   "1 CPU thread, keypoints and question text in -> answer out",
+                                                   "1 CPU thread, keypoints and question text in -> answer out "
+                                                   "(a known question's text features cached, as in a service)",
                                  "vqa": "closed vocabulary: a learned model's answer head picks "
                                         "among the family's answers; rule methods read their "
                                         "posecodes (the lifter's: nearest category)"}}
