@@ -144,6 +144,12 @@ class _Run:
         uses = pose_input_3d or self.cfg.model.pose_input_3d
         return {k: v.to(self.dtype) for k, v in pose_inputs_3d(batch, uses, self.device).items()}
 
+    def teacher_inputs(self, batch: dict, teacher: Teacher) -> tuple[dict, dict]:
+        """The frozen teacher's own 2D and 3D inputs, in float32 like its weights: a student
+        may read other inputs (keypoints only, say) and trains in bf16 on a GPU."""
+        return (pose_inputs(batch, teacher.cfg.pose_input, self.device),
+                pose_inputs_3d(batch, teacher.cfg.pose_input_3d, self.device))
+
     def fit(self, stage: str, step, evaluate, extra_metrics=dict) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
         validation metrics; every epoch ends with a report and a checkpoint."""
@@ -275,7 +281,7 @@ def train_student(config: dict) -> None:
                               **weights)
         bank = Asked.bank(len(labelled)).to(run.device)
         with torch.no_grad():
-            target = teacher.encode_all(inputs, run.inputs_3d(batch, teacher.cfg.pose_input_3d))["fused"]
+            target = teacher.encode_all(*run.teacher_inputs(batch, teacher))["fused"]
             text = teacher.text(captions) if len(rows) else None
             teacher_answers = teacher.answer_logits(target, bank)
         return run.engine(inputs, mask, prompts, targets, teacher_pose=target.to(run.dtype),
@@ -304,8 +310,8 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
         zs.append(student.encode_pose(inputs))
         answers.add(student, zs[-1], batch)
         if teacher is not None:
-            zt.append(teacher.encode_all(
-                inputs, pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
+            zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
+                                         pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
         texts.append(text_encoder(pick_captions(batch["captions"], rng)))
     if not zs:
         return {}

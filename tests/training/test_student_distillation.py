@@ -19,7 +19,8 @@ from p2l3d_core.training.loops import train_student, train_teacher
 from p2l3d_core.training.runner import export_model, fit
 
 pytestmark = pytest.mark.slow
-COLS = ["pose_id", "image_2d", "image_3d", "captions", "questions", "answers", "question_families"]
+COLS = ["pose_id", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "captions", "questions",
+        "answers", "question_families"]
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,19 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
         x = images_to_tensor(np.stack([decode_png(r["image_2d"]) for r in row]))
         captions = student.decoder.generate(student.encode_pose({"image": x}), [CAPTION_PROMPT] * 2, max_new_tokens=12)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+
+
+def test_a_student_may_read_other_inputs_than_its_teacher(ray_local, data, tmp_path):
+    """A keypoint-only student of an image teacher: the teacher is fed its own inputs."""
+    splits = {"train": data["train"], "val": data["val"]}
+    teacher_run = fit(train_teacher, TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16,
+                                                 labelled_fraction=0.5),
+                      splits, name="teacher", storage_path=str(tmp_path), max_failures=0)
+    teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
+    cfg = TrainConfig(model=preset("tiny", 32, pose_input="keypoints"), epochs=1, batch_size=16,
+                      labelled_fraction=0.5, teacher_path=str(teacher_dir))
+    result = fit(train_student, cfg, splits, name="student", storage_path=str(tmp_path), max_failures=0)
+    assert result.error is None and result.metrics["epoch"] == 0
+    assert 0.0 < result.metrics["train_answer_kd"] and -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0
+    student = load_pretrained(export_model(result, tmp_path / "export" / "student"))
+    assert student.cfg.pose_input == "keypoints" and student.encoder_2d.image is None
