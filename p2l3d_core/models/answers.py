@@ -30,14 +30,29 @@ def answer_ids(answers: list[str]) -> torch.Tensor:
     return torch.tensor([ANSWER_INDEX[a] for a in answers], dtype=torch.long)
 
 
+FAMILIES: tuple[str, ...] = tuple(FAMILY_ANSWERS)
+_FAMILY_INDEX: dict[str, int] = {f: i for i, f in enumerate(FAMILIES)}
+
+
+def _family_masks() -> torch.Tensor:
+    """``(len(FAMILIES), len(ANSWERS))`` bool: row ``i`` allows family ``i``'s answers."""
+    masks = torch.zeros(len(FAMILIES), len(ANSWERS), dtype=torch.bool)
+    for i, family in enumerate(FAMILIES):
+        masks[i, [ANSWER_INDEX[a] for a in FAMILY_ANSWERS[family]]] = True
+    return masks
+
+
+_FAMILY_MASKS = _family_masks()
+
+
 def family_mask(families: list[str]) -> torch.Tensor:
-    """``(N, len(ANSWERS))`` bool: which classes each question's family allows."""
-    mask = torch.zeros(len(families), len(ANSWERS), dtype=torch.bool)
-    for i, family in enumerate(families):
-        if family not in FAMILY_ANSWERS:
-            raise ValueError(f"unknown question family {family!r}")
-        mask[i, [ANSWER_INDEX[a] for a in FAMILY_ANSWERS[family]]] = True
-    return mask
+    """``(N, len(ANSWERS))`` bool: which classes each question's family allows. A lookup in a
+    per-family table: a student step asks the question bank of every row (~4k questions)."""
+    try:
+        index = [_FAMILY_INDEX[f] for f in families]
+    except KeyError as err:
+        raise ValueError(f"unknown question family {err.args[0]!r}") from None
+    return _FAMILY_MASKS[torch.tensor(index, dtype=torch.long)]
 
 
 class AnswerHead(nn.Module):

@@ -194,7 +194,7 @@ def train_teacher(config: dict) -> None:
                           answer_weight=cfg.answer_weight)
 
     run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
-            lambda: {"logit_scale": float(run.engine.module.logit_scale())})
+            lambda: {"logit_scale": float(run.engine.module.logit_scale().detach())})
 
 
 def _labelled_only(batch: dict, fraction: float) -> dict:
