@@ -29,6 +29,7 @@ from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset as model_preset
+from p2l3d_core.models.encoders import POSE_INPUTS
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.presets import PRESETS, get_preset
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
@@ -56,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--use-gpu", action="store_true", default=None)
     p.add_argument("--zero-stage", type=int, default=None, choices=[0, 1, 2])
+    p.add_argument("--student-pose-input", default=None, choices=list(POSE_INPUTS),
+                   help="what the student (and baseline_2d, baseline_2d_no3d) reads; default the "
+                        "preset's, image+keypoints. 'keypoints': a keypoint network distilled from "
+                        "the image teacher (coords_2d is then baseline_2d and is not trained twice)")
     p.add_argument("--seeds", type=int, default=None,
                    help="how many seeds student and baseline_2d are trained with (preset default)")
     p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                        baseline_epochs=args.baseline_epochs, batch_size=args.batch_size,
                        labelled_fraction=args.labelled_fraction,
                        num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
-                       seeds=args.seeds, eval_poses=args.eval_poses)
+                       seeds=args.seeds, eval_poses=args.eval_poses,
+                       student_pose_input=args.student_pose_input)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
@@ -157,6 +163,7 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
     teacher before the students distilled from it)."""
     common = dict(model=model, batch_size=p.batch_size, lr=p.lr, zero_stage=p.zero_stage,
                   use_gpu=p.use_gpu, labelled_fraction=p.labelled_fraction, lm_weight=p.lm_weight)
+    student_model = dataclasses.replace(model, pose_input=p.student_input)
     keypoints_only = dataclasses.replace(model, pose_input="keypoints")
 
     def teacher(fraction: float, prefix: str = "") -> tuple[str, str, TrainConfig]:
@@ -167,7 +174,8 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
         epochs = p.student_epochs if teacher_dir else p.baseline_epochs
         return (name, "student", TrainConfig(epochs=epochs, seed=seed + s,
                                              teacher_path=teacher_dir,
-                                             **{**common, "labelled_fraction": fraction, **kw}))
+                                             **{**common, "model": student_model,
+                                                "labelled_fraction": fraction, **kw}))
 
     teacher_dir = storage.join(output, "teacher")
     runs = []
@@ -180,7 +188,9 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
         runs += [student("baselines/baseline_2d" if s == 0 else f"seeds/baseline_2d-s{s}", s,
                          p.labelled_fraction, None) for s in range(p.seeds)]
         runs.append(student("baselines/baseline_2d_no3d", 0, p.labelled_fraction, None, language="2d"))
-        runs.append(student("baselines/coords_2d", 0, p.labelled_fraction, None, model=keypoints_only))
+        if student_model != keypoints_only:  # else baseline_2d is the keypoint network already
+            runs.append(student("baselines/coords_2d", 0, p.labelled_fraction, None,
+                                model=keypoints_only))
     if "curve" in stages:
         for fraction in p.curve:
             prefix = f"curve/f{fraction:g}/"

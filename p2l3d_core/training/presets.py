@@ -27,8 +27,12 @@ class PipelinePreset:
     num_workers: int
     use_gpu: bool = False
     zero_stage: int = 2
-    pose_input: str = "image+keypoints"
+    pose_input: str = "image+keypoints"  # the teacher's 2D branch, and the student's by default
     pose_input_3d: str = "image+keypoints"  # the teacher's 3D branch
+    # What the student and its own-architecture baselines (baseline_2d, baseline_2d_no3d) read,
+    # when not ``pose_input``: "keypoints" distils the teacher into a keypoint network (then
+    # baseline_2d is that network without a teacher, which is what coords_2d is).
+    student_pose_input: str | None = None
     lm_weight: float = 1.0
     seeds: int = 3  # student and baseline_2d are trained this many times
     # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
@@ -39,6 +43,17 @@ class PipelinePreset:
         for field in ("teacher_epochs", "student_epochs", "baseline_epochs"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        from p2l3d_core.models.encoders import POSE_INPUTS
+
+        for field in ("pose_input", "pose_input_3d", "student_pose_input"):
+            value = getattr(self, field)
+            if value is not None and value not in POSE_INPUTS:
+                raise ValueError(f"{field} must be one of {', '.join(POSE_INPUTS)}, got {value!r}")
+
+    @property
+    def student_input(self) -> str:
+        """What the student reads: ``student_pose_input``, else the teacher's ``pose_input``."""
+        return self.student_pose_input or self.pose_input
 
 
 PRESETS: dict[str, PipelinePreset] = {

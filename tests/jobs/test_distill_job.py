@@ -165,3 +165,40 @@ def test_labelled_only_models_train_their_own_epochs():
     for name in ("baselines/baseline_2d", "seeds/baseline_2d-s1", "baselines/baseline_2d_no3d",
                  "baselines/coords_2d", "curve/f0.25/baselines/baseline_2d"):
         assert epochs[name] == 17, name
+
+
+def test_a_keypoint_student_of_an_image_teacher():
+    """``--student-pose-input keypoints``: the teacher keeps the preset's inputs, the student and
+    its own-architecture baselines read keypoints, and coords_2d (the same network as
+    baseline_2d then) is not trained a second time."""
+    sys.path.insert(0, str(REPO / "jobs"))
+    try:
+        from distill import parse_args, plan_runs
+    finally:
+        sys.path.remove(str(REPO / "jobs"))
+    from p2l3d_core.models.config import preset as model_preset
+    from p2l3d_core.training.presets import get_preset
+
+    args = parse_args(["--output", "/runs/x", "--student-pose-input", "keypoints"])
+    p = get_preset("quickstart", student_pose_input=args.student_pose_input, seeds=2)
+    model = model_preset("tiny", 32, p.pose_input, p.pose_input_3d)
+    inputs = {name: cfg.model.pose_input for name, _, cfg in
+              plan_runs(p, ["teacher", "student", "baselines", "curve"], model, "/runs/x", seed=0)}
+    assert inputs.pop("teacher") == inputs.pop("curve/f0.05/teacher") == "image+keypoints"
+    inputs.pop("curve/f0.25/teacher")
+    assert "baselines/coords_2d" not in inputs
+    assert set(inputs.values()) == {"keypoints"}, inputs
+    assert {"student", "seeds/student-s1", "baselines/baseline_2d", "baselines/baseline_2d_no3d",
+            "curve/f0.05/student", "curve/f0.05/baselines/baseline_2d"} <= set(inputs)
+    # By default the student reads what the teacher's 2D branch reads, and coords_2d is trained.
+    default = {name: cfg.model.pose_input for name, _, cfg in
+               plan_runs(get_preset("quickstart"), ["student", "baselines"], model, "/runs/x", 0)}
+    assert default.pop("baselines/coords_2d") == "keypoints"
+    assert set(default.values()) == {"image+keypoints"}
+
+
+def test_presets_refuse_an_unknown_pose_input():
+    from p2l3d_core.training.presets import get_preset
+
+    with pytest.raises(ValueError, match="student_pose_input must be one of"):
+        get_preset("quickstart", student_pose_input="depth")
