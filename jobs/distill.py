@@ -30,7 +30,7 @@ from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.models.encoders import POSE_INPUTS
-from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.config import ZERO_STAGES, TrainConfig
 from p2l3d_core.training.presets import PRESETS, get_preset
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
@@ -56,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of the training split with language; the rest is the unlabelled pool")
     p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--use-gpu", action="store_true", default=None)
-    p.add_argument("--zero-stage", type=int, default=None, choices=[0, 1, 2])
+    p.add_argument("--zero-stage", type=int, default=None, choices=ZERO_STAGES,
+                   help="DeepSpeed ZeRO stage (default: the preset's, 2); stage 3 is not "
+                        "supported (why: p2l3d_core/training/config.py)")
     p.add_argument("--student-pose-input", default=None, choices=list(POSE_INPUTS),
                    help="what the student (and baseline_2d, baseline_2d_no3d) reads; default the "
                         "preset's, image+keypoints. 'keypoints': a keypoint network distilled from "

@@ -20,7 +20,7 @@ from ray.train import TrainingFailedError
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.encoders import POSE_INPUTS
-from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.config import ZERO_STAGES, TrainConfig
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 
@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="per worker and step")
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--zero-stage", type=int, default=2, choices=[0, 1, 2])
+    p.add_argument("--zero-stage", type=int, default=2, choices=ZERO_STAGES,
+                   help="DeepSpeed ZeRO stage (default 2); stage 3 is not supported "
+                        "(why: p2l3d_core/training/config.py)")
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, bf16")

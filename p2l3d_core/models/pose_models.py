@@ -106,7 +106,7 @@ class Teacher(_PoseLanguageModel):
                 answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Training step: contrastive terms, the language-model loss and the answer loss (every
         question in ``asked``) on the fused embedding. The loss lives in ``forward`` so
-        DeepSpeed's engine (ZeRO-3 included) wraps all of it."""
+        DeepSpeed's engine wraps all of it."""
         out = self.contrastive_loss(inputs_2d, inputs_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
         out["loss"] = out["loss"] + lm_weight * out["lm"]

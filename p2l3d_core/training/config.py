@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, field
 from p2l3d_core.models.config import PoseModelConfig
 
 
+ZERO_STAGES = (0, 1, 2)
+ZERO3_UNSUPPORTED = (
+    "ZeRO-3 partitions every parameter, the frozen text encoder's included: the exported "
+    "model would hold empty tensors (no gather on export is written), and each worker's "
+    "data-dependent calls (the text encoder on sentences it has not cached, validation shards "
+    "of different lengths) would become collectives the other workers never join. Stage 2 "
+    "already shards gradients and optimizer state; these models (~30M parameters, 22M of them "
+    "the frozen text encoder) fit on one device.")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and DeepSpeed settings of one training stage."""
@@ -41,6 +51,11 @@ class TrainConfig:
     rkd_weight: float = 1.0
     distill_temperature: float = 0.1
     contrastive_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.zero_stage not in ZERO_STAGES:
+            raise ValueError(f"zero_stage {self.zero_stage} is not supported: use one of "
+                             f"{ZERO_STAGES}. {ZERO3_UNSUPPORTED}")
 
     def to_dict(self) -> dict:
         return asdict(self)
