@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2l3d_core.dataset.shards import load_table  # noqa: E402
+from p2l3d_core.dataset.shards import load_table, read_manifest  # noqa: E402
 from p2l3d_core.models.answers import Asked  # noqa: E402
 from p2l3d_core.models.config import preset  # noqa: E402
 from p2l3d_core.models.pose_models import Student, Teacher  # noqa: E402
@@ -63,8 +63,7 @@ def main() -> int:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    image_size = json.loads(Path(args.data, "manifest.json").read_text())["config"]["image_size"] \
-        if not args.data.startswith("s3://") else 64
+    image_size = read_manifest(args.data)["config"]["image_size"]
     cfg = with_corpus_vocab(preset(args.model, image_size, "image+keypoints", "image+keypoints"),
                             args.data)
     teacher, student = Teacher(cfg), Student(cfg)
