@@ -3,8 +3,9 @@
 What one Ray Train worker does per step, without Ray and DeepSpeed around it: build the inputs
 from a batch of dataset rows (PNG decoding, keypoint features, questions), the forward pass with
 every loss, backward and an AdamW step. The student step includes the frozen teacher's forward
-(its targets) as in ``loops.train_student``. Run it before and after a change to the models or
-the losses; prints a table and writes JSON to benchmarks/results/train_step.json.
+(its targets) as in ``loops.train_student``: both take their step's inputs from
+``training/steps.py``. Run it before and after a change to the models or the losses; prints a
+table and writes JSON to benchmarks/results/train_step.json.
 
     .venv/bin/python benchmarks/train_step.py --data RUN/dataset [--model small --steps 20]
 
@@ -27,19 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2l3d_core.dataset.shards import load_table, read_manifest  # noqa: E402
-from p2l3d_core.models.answers import Asked  # noqa: E402
-from p2l3d_core.models.config import preset  # noqa: E402
-from p2l3d_core.models.pose_models import Student, Teacher  # noqa: E402
-from p2l3d_core.training.batches import (  # noqa: E402
-    asked_questions,
-    labelled_mask,
-    pick_captions,
-    pick_language_targets,
-    pose_inputs,
-    pose_inputs_3d,
-)
-from p2l3d_core.training.runner import with_corpus_vocab  # noqa: E402
+from p2l3d_core.dataset.shards import load_table, read_manifest
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.pose_models import Student, Teacher
+from p2l3d_core.training.batches import labelled_mask
+from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.runner import with_corpus_vocab
+from p2l3d_core.training.steps import student_step, teacher_step
 
 
 def rows_as_batch(table, start: int, size: int) -> dict[str, np.ndarray]:
@@ -83,37 +78,24 @@ def main() -> int:
     t_opt = torch.optim.AdamW([q for q in teacher.parameters() if q.requires_grad], 1e-3)
     s_opt = torch.optim.AdamW([q for q in student.parameters() if q.requires_grad], 1e-3)
 
-    def teacher_step(b: dict) -> None:
-        prompts, targets = pick_language_targets(b["captions"], b["questions"], b["answers"], rng)
-        asked = asked_questions(b, range(len(b["captions"])))
-        out = teacher(pose_inputs(b, cfg.pose_input), pose_inputs_3d(b, cfg.pose_input_3d),
-                      pick_captions(b["captions"], rng), prompts, targets, asked)
+    # The loops' defaults for every loss weight, as a run of jobs/distill.py has them.
+    train_cfg = TrainConfig(model=cfg, labelled_fraction=args.labelled_fraction)
+
+    def teacher_update(b: dict) -> None:
+        out = teacher(**teacher_step(b, train_cfg, rng))
         t_opt.zero_grad()
         out["loss"].backward()
         t_opt.step()
 
-    def student_step(b: dict) -> None:
-        labelled = labelled_mask(b["pose_id"], args.labelled_fraction)
-        rows = np.flatnonzero(labelled)
-        captions = pick_captions(b["captions"][rows], rng)
-        prompts, targets = pick_language_targets(b["captions"][rows], b["questions"][rows],
-                                                 b["answers"][rows], rng)
-        bank = Asked.bank(len(labelled))
-        with torch.no_grad():
-            target = teacher.encode_all(pose_inputs(b, cfg.pose_input),
-                                        pose_inputs_3d(b, cfg.pose_input_3d))["fused"]
-            text = teacher.text(captions) if len(rows) else None
-            teacher_answers = teacher.answer_logits(target, bank)
-        out = student(pose_inputs(b, cfg.pose_input), torch.as_tensor(labelled), prompts, targets,
-                      teacher_pose=target, teacher_text=text, asked=asked_questions(b, rows),
-                      bank=bank, teacher_answers=teacher_answers)
+    def student_update(b: dict) -> None:
+        out = student(**student_step(b, train_cfg, rng, teacher))
         s_opt.zero_grad()
         out["loss"].backward()
         s_opt.step()
 
     results = []
-    for name, step, batches in (("teacher", teacher_step, teacher_batches),
-                                ("student", student_step, student_batches)):
+    for name, step, batches in (("teacher", teacher_update, teacher_batches),
+                                ("student", student_update, student_batches)):
         step(batches[0])  # first call: lazy allocations, not timed
         timed = batches[1:]
         for _ in range(2 if args.warm else 1):

@@ -19,20 +19,13 @@ import torch
 
 from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.language.questions import DEPTH_FAMILIES
-from p2l3d_core.models.answers import ANSWERS, Asked
+from p2l3d_core.models.answers import ANSWERS
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import (
-    asked_questions,
-    labelled_mask,
-    language_2d,
-    pick_captions,
-    pick_language_targets,
-    pose_inputs,
-    pose_inputs_3d,
-)
+from p2l3d_core.training.batches import asked_questions, pick_captions, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
+from p2l3d_core.training.steps import student_step, teacher_step
 
 STATE_FILE = "train_state.json"
 CKPT_TAG = "state"
@@ -136,20 +129,6 @@ class _Run:
         self.val_shard = ray.train.get_dataset_shard("val")
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
 
-    def inputs_2d(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.dtype) for k, v in
-                pose_inputs(batch, self.cfg.model.pose_input, self.device).items()}
-
-    def inputs_3d(self, batch: dict, pose_input_3d: str | None = None) -> dict[str, torch.Tensor]:
-        uses = pose_input_3d or self.cfg.model.pose_input_3d
-        return {k: v.to(self.dtype) for k, v in pose_inputs_3d(batch, uses, self.device).items()}
-
-    def teacher_inputs(self, batch: dict, teacher: Teacher) -> tuple[dict, dict]:
-        """The frozen teacher's own 2D and 3D inputs, in float32 like its weights: a student
-        may read other inputs (keypoints only, say) and trains in bf16 on a GPU."""
-        return (pose_inputs(batch, teacher.cfg.pose_input, self.device),
-                pose_inputs_3d(batch, teacher.cfg.pose_input_3d, self.device))
-
     def fit(self, stage: str, step, evaluate, extra_metrics=dict) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
         validation metrics; every epoch ends with a report and a checkpoint."""
@@ -183,29 +162,10 @@ def train_teacher(config: dict) -> None:
     run = _Run(Teacher(cfg.model), cfg)
 
     def step(batch: dict) -> dict:
-        if cfg.labelled_fraction < 1.0:  # the teacher needs text
-            batch = _labelled_only(batch, cfg.labelled_fraction)
-        prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
-                                                 batch["answers"], run.rng, cfg.qa_fraction)
-        asked = asked_questions(batch, range(len(batch["captions"]))).to(run.device)
-        return run.engine(run.inputs_2d(batch), run.inputs_3d(batch),
-                          pick_captions(batch["captions"], run.rng), prompts, targets, asked,
-                          partial_weight=cfg.partial_weight, lm_weight=cfg.lm_weight,
-                          answer_weight=cfg.answer_weight)
+        return run.engine(**teacher_step(batch, cfg, run.rng, run.device, run.dtype))
 
     run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
             lambda: {"logit_scale": float(run.engine.module.logit_scale().detach())})
-
-
-def _labelled_only(batch: dict, fraction: float) -> dict:
-    """The batch's labelled rows. Every worker must take a step on every batch (a skipped step
-    leaves the others waiting in DeepSpeed's all-reduce), so the runner streams labelled rows
-    only (``runner.labelled_rows``) and a batch without two of them is an error, not a skip."""
-    keep = labelled_mask(batch["pose_id"], fraction)
-    if keep.sum() < 2:
-        raise ValueError(f"a batch with {int(keep.sum())} labelled rows: stream the labelled rows "
-                         "only (runner.labelled_rows) to stages that learn from text alone")
-    return {k: v[keep] for k, v in batch.items()}
 
 
 PROGRESS_EVERY_S = 30.0
@@ -260,36 +220,8 @@ def train_student(config: dict) -> None:
     if teacher is not None:
         teacher.to(run.device)
 
-    def step(batch: dict) -> dict | None:
-        labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
-        if teacher is None:  # no teacher: only the labelled rows teach anything
-            batch = _labelled_only(batch, cfg.labelled_fraction)
-            if cfg.language == "2d":
-                batch = language_2d(batch, cfg.seed)
-            labelled = np.ones(len(batch["pose_id"]), dtype=bool)
-        rows = np.flatnonzero(labelled)
-        inputs = run.inputs_2d(batch)
-        captions = pick_captions(batch["captions"][rows], run.rng)
-        prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
-                                                 batch["answers"][rows], run.rng, cfg.qa_fraction)
-        asked = asked_questions(batch, rows).to(run.device)
-        weights = dict(contrastive_weight=cfg.contrastive_weight, lm_weight=cfg.lm_weight,
-                       answer_weight=cfg.answer_weight)
-        mask = torch.as_tensor(labelled, device=run.device)
-        if teacher is None:
-            return run.engine(inputs, mask, prompts, targets, captions=captions, asked=asked,
-                              **weights)
-        bank = Asked.bank(len(labelled)).to(run.device)
-        with torch.no_grad():
-            target = teacher.encode_all(*run.teacher_inputs(batch, teacher))["fused"]
-            text = teacher.text(captions) if len(rows) else None
-            teacher_answers = teacher.answer_logits(target, bank)
-        return run.engine(inputs, mask, prompts, targets, teacher_pose=target.to(run.dtype),
-                          teacher_text=None if text is None else text.to(run.dtype),
-                          asked=asked, bank=bank, teacher_answers=teacher_answers,
-                          answer_kd_weight=cfg.answer_kd_weight,
-                          match=cfg.match, match_weight=cfg.match_weight, rkd_weight=cfg.rkd_weight,
-                          temperature=cfg.distill_temperature, **weights)
+    def step(batch: dict) -> dict:
+        return run.engine(**student_step(batch, cfg, run.rng, teacher, run.device, run.dtype))
 
     run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
                                                         cfg, run.rng))

@@ -1,0 +1,96 @@
+"""What one training step feeds the model: a batch of dataset rows turned into the keyword
+arguments of ``Teacher.forward`` or ``Student.forward``, the run's loss weights included.
+
+The Ray Train loops (``loops.py``) and ``benchmarks/train_step.py`` both call these, so the
+benchmark times the very step that trains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from p2l3d_core.models.answers import Asked
+from p2l3d_core.models.pose_models import Teacher
+from p2l3d_core.training.batches import (
+    asked_questions,
+    labelled_mask,
+    language_2d,
+    pick_captions,
+    pick_language_targets,
+    pose_inputs,
+    pose_inputs_3d,
+)
+from p2l3d_core.training.config import TrainConfig
+
+
+def _cast(inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.to(dtype) for k, v in inputs.items()}
+
+
+def labelled_only(batch: dict, fraction: float) -> dict:
+    """The batch's labelled rows. Every worker must take a step on every batch (a skipped step
+    leaves the others waiting in DeepSpeed's all-reduce), so the runner streams labelled rows
+    only (``runner.labelled_rows``) and a batch without two of them is an error, not a skip."""
+    keep = labelled_mask(batch["pose_id"], fraction)
+    if keep.sum() < 2:
+        raise ValueError(f"a batch with {int(keep.sum())} labelled rows: stream the labelled rows "
+                         "only (runner.labelled_rows) to stages that learn from text alone")
+    return {k: v[keep] for k, v in batch.items()}
+
+
+def teacher_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator, device=None,
+                 dtype: torch.dtype = torch.float32) -> dict:
+    """``Teacher.forward`` arguments: 2D and 3D inputs, a caption per row for InfoNCE, decoder
+    prompts and targets, every question with its answer. The teacher learns from text alone,
+    so only labelled rows take part."""
+    if cfg.labelled_fraction < 1.0:
+        batch = labelled_only(batch, cfg.labelled_fraction)
+    prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
+                                             batch["answers"], rng, cfg.qa_fraction)
+    return {"inputs_2d": _cast(pose_inputs(batch, cfg.model.pose_input, device), dtype),
+            "inputs_3d": _cast(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype),
+            "texts": pick_captions(batch["captions"], rng), "prompts": prompts,
+            "targets": targets,
+            "asked": asked_questions(batch, range(len(batch["captions"]))).to(device),
+            "partial_weight": cfg.partial_weight, "lm_weight": cfg.lm_weight,
+            "answer_weight": cfg.answer_weight}
+
+
+def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
+                 teacher: Teacher | None = None, device=None,
+                 dtype: torch.dtype = torch.float32) -> dict:
+    """``Student.forward`` arguments. With a frozen ``teacher``: every row (pool included) gets
+    the teacher's fused embedding and answer distributions over the question bank as targets;
+    labelled rows add text anchors, InfoNCE, decoder and answer targets. The teacher reads its
+    own inputs, in float32 like its weights (a student may read others, and trains in bf16 on
+    a GPU). Without a teacher only the labelled rows teach, with 3D-measured text or, for
+    ``cfg.language == "2d"``, text measured on the 2D keypoints."""
+    labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+    if teacher is None:
+        batch = labelled_only(batch, cfg.labelled_fraction)
+        if cfg.language == "2d":
+            batch = language_2d(batch, cfg.seed)
+        labelled = np.ones(len(batch["pose_id"]), dtype=bool)
+    rows = np.flatnonzero(labelled)
+    captions = pick_captions(batch["captions"][rows], rng)
+    prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
+                                             batch["answers"][rows], rng, cfg.qa_fraction)
+    args = {"inputs_2d": _cast(pose_inputs(batch, cfg.model.pose_input, device), dtype),
+            "labelled": torch.as_tensor(labelled, device=device), "prompts": prompts,
+            "targets": targets, "asked": asked_questions(batch, rows).to(device),
+            "contrastive_weight": cfg.contrastive_weight, "lm_weight": cfg.lm_weight,
+            "answer_weight": cfg.answer_weight}
+    if teacher is None:
+        return {**args, "captions": captions}
+    bank = Asked.bank(len(labelled)).to(device)
+    with torch.no_grad():
+        target = teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
+                                    pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"]
+        text = teacher.text(captions) if len(rows) else None
+        teacher_answers = teacher.answer_logits(target, bank)
+    return {**args, "teacher_pose": target.to(dtype),
+            "teacher_text": None if text is None else text.to(dtype), "bank": bank,
+            "teacher_answers": teacher_answers, "answer_kd_weight": cfg.answer_kd_weight,
+            "match": cfg.match, "match_weight": cfg.match_weight, "rkd_weight": cfg.rkd_weight,
+            "temperature": cfg.distill_temperature}

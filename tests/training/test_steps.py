@@ -1,0 +1,91 @@
+"""Dataset rows -> the arguments of one teacher or student training step (no Ray needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from p2l3d_core.config import DatasetConfig
+from p2l3d_core.dataset.build import build_table
+from p2l3d_core.models.config import preset
+from p2l3d_core.models.pose_models import Student, Teacher
+from p2l3d_core.poses.generator import generate_records
+from p2l3d_core.training.batches import labelled_mask
+from p2l3d_core.training.config import TrainConfig
+from p2l3d_core.training.steps import labelled_only, student_step, teacher_step
+
+FRACTION = 0.5
+
+
+@pytest.fixture(scope="module")
+def batch() -> dict:
+    table = build_table(generate_records(3, 0, 16), DatasetConfig(num_poses=16, image_size=32)).table
+    return {k: v.to_numpy(zero_copy_only=False) for k, v in zip(table.column_names, table.columns)}
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[Teacher, Student]:
+    torch.manual_seed(0)
+    cfg = preset("tiny", 32)
+    teacher, student = Teacher(cfg).eval(), Student(cfg)
+    student.adopt_language(teacher)
+    return teacher, student
+
+
+def test_labelled_only_keeps_the_labelled_rows_and_refuses_a_batch_without_two(batch):
+    keep = labelled_mask(batch["pose_id"], FRACTION)
+    assert 2 <= keep.sum() < len(keep)
+    rows = labelled_only(batch, FRACTION)
+    assert list(rows["pose_id"]) == list(batch["pose_id"][keep])
+    one = {k: v[np.flatnonzero(keep)[:1]] for k, v in batch.items()}
+    with pytest.raises(ValueError, match="a batch with 1 labelled rows"):
+        labelled_only(one, FRACTION)
+
+
+def test_teacher_step_trains_on_labelled_rows_with_the_runs_weights(batch, models):
+    teacher, _ = models
+    cfg = TrainConfig(model=teacher.cfg, labelled_fraction=FRACTION, lm_weight=0.25)
+    args = teacher_step(batch, cfg, np.random.default_rng(0))
+    n = int(labelled_mask(batch["pose_id"], FRACTION).sum())
+    assert len(args["texts"]) == n and args["inputs_2d"]["image"].shape[0] == n
+    assert args["lm_weight"] == 0.25
+    out = teacher(**args)
+    assert torch.isfinite(out["loss"]) and {"lm", "answer"} <= set(out)
+
+
+def test_distilled_student_step_targets_every_row_with_the_teachers_outputs(batch, models):
+    teacher, student = models
+    cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION, answer_kd_weight=3.0,
+                      rkd_weight=0.0)
+    args = student_step(batch, cfg, np.random.default_rng(0), teacher)
+    n, labelled = len(batch["pose_id"]), labelled_mask(batch["pose_id"], FRACTION)
+    assert args["teacher_pose"].shape[0] == n  # the pool too
+    assert args["teacher_text"].shape[0] == int(labelled.sum())  # text of labelled rows only
+    assert args["labelled"].tolist() == labelled.tolist()
+    assert args["answer_kd_weight"] == 3.0 and args["rkd_weight"] == 0.0
+    out = student(**args)
+    assert torch.isfinite(out["loss"]) and {"match", "answer_kd", "contrastive"} <= set(out)
+    # The teacher's targets equal what it computes on its own inputs: no gradient reaches it.
+    assert not args["teacher_pose"].requires_grad
+
+
+def test_student_step_in_bf16_keeps_the_teachers_targets_from_float32(batch, models):
+    """On a GPU the student trains in bf16 while the frozen teacher stays float32: its inputs are
+    its own (float32), only its outputs are cast to the student's dtype."""
+    teacher, student = models
+    cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION)
+    args = student_step(batch, cfg, np.random.default_rng(0), teacher, dtype=torch.bfloat16)
+    assert all(v.dtype == torch.bfloat16 for v in args["inputs_2d"].values())
+    assert args["teacher_pose"].dtype == torch.bfloat16
+
+
+def test_baseline_student_steps_learn_from_the_labelled_rows_alone(batch, models):
+    _, student = models
+    n = int(labelled_mask(batch["pose_id"], FRACTION).sum())
+    for language in ("3d", "2d"):
+        cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION, language=language)
+        args = student_step(batch, cfg, np.random.default_rng(0))
+        assert "teacher_pose" not in args and len(args["captions"]) == n
+        assert bool(args["labelled"].all()) and args["labelled"].shape[0] == n
+        assert torch.isfinite(student(**args)["loss"])
