@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", required=True, help="run folder: local path or s3://bucket/prefix")
     p.add_argument("--preset", default="quickstart", choices=sorted(PRESETS),
-                   help="scale of the run (default quickstart: minutes on 2 CPU cores)")
+                   help="scale of the run (default quickstart: 15 models, hours on 2 CPU cores; "
+                        "smoke: seconds, tiny models)")
     p.add_argument("--data", default=None, help="an existing rendered dataset (skips rendering)")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
@@ -63,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="what the student (and baseline_2d, baseline_2d_no3d) reads; default the "
                         "preset's, image+keypoints. 'keypoints': a keypoint network distilled from "
                         "the image teacher (coords_2d is then baseline_2d and is not trained twice)")
+    for term, what in (("match", "cosine match to the teacher's fused embedding"),
+                       ("rkd", "relational KD over the batch's texts"),
+                       ("answer-kd", "the teacher's answer distributions on every row")):
+        p.add_argument(f"--{term}-weight", type=float, default=None,
+                       help=f"distilled student's weight of {what} (preset default 1)")
     p.add_argument("--seeds", type=int, default=None,
                    help="how many seeds student and baseline_2d are trained with (preset default)")
     p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")
@@ -91,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                        labelled_fraction=args.labelled_fraction,
                        num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
                        seeds=args.seeds, eval_poses=args.eval_poses,
-                       student_pose_input=args.student_pose_input)
+                       student_pose_input=args.student_pose_input, match_weight=args.match_weight,
+                       rkd_weight=args.rkd_weight, answer_kd_weight=args.answer_kd_weight)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
@@ -172,11 +179,15 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
         return (prefix + "teacher", "teacher", TrainConfig(
             epochs=p.teacher_epochs, seed=seed, **{**common, "labelled_fraction": fraction}))
 
+    distill = dict(match_weight=p.match_weight, rkd_weight=p.rkd_weight,
+                   answer_kd_weight=p.answer_kd_weight)
+
     def student(name: str, s: int, fraction: float, teacher_dir: str | None, **kw):
         epochs = p.student_epochs if teacher_dir else p.baseline_epochs
         return (name, "student", TrainConfig(epochs=epochs, seed=seed + s,
                                              teacher_path=teacher_dir,
-                                             **{**common, "model": student_model,
+                                             **{**common, **(distill if teacher_dir else {}),
+                                                "model": student_model,
                                                 "labelled_fraction": fraction, **kw}))
 
     teacher_dir = storage.join(output, "teacher")

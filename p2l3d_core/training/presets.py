@@ -1,7 +1,9 @@
 """Named scales of the full pipeline (render -> teacher -> student), litgpt-recipe style.
 
-``quickstart`` finishes in minutes on 2 CPU cores; ``paper`` is the 80K-pose scale of the paper
-for a GPU cluster. Command-line flags override single fields.
+``quickstart`` is the scale the README's results are measured at on 2 CPU cores (15 models, hours
+there, not the minutes the issue asked for; ``--seeds 1`` and fewer stages cut it); ``paper`` is
+the 80K-pose scale of the paper for a GPU cluster; ``smoke`` is the seconds-long run the tests use.
+Command-line flags override single fields.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class PipelinePreset:
     # baseline_2d is that network without a teacher, which is what coords_2d is).
     student_pose_input: str | None = None
     lm_weight: float = 1.0
+    # Distilled student only: weights of its teacher-matching terms (embedding match, relational
+    # KD over the batch's texts, the teacher's answer distributions on every row).
+    match_weight: float = 1.0
+    rkd_weight: float = 1.0
+    answer_kd_weight: float = 1.0
     seeds: int = 3  # student and baseline_2d are trained this many times
     # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
     curve: tuple[float, ...] = ()
@@ -45,6 +52,9 @@ class PipelinePreset:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         from p2l3d_core.models.encoders import POSE_INPUTS
 
+        for field in ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
         for field in ("pose_input", "pose_input_3d", "student_pose_input"):
             value = getattr(self, field)
             if value is not None and value not in POSE_INPUTS:
