@@ -86,6 +86,9 @@ def main() -> int:
     p.add_argument("--temperature", type=float, default=1.0, help="answer KD temperature")
     p.add_argument("--questions-per-pose", type=int, default=32, help="bank questions drawn per pose per step")
     p.add_argument("--test-poses", type=int, default=1000)
+    p.add_argument("--lr-schedule", choices=("onecycle", "constant"), default="onecycle",
+                   help="one-cycle (warm-up, then annealed to ~0) or constant 1e-3 as the Ray "
+                        "Train stages have without a scheduler")
     p.add_argument("--train-poses", type=int, default=None, help="default: the whole training split")
     args = p.parse_args()
     torch.manual_seed(0)
@@ -115,7 +118,9 @@ def main() -> int:
                   args.lift_weight > 0)
     batch, nq = 64, args.questions_per_pose
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=args.epochs * (len(x) // batch))
+    steps = args.epochs * (len(x) // batch)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps)
+             if args.lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(opt, 1.0))
     history = []
     for epoch in range(args.epochs):
         t0, order = time.perf_counter(), torch.randperm(len(x))

@@ -30,7 +30,7 @@ from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.models.encoders import POSE_INPUTS
-from p2l3d_core.training.config import ZERO_STAGES, TrainConfig
+from p2l3d_core.training.config import LR_SCHEDULES, ZERO_STAGES, TrainConfig
 from p2l3d_core.training.presets import PRESETS, get_preset
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--zero-stage", type=int, default=None, choices=ZERO_STAGES,
                    help="DeepSpeed ZeRO stage (default: the preset's, 2); stage 3 is not "
                         "supported (why: p2l3d_core/training/config.py)")
+    p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES,
+                   help="learning rate of every training: constant (the preset default) or cosine "
+                        "(5%% linear warm-up, then annealed to 1%% of the rate by the last step)")
     p.add_argument("--student-pose-input", default=None, choices=list(POSE_INPUTS),
                    help="what the student (and baseline_2d, baseline_2d_no3d) reads; default the "
                         "preset's, image+keypoints. 'keypoints': a keypoint network distilled from "
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                        num_workers=args.num_workers, use_gpu=args.use_gpu, zero_stage=args.zero_stage,
                        seeds=args.seeds, eval_poses=args.eval_poses,
                        student_pose_input=args.student_pose_input, match_weight=args.match_weight,
-                       rkd_weight=args.rkd_weight, answer_kd_weight=args.answer_kd_weight)
+                       rkd_weight=args.rkd_weight, answer_kd_weight=args.answer_kd_weight,
+                       lr_schedule=args.lr_schedule)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
@@ -170,7 +174,8 @@ def _finished(output: str, name: str) -> bool:
 def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple[str, str, TrainConfig]]:
     """``(name, stage, config)`` of every training the chosen stages need, in order (a
     teacher before the students distilled from it)."""
-    common = dict(model=model, batch_size=p.batch_size, lr=p.lr, zero_stage=p.zero_stage,
+    common = dict(model=model, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
+                  zero_stage=p.zero_stage,
                   use_gpu=p.use_gpu, labelled_fraction=p.labelled_fraction, lm_weight=p.lm_weight)
     student_model = dataclasses.replace(model, pose_input=p.student_input)
     keypoints_only = dataclasses.replace(model, pose_input="keypoints")

@@ -20,7 +20,7 @@ from ray.train import TrainingFailedError
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.encoders import POSE_INPUTS
-from p2l3d_core.training.config import ZERO_STAGES, TrainConfig
+from p2l3d_core.training.config import LR_SCHEDULES, ZERO_STAGES, TrainConfig
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 
@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="per worker and step")
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                   help="constant, or cosine (5%% linear warm-up, then annealed to 1%% of --lr)")
     p.add_argument("--zero-stage", type=int, default=2, choices=ZERO_STAGES,
                    help="DeepSpeed ZeRO stage (default 2); stage 3 is not supported "
                         "(why: p2l3d_core/training/config.py)")
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                               args.data)
     cfg = TrainConfig(model=model, epochs=args.epochs, labelled_fraction=args.labelled_fraction,
                       batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                      zero_stage=args.zero_stage, use_gpu=args.use_gpu, seed=args.seed)
+                      lr_schedule=args.lr_schedule, zero_stage=args.zero_stage,
+                      use_gpu=args.use_gpu, seed=args.seed)
     init_ray(num_cpus=args.num_cpus)
     splits = ray_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,

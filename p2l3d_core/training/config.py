@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 from p2l3d_core.models.config import PoseModelConfig
 
-
 ZERO_STAGES = (0, 1, 2)
+LR_SCHEDULES = ("constant", "cosine")
+WARMUP_FRACTION = 0.05  # of a cosine run's steps, a linear warm-up from 0
+COSINE_FLOOR = 0.01  # the cosine ends at this fraction of ``lr``
 ZERO3_UNSUPPORTED = (
     "ZeRO-3 partitions every parameter, the frozen text encoder's included: the exported "
     "model would hold empty tensors (no gather on export is written), and each worker's "
@@ -26,6 +28,10 @@ class TrainConfig:
     batch_size: int = 64  # per worker, per step
     grad_accum: int = 1
     lr: float = 3e-4
+    # "constant", or "cosine": a short linear warm-up, then annealed towards 0 by the last step
+    # (``total_steps``: optimizer steps per worker over the whole run, set by the runner).
+    lr_schedule: str = "constant"
+    total_steps: int = 0
     weight_decay: float = 0.01
     zero_stage: int = 2
     use_gpu: bool = False
@@ -56,6 +62,9 @@ class TrainConfig:
         if self.zero_stage not in ZERO_STAGES:
             raise ValueError(f"zero_stage {self.zero_stage} is not supported: use one of "
                              f"{ZERO_STAGES}. {ZERO3_UNSUPPORTED}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,8 +78,10 @@ class TrainConfig:
 
 def deepspeed_config(cfg: TrainConfig) -> dict:
     """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU, torch's AdamW
-    (DeepSpeed's fused CPU Adam would compile an extension at run time)."""
-    return {
+    (DeepSpeed's fused CPU Adam would compile an extension at run time) and, for a cosine run,
+    DeepSpeed's ``WarmupCosineLR`` (its state is in the checkpoint: a resumed run goes on with
+    the same learning rate)."""
+    config = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay,
@@ -81,3 +92,12 @@ def deepspeed_config(cfg: TrainConfig) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+    if cfg.lr_schedule == "cosine":
+        if cfg.total_steps < 1:
+            raise ValueError("a cosine learning-rate schedule needs total_steps, the run's "
+                             "optimizer steps per worker (runner.run_stage sets it)")
+        config["scheduler"] = {"type": "WarmupCosineLR", "params": {
+            "total_num_steps": cfg.total_steps,
+            "warmup_num_steps": max(2, round(WARMUP_FRACTION * cfg.total_steps)),
+            "warmup_min_ratio": 0.0, "warmup_type": "linear", "cos_min_ratio": COSINE_FLOOR}}
+    return config

@@ -148,7 +148,7 @@ class _Run:
                 _progress(self.context, stage, epoch, steps, t0, out)
             metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
             metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
-                           **extra_metrics())
+                           lr=float(engine.get_lr()[0]), **extra_metrics())
             if self.val_shard is not None:
                 metrics.update(evaluate())
             self.history.append(metrics)

@@ -29,6 +29,7 @@ class PipelinePreset:
     num_workers: int
     use_gpu: bool = False
     zero_stage: int = 2
+    lr_schedule: str = "constant"  # or "cosine" (training/config.py), for every training
     pose_input: str = "image+keypoints"  # the teacher's 2D branch, and the student's by default
     pose_input_3d: str = "image+keypoints"  # the teacher's 3D branch
     # What the student and its own-architecture baselines (baseline_2d, baseline_2d_no3d) read,
@@ -52,6 +53,11 @@ class PipelinePreset:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         from p2l3d_core.models.encoders import POSE_INPUTS
 
+        from p2l3d_core.training.config import LR_SCHEDULES
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
         for field in ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")

@@ -7,6 +7,7 @@ workers after a failure (from that checkpoint too).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from math import nan
 
@@ -115,6 +116,9 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     if (stage == "teacher" or not cfg.teacher_path) and cfg.labelled_fraction < 1.0:
         # Without a teacher only text teaches: stream the labelled rows alone, full batches.
         datasets = {**datasets, "train": labelled_rows(datasets["train"], cfg.labelled_fraction)}
+    if cfg.lr_schedule != "constant":
+        cfg = dataclasses.replace(cfg, total_steps=run_steps(datasets["train"].count(), cfg,
+                                                             num_workers))
     keep_best = (select_metric, 1) if select_metric and "val" in datasets else None
     result = fit(loops[stage], cfg, datasets, name=name.replace("/", "-"),
                  storage_path=storage.join(output, "ray"), num_workers=num_workers,
@@ -133,11 +137,16 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
             "history": history}
 
 
+def run_steps(rows: int, cfg: TrainConfig, num_workers: int) -> int:
+    """Optimizer steps one worker takes over the run: its share of ``rows`` in full batches
+    (``iter_batches(drop_last=True)``), every epoch, ``grad_accum`` batches a step."""
+    per_epoch = rows // num_workers // cfg.batch_size // cfg.grad_accum
+    return max(1, per_epoch * cfg.epochs)
+
+
 def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConfig:
     """``model`` with its decoder restricted to the token ids of the dataset's training text
     (captions, questions, answers); a pretrained decoder keeps its own vocabulary."""
-    import dataclasses
-
     from transformers import AutoTokenizer
 
     from p2l3d_core.dataset.shards import load_table

@@ -16,7 +16,7 @@ from p2l3d_core.render import decode_png
 from p2l3d_core.training.batches import labelled_mask
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.loops import train_student, train_teacher
-from p2l3d_core.training.runner import export_model, fit
+from p2l3d_core.training.runner import export_model, fit, run_steps
 
 pytestmark = pytest.mark.slow
 COLS = ["pose_id", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "captions", "questions",
@@ -44,12 +44,18 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
                       name="teacher", storage_path=str(tmp_path), max_failures=0)
     teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
 
+    # A cosine learning rate too (the teacher above keeps the constant default): 160 rows on 2
+    # workers in batches of 16 are 5 steps a worker an epoch.
     cfg = TrainConfig(model=model, epochs=3, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                      teacher_path=str(teacher_dir))
+                      teacher_path=str(teacher_dir), lr_schedule="cosine",
+                      total_steps=run_steps(160, TrainConfig(epochs=3, batch_size=16), 2))
+    assert cfg.total_steps == 15
     result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
                  name="student", storage_path=str(tmp_path), max_failures=0)
     history = [m for _, m in result.best_checkpoints]
     assert [m["epoch"] for m in history] == [0, 1, 2]
+    lrs = [m["lr"] for m in history]  # annealed, down to 1 % of lr by the last step
+    assert 3e-3 > lrs[0] > lrs[1] > lrs[2] and lrs[2] < 3e-4, lrs
     assert history[-1]["train_match"] < history[0]["train_match"]  # closer to the teacher
     assert history[-1]["val_cosine_to_teacher"] > history[0]["val_cosine_to_teacher"]
     assert "train_lm" in history[-1] and "train_rkd" in history[-1]
