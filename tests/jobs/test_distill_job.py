@@ -147,14 +147,21 @@ def test_output_folder_relative_or_on_s3(where, tmp_path, request):
     assert report["teacher"]["epoch"] == 0 and len(report["student"]["history"]) == 1
 
 
-def test_labelled_only_models_train_their_own_epochs():
-    """Baselines see ~1/labelled_fraction fewer rows an epoch than the distilled student, so
-    they train ``baseline_epochs``; distilled students and teachers keep theirs."""
+@pytest.fixture(scope="module")
+def distill_job():
+    """jobs/distill.py as a module (its parse_args and plan_runs), not run."""
     sys.path.insert(0, str(REPO / "jobs"))
     try:
-        from distill import plan_runs
+        import distill
     finally:
         sys.path.remove(str(REPO / "jobs"))
+    return distill
+
+
+def test_labelled_only_models_train_their_own_epochs(distill_job):
+    """Baselines see ~1/labelled_fraction fewer rows an epoch than the distilled student, so
+    they train ``baseline_epochs``; distilled students and teachers keep theirs."""
+    plan_runs = distill_job.plan_runs
     from p2l3d_core.models.config import preset as model_preset
     from p2l3d_core.training.presets import get_preset
 
@@ -169,15 +176,11 @@ def test_labelled_only_models_train_their_own_epochs():
         assert epochs[name] == 17, name
 
 
-def test_a_keypoint_student_of_an_image_teacher():
+def test_a_keypoint_student_of_an_image_teacher(distill_job):
     """``--student-pose-input keypoints``: the teacher keeps the preset's inputs, the student and
     its own-architecture baselines read keypoints, and coords_2d (the same network as
     baseline_2d then) is not trained a second time."""
-    sys.path.insert(0, str(REPO / "jobs"))
-    try:
-        from distill import parse_args, plan_runs
-    finally:
-        sys.path.remove(str(REPO / "jobs"))
+    parse_args, plan_runs = distill_job.parse_args, distill_job.plan_runs
     from p2l3d_core.models.config import preset as model_preset
     from p2l3d_core.training.presets import get_preset
 
@@ -206,14 +209,10 @@ def test_presets_refuse_an_unknown_pose_input():
         get_preset("quickstart", student_pose_input="depth")
 
 
-def test_distillation_weights_reach_the_distilled_students_only():
+def test_distillation_weights_reach_the_distilled_students_only(distill_job):
     """``--answer-kd-weight`` and friends set the teacher-matching terms of every distilled
     student (seeds and curve too); baselines have no teacher, so they keep the defaults."""
-    sys.path.insert(0, str(REPO / "jobs"))
-    try:
-        from distill import parse_args, plan_runs
-    finally:
-        sys.path.remove(str(REPO / "jobs"))
+    parse_args, plan_runs = distill_job.parse_args, distill_job.plan_runs
     from p2l3d_core.models.config import preset as model_preset
     from p2l3d_core.training.presets import get_preset
 
@@ -234,12 +233,8 @@ def test_distillation_weights_reach_the_distilled_students_only():
         get_preset("quickstart", answer_kd_weight=-1.0)
 
 
-def test_lr_schedule_reaches_every_training():
-    sys.path.insert(0, str(REPO / "jobs"))
-    try:
-        from distill import parse_args, plan_runs
-    finally:
-        sys.path.remove(str(REPO / "jobs"))
+def test_lr_schedule_reaches_every_training(distill_job):
+    parse_args, plan_runs = distill_job.parse_args, distill_job.plan_runs
     from p2l3d_core.models.config import preset as model_preset
     from p2l3d_core.training.presets import get_preset
 
