@@ -13,6 +13,8 @@ Measured 2026-11-25 with the quickstart teacher (2 cores, default 12 epochs, 1,0
 poses; ~18 s an epoch): test depth accuracy 0.914 plain, 0.911 with ``--lift-weight 10``,
 0.917 with ``--epochs 24``, against the teacher's own 0.950 on the same poses (true 3D in). For scale, on 500 test poses
 of the evaluation: the image+keypoint student 0.880, the lifter pipeline 0.944.
+2026-12-03, that day's teacher, the evaluation's 500 test poses: ``--lr-schedule constant`` (the
+Ray Train stages' constant rate) ends at 0.881 (benchmarks/reports/quickstart-2026-12-03-loss-mix-and-lr.md).
 """
 
 from __future__ import annotations
