@@ -10,6 +10,14 @@ ZERO_STAGES = (0, 1, 2)
 LR_SCHEDULES = ("constant", "cosine")
 WARMUP_FRACTION = 0.05  # of a cosine run's steps, a linear warm-up from 0
 COSINE_FLOOR = 0.01  # the cosine ends at this fraction of ``lr``
+
+
+def check_lr_schedule(name: str) -> None:
+    """Refuse an unknown schedule name (run configs and pipeline presets both take one)."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {name!r}")
+
+
 ZERO3_UNSUPPORTED = (
     "ZeRO-3 partitions every parameter, the frozen text encoder's included: the exported "
     "model would hold empty tensors (no gather on export is written), and each worker's "
@@ -62,9 +70,7 @@ class TrainConfig:
         if self.zero_stage not in ZERO_STAGES:
             raise ValueError(f"zero_stage {self.zero_stage} is not supported: use one of "
                              f"{ZERO_STAGES}. {ZERO3_UNSUPPORTED}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
-                             f"got {self.lr_schedule!r}")
+        check_lr_schedule(self.lr_schedule)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -52,12 +52,9 @@ class PipelinePreset:
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         from p2l3d_core.models.encoders import POSE_INPUTS
+        from p2l3d_core.training.config import check_lr_schedule
 
-        from p2l3d_core.training.config import LR_SCHEDULES
-
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
-                             f"got {self.lr_schedule!r}")
+        check_lr_schedule(self.lr_schedule)
         for field in ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
