@@ -12,6 +12,7 @@ OUTPUT/ray/teacher; running the same command again resumes from the last finishe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from common import LOG, init_ray, setup_logging
@@ -55,6 +56,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
+    try:  # the arguments first (the model waits for the dataset's image size), then the data
+        cfg = TrainConfig(epochs=args.epochs, labelled_fraction=args.labelled_fraction,
+                          batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+                          lr_schedule=args.lr_schedule, zero_stage=args.zero_stage,
+                          use_gpu=args.use_gpu, seed=args.seed)
+        if args.num_workers < 1 or args.cpus_per_worker <= 0:
+            raise ValueError(f"--num-workers must be >= 1 and --cpus-per-worker > 0, got "
+                             f"{args.num_workers} and {args.cpus_per_worker}")
+    except ValueError as err:
+        LOG.error("invalid arguments: %s", err)
+        return 2
     try:
         manifest = read_manifest(args.data)
     except (FileNotFoundError, ValueError) as err:
@@ -63,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     image_size = manifest["config"]["image_size"]
     model = with_corpus_vocab(preset(args.model, image_size, args.pose_input, args.pose_input_3d),
                               args.data)
-    cfg = TrainConfig(model=model, epochs=args.epochs, labelled_fraction=args.labelled_fraction,
-                      batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                      lr_schedule=args.lr_schedule, zero_stage=args.zero_stage,
-                      use_gpu=args.use_gpu, seed=args.seed)
+    cfg = dataclasses.replace(cfg, model=model)
     init_ray(num_cpus=args.num_cpus)
     splits = ray_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,

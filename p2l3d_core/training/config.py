@@ -18,6 +18,13 @@ def check_lr_schedule(name: str) -> None:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {name!r}")
 
 
+def check_fraction(name: str, value: float) -> None:
+    """A share of the training split: above 0 (nothing labelled leaves nothing to learn the
+    language from) and at most 1."""
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+
+
 ZERO3_UNSUPPORTED = (
     "ZeRO-3 partitions every parameter, the frozen text encoder's included: the exported "
     "model would hold empty tensors (no gather on export is written), and each worker's "
@@ -71,6 +78,20 @@ class TrainConfig:
             raise ValueError(f"zero_stage {self.zero_stage} is not supported: use one of "
                              f"{ZERO_STAGES}. {ZERO3_UNSUPPORTED}")
         check_lr_schedule(self.lr_schedule)
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_fraction("labelled_fraction", self.labelled_fraction)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.language not in ("3d", "2d"):
+            raise ValueError(f"language must be '3d' or '2d', got {self.language!r}")
+        if self.match not in ("cosine", "mse"):
+            raise ValueError(f"match must be 'cosine' or 'mse', got {self.match!r}")
+        for name in ("partial_weight", "lm_weight", "answer_weight", "answer_kd_weight",
+                     "match_weight", "rkd_weight", "contrastive_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

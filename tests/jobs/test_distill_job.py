@@ -25,7 +25,9 @@ def _env(tmp_path: Path) -> dict:
 def test_bad_stage_and_preset_are_refused(tmp_path):
     for args, message in ((["--stages", "teacher,eval"], "unknown stage(s) ['eval']"),
                           (["--preset", "huge"], "invalid choice: 'huge'"),
-                          (["--baseline-epochs", "0"], "baseline_epochs must be >= 1, got 0")):
+                          (["--baseline-epochs", "0"], "baseline_epochs must be >= 1, got 0"),
+                          (["--labelled-fraction", "1.5"], "labelled_fraction must be in (0, 1]"),
+                          (["--seeds", "0"], "seeds must be >= 1, got 0")):
         out = subprocess.run([sys.executable, "jobs/distill.py", "--output", str(tmp_path), *args],
                              cwd=REPO, capture_output=True, text=True, timeout=120, env=_env(tmp_path))
         assert out.returncode == 2 and message in out.stdout + out.stderr
@@ -200,13 +202,6 @@ def test_a_keypoint_student_of_an_image_teacher(distill_job):
                plan_runs(get_preset("quickstart"), ["student", "baselines"], model, "/runs/x", 0)}
     assert default.pop("baselines/coords_2d") == "keypoints"
     assert set(default.values()) == {"image+keypoints"}
-
-
-def test_presets_refuse_an_unknown_pose_input():
-    from p2l3d_core.training.presets import get_preset
-
-    with pytest.raises(ValueError, match="student_pose_input must be one of"):
-        get_preset("quickstart", student_pose_input="depth")
 
 
 def test_distillation_weights_reach_the_distilled_students_only(distill_job):

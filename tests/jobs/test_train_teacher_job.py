@@ -39,3 +39,13 @@ def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
 def test_missing_dataset_is_named(tmp_path):
     out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"))
     assert out.returncode == 2 and "no manifest.json" in out.stdout
+
+
+def test_bad_arguments_are_refused_before_the_data_is_read(tmp_path):
+    out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"),
+              "--batch-size", "0")
+    assert out.returncode == 2 and "invalid arguments: batch_size must be >= 1, got 0" in out.stdout
+    out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"),
+              "--num-workers", "0")
+    assert out.returncode == 2 and "--num-workers must be >= 1" in out.stdout
+    assert not (tmp_path / "r").exists()

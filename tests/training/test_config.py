@@ -29,3 +29,21 @@ def test_run_steps_counts_full_batches_of_each_workers_share():
     assert run_steps(18_282, TrainConfig(epochs=12, batch_size=64), 2) == 142 * 12
     assert run_steps(18_282, TrainConfig(epochs=12, batch_size=64, grad_accum=2), 2) == 71 * 12
     assert run_steps(10, TrainConfig(epochs=1, batch_size=64), 2) == 1  # never 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "epochs must be >= 1, got 0"),
+    ("batch_size", 0, "batch_size must be >= 1, got 0"),
+    ("grad_accum", 0, "grad_accum must be >= 1, got 0"),
+    ("lr", 0.0, "lr must be > 0, got 0.0"),
+    ("labelled_fraction", 0.0, r"labelled_fraction must be in \(0, 1\], got 0.0"),
+    ("labelled_fraction", 1.5, r"labelled_fraction must be in \(0, 1\], got 1.5"),
+    ("language", "text", "language must be '3d' or '2d', got 'text'"),
+    ("match", "l1", "match must be 'cosine' or 'mse', got 'l1'"),
+    ("rkd_weight", -1.0, "rkd_weight must be >= 0, got -1.0"),
+])
+def test_a_run_that_cannot_train_is_refused_by_name(field, value, message):
+    """Before any worker starts: a zero batch or a labelled fraction above 1 would otherwise
+    surface as a hang or a cryptic error inside Ray Train."""
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
