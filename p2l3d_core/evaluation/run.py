@@ -77,6 +77,10 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     models = find_models(run)
     if not models:
         raise FileNotFoundError(f"no trained models under {run} (expected {', '.join(MODEL_FOLDERS)})")
+    # Every set is read before the lifter trains: a wrong --set fails in seconds, not minutes.
+    sets = {"test": load_table(dataset, "test", EVAL_COLUMNS)}
+    for name, uri in (extra_sets or {}).items():
+        sets[name] = load_table(uri, None, EVAL_COLUMNS)
     train = load_table(dataset, "train", ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
     log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")
     cams = np.stack([Camera.from_dict(c).position for c in train.column("camera").to_pylist()])
@@ -84,9 +88,6 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                           np.array(train.column("visible_2d").to_pylist(), dtype=bool),
                           np.array(train.column("keypoints_3d").to_pylist(), dtype=np.float64),
                           cams, epochs=lifter_epochs, seed=seed, log=log)
-    sets = {"test": load_table(dataset, "test", EVAL_COLUMNS)}
-    for name, uri in (extra_sets or {}).items():
-        sets[name] = load_table(uri, None, EVAL_COLUMNS)
     report: dict = {"run": run, "dataset": dataset, "sets": {},
                     "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
                                  "batch 1, 1 CPU thread, keypoints in -> caption out",

@@ -1,0 +1,33 @@
+"""``evaluate_run``: what a run folder holds decides the methods; bad inputs fail early."""
+
+import pytest
+
+from p2l3d_core.config import DatasetConfig
+from p2l3d_core.dataset.pipeline import render_dataset
+from p2l3d_core.evaluation.run import evaluate_run, find_models
+
+
+def test_find_models_takes_seed_zero_first_and_skips_folders_without_a_config(tmp_path):
+    for folder in ("student", "seeds/student-s2", "seeds/student-s1", "baselines/coords_2d",
+                   "baselines/baseline_2d_no3d"):
+        (tmp_path / folder).mkdir(parents=True)
+        if folder != "baselines/baseline_2d_no3d":  # an unfinished export: no config.json yet
+            (tmp_path / folder / "config.json").write_text("{}")
+    models = find_models(str(tmp_path))
+    assert list(models) == ["student", "coords_2d"]
+    assert [p.rsplit("/", 2)[-2:] for p in models["student"]] == [
+        [tmp_path.name, "student"], ["seeds", "student-s1"], ["seeds", "student-s2"]]
+
+
+@pytest.mark.slow
+def test_a_missing_extra_set_fails_before_the_lifter_trains(ray_local, tmp_path):
+    """The lifter takes minutes on a real dataset: a mistyped ``--set`` must not wait for it."""
+    data = str(tmp_path / "ds")
+    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40), log=lambda m: None)
+    (tmp_path / "run" / "student").mkdir(parents=True)
+    (tmp_path / "run" / "student" / "config.json").write_text("{}")
+    logged: list[str] = []
+    with pytest.raises(FileNotFoundError, match=f"no manifest.json under {tmp_path / 'nope'}"):
+        evaluate_run(str(tmp_path / "run"), data, extra_sets={"h36m": str(tmp_path / "nope")},
+                     log=logged.append)
+    assert not any("lifter" in line for line in logged), logged
