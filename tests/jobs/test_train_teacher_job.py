@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -18,6 +17,7 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "RAY_AUTH_MODE": "disabled"})
 
 
+@pytest.mark.slow
 def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
     data = tmp_path / "data"
     out = run("render_dataset.py", "--output", str(data), "--num-poses", "120", "--image-size", "32",
@@ -41,11 +41,14 @@ def test_missing_dataset_is_named(tmp_path):
     assert out.returncode == 2 and "no manifest.json" in out.stdout
 
 
-def test_bad_arguments_are_refused_before_the_data_is_read(tmp_path):
-    out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"),
-              "--batch-size", "0")
-    assert out.returncode == 2 and "invalid arguments: batch_size must be >= 1, got 0" in out.stdout
-    out = run("train_teacher.py", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "r"),
-              "--num-workers", "0")
-    assert out.returncode == 2 and "--num-workers must be >= 1" in out.stdout
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "invalid arguments: batch_size must be >= 1, got 0"),
+    (["--labelled-fraction", "0"], "labelled_fraction must be in (0, 1], got 0.0"),
+    (["--num-workers", "0"], "--num-workers must be >= 1"),
+])
+def test_bad_arguments_are_refused_before_the_data_is_read(train_teacher_job, call_main, args,
+                                                           message, tmp_path):
+    code, printed = call_main(train_teacher_job, "--data", str(tmp_path / "nope"),
+                              "--output", str(tmp_path / "r"), *args)
+    assert code == 2 and message in printed and "no manifest.json" not in printed
     assert not (tmp_path / "r").exists()
