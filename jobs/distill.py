@@ -39,11 +39,14 @@ STAGES = ("render", "teacher", "student", "baselines", "curve", "evaluate")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", required=True, help="run folder: local path or s3://bucket/prefix")
+    # Local paths are made absolute as they are parsed: Ray workers run in other directories.
+    p.add_argument("--output", required=True, type=storage.absolute,
+                   help="run folder: local path or s3://bucket/prefix")
     p.add_argument("--preset", default="quickstart", choices=sorted(PRESETS),
                    help="scale of the run (default quickstart: 15 models, hours on 2 CPU cores; "
                         "smoke: seconds, tiny models)")
-    p.add_argument("--data", default=None, help="an existing rendered dataset (skips rendering)")
+    p.add_argument("--data", default=None, type=storage.absolute,
+                   help="an existing rendered dataset (skips rendering)")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--num-poses", type=int, default=None)
@@ -114,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             LOG.error("--real wants NAME=SOURCE, got %r", text)
             return 2
         real_sets.append((name, source))
-    # Absolute local paths: the teacher folder is read by training workers in other directories.
-    args.output = storage.absolute(args.output)
-    data = storage.absolute(args.data) if args.data else storage.join(args.output, "dataset")
+    data = args.data or storage.join(args.output, "dataset")
     init_ray(num_cpus=args.num_cpus)
 
     if "render" in stages and not args.data:

@@ -32,8 +32,10 @@ def _named_set(text: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py (local or s3://)")
-    p.add_argument("--data", default=None, help="rendered dataset (default: RUN/dataset)")
+    p.add_argument("--run", required=True, type=storage.absolute,
+                   help="a run folder written by jobs/distill.py (local or s3://)")
+    p.add_argument("--data", default=None, type=storage.absolute,
+                   help="rendered dataset (default: RUN/dataset)")
     p.add_argument("--set", dest="sets", action="append", type=_named_set, default=[],
                    help="another rendered dataset to evaluate on, NAME=URI (repeatable)")
     p.add_argument("--eval-poses", type=int, default=1000,
@@ -48,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
-    run = storage.absolute(args.run)
-    data = storage.absolute(args.data) if args.data else storage.join(run, "dataset")
+    run = args.run
+    data = args.data or storage.join(run, "dataset")
     try:
         report = evaluate_run(run, data, extra_sets=dict(args.sets), eval_poses=args.eval_poses or None,
                               latency_samples=args.latency_samples, meteor=not args.no_meteor,

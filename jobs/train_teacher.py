@@ -18,6 +18,7 @@ import sys
 from common import LOG, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
+from p2l3d_core import storage
 from p2l3d_core.dataset.shards import ray_splits, read_manifest
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.encoders import POSE_INPUTS
@@ -27,8 +28,11 @@ from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="rendered dataset (local folder or s3://)")
-    p.add_argument("--output", required=True, help="run folder (local folder or s3://)")
+    # Local paths are made absolute as they are parsed: Ray workers run in other directories.
+    p.add_argument("--data", required=True, type=storage.absolute,
+                   help="rendered dataset (local folder or s3://)")
+    p.add_argument("--output", required=True, type=storage.absolute,
+                   help="run folder (local folder or s3://)")
     p.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="model size preset")
     p.add_argument("--pose-input", default="image+keypoints", choices=list(POSE_INPUTS),
                    help="what the 2D branch reads")

@@ -11,27 +11,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "jobs" / script), *args], cwd=REPO,
+def run(script: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "jobs" / script), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "RAY_AUTH_MODE": "disabled"})
 
 
 @pytest.mark.slow
 def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
-    data = tmp_path / "data"
-    out = run("render_dataset.py", "--output", str(data), "--num-poses", "120", "--image-size", "32",
-              "--shard-size", "60", "--num-cpus", "4")
+    """Relative paths, as users type them: Ray workers run in other directories, so the jobs
+    must hand them absolute ones (rendering tasks, training workers, checkpoints)."""
+    out = run("render_dataset.py", "--output", "data", "--num-poses", "120", "--image-size", "32",
+              "--shard-size", "60", "--num-cpus", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    args = ("--data", str(data), "--output", str(tmp_path / "run"), "--model", "tiny", "--epochs", "2",
+    args = ("--data", "data", "--output", "run", "--model", "tiny", "--epochs", "2",
             "--batch-size", "16", "--lr", "3e-3", "--num-workers", "2", "--num-cpus", "4")
-    first = run("train_teacher.py", *args)
+    first = run("train_teacher.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "epoch 1: loss" in first.stdout and "best val_vqa" in first.stdout
     meta = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
     assert meta["kind"] == "teacher" and meta["model"]["vision"]["image_size"] == 32
     assert meta["model"]["pose_input_3d"] == "image+keypoints"  # the 3D joints, not views alone
-    again = run("train_teacher.py", *args)  # same run: nothing left to train, same export
+    assert list((tmp_path / "run" / "ray" / "teacher").glob("checkpoint_*")), "no checkpoints kept"
+    again = run("train_teacher.py", *args, cwd=tmp_path)  # same run: nothing left to train
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"saved to {tmp_path / 'run' / 'teacher'}" in again.stdout
 
