@@ -24,13 +24,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2l3d_core import storage  # noqa: E402
-from p2l3d_core.dataset.shards import load_table  # noqa: E402
-from p2l3d_core.evaluation.methods import EvalSet, ModelMethod  # noqa: E402
-from p2l3d_core.evaluation.metrics import latency_ms  # noqa: E402
-from p2l3d_core.evaluation.run import EVAL_COLUMNS, find_models  # noqa: E402
-from p2l3d_core.models.decoder import CAPTION_PROMPT  # noqa: E402
-from p2l3d_core.models.io import load_pretrained  # noqa: E402
+from p2l3d_core import storage
+from p2l3d_core.dataset.shards import load_table
+from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
+from p2l3d_core.evaluation.metrics import latency_ms
+from p2l3d_core.evaluation.run import EVAL_COLUMNS, find_models
+from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.io import load_pretrained
 
 
 def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:

@@ -33,15 +33,15 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2l3d_core.dataset.shards import load_table  # noqa: E402
-from p2l3d_core.evaluation.methods import EvalSet  # noqa: E402
-from p2l3d_core.evaluation.run import EVAL_COLUMNS  # noqa: E402
-from p2l3d_core.language.questions import QUESTION_BANK  # noqa: E402
-from p2l3d_core.models.answers import ANSWER_INDEX, Asked, family_mask  # noqa: E402
-from p2l3d_core.models.io import load_pretrained  # noqa: E402
-from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D, KeypointEncoder  # noqa: E402
-from p2l3d_core.models.losses import answer_kd  # noqa: E402
-from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d  # noqa: E402
+from p2l3d_core.dataset.shards import load_table
+from p2l3d_core.evaluation.methods import EvalSet
+from p2l3d_core.evaluation.run import EVAL_COLUMNS
+from p2l3d_core.language.questions import QUESTION_BANK
+from p2l3d_core.models.answers import ANSWER_INDEX, Asked, family_mask
+from p2l3d_core.models.io import load_pretrained
+from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D, KeypointEncoder
+from p2l3d_core.models.losses import answer_kd
+from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d
 
 
 @torch.no_grad()

@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2l3d_core.config import DatasetConfig  # noqa: E402
-from p2l3d_core.dataset.build import build_table  # noqa: E402
-from p2l3d_core.language import describe_batch  # noqa: E402
-from p2l3d_core.poses.generator import generate_records  # noqa: E402
-from p2l3d_core.render import RenderConfig, encode_png, render_2d, render_3d  # noqa: E402
+from p2l3d_core.config import DatasetConfig
+from p2l3d_core.dataset.build import build_table
+from p2l3d_core.language import describe_batch
+from p2l3d_core.poses.generator import generate_records
+from p2l3d_core.render import RenderConfig, encode_png, render_2d, render_3d
 
 
 def _rate(n: int, fn) -> float:

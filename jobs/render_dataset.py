@@ -16,8 +16,8 @@ import sys
 from common import LOG, init_ray, setup_logging
 
 from p2l3d_core.config import DatasetConfig
-from p2l3d_core.dataset.shards import first_row
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
+from p2l3d_core.dataset.shards import first_row
 from p2l3d_core.poses.sources import parse_source
 
 

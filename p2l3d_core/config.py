@@ -55,7 +55,7 @@ class DatasetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DatasetConfig":
+    def from_dict(cls, d: dict) -> DatasetConfig:
         d = dict(d)
         if isinstance(d.get("splits"), dict):
             d["splits"] = SplitFractions(**d["splits"])

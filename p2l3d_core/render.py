@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from p2l3d_core.skeleton import BONES, J, NUM_JOINTS, normalize_2d
+from p2l3d_core.skeleton import BONES, NUM_JOINTS, J, normalize_2d
 
 # RGB colour of each bone in BONES order (child joint names in comments).
 _BONE_RGB: dict[str, tuple[int, int, int]] = {
@@ -30,7 +30,7 @@ _BONE_RGB: dict[str, tuple[int, int, int]] = {
     "l_shoulder": (255, 0, 90), "l_elbow": (255, 0, 180), "l_wrist": (255, 120, 200),
     "r_shoulder": (60, 0, 255), "r_elbow": (0, 220, 90), "r_wrist": (120, 255, 120),
 }
-from p2l3d_core.skeleton import JOINT_NAMES  # noqa: E402
+from p2l3d_core.skeleton import JOINT_NAMES
 
 BONE_COLOURS: np.ndarray = np.array([_BONE_RGB[JOINT_NAMES[c]] for c, _ in BONES], dtype=np.uint8)
 JOINT_COLOUR = (255, 255, 255)

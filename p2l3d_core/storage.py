@@ -60,7 +60,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         return s3_filesystem(), uri[len("s3://"):].rstrip("/")
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported storage URI {uri!r}: use a local path or s3://bucket/prefix")
-    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    path = uri.removeprefix("file://")
     return pafs.LocalFileSystem(), os.path.abspath(path)
 
 

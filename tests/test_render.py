@@ -35,7 +35,7 @@ def test_left_and_right_are_drawn_in_different_colours(pose):
     only_left[[J["r_shoulder"], J["r_elbow"], J["r_wrist"]]] = np.nan
     only_right = uv.copy()
     only_right[[J["l_shoulder"], J["l_elbow"], J["l_wrist"]]] = np.nan
-    colours = lambda img: {tuple(c) for c in img.reshape(-1, 3)}  # noqa: E731
+    colours = lambda img: {tuple(c) for c in img.reshape(-1, 3)}
     assert colours(render_2d(only_left)) != colours(render_2d(only_right))
 
 

@@ -20,7 +20,6 @@ codes along the body's front/back axis, lean and facing are unknown for lying po
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from functools import partial
 
 import numpy as np

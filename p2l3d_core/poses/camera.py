@@ -73,7 +73,7 @@ class Camera:
                 "width": self.width, "height": self.height}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Camera":
+    def from_dict(cls, d: dict) -> Camera:
         """From :meth:`to_dict` or :meth:`to_row` (``R`` as 3x3 or flattened)."""
         R = tuple(tuple(float(x) for x in row) for row in np.asarray(d["R"], dtype=np.float64).reshape(3, 3))
         t = tuple(float(x) for x in np.asarray(d["t"], dtype=np.float64).reshape(3))
@@ -82,7 +82,7 @@ class Camera:
 
     @classmethod
     def from_matrices(cls, K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int,
-                      height: int) -> "Camera":
+                      height: int) -> Camera:
         K = np.asarray(K, dtype=np.float64)
         return cls.from_dict({"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2],
                               "R": np.asarray(R).tolist(), "t": np.asarray(t).reshape(3),

@@ -18,7 +18,7 @@ import numpy as np
 
 from p2l3d_core.poses.camera import Camera, CameraRanges, framing_camera
 from p2l3d_core.poses.record import PoseRecord
-from p2l3d_core.skeleton import J, NUM_JOINTS
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 ACTIONS: tuple[str, ...] = (
     "standing", "walking", "running", "sitting", "squatting", "kneeling", "lying", "jumping",

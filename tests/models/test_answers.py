@@ -9,7 +9,14 @@ import torch
 from p2l3d_core.language import describe_batch
 from p2l3d_core.language.questions import FAMILY_ANSWERS, QUESTION_BANK
 from p2l3d_core.models import Student
-from p2l3d_core.models.answers import ANSWER_INDEX, ANSWERS, AnswerHead, Asked, answer_ids, family_mask
+from p2l3d_core.models.answers import (
+    ANSWER_INDEX,
+    ANSWERS,
+    AnswerHead,
+    Asked,
+    answer_ids,
+    family_mask,
+)
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.losses import answer_kd, answer_loss
 from p2l3d_core.poses.generator import generate_records

@@ -50,8 +50,8 @@ def test_actions_have_their_own_shapes():
     def mean_pose(action, key):
         return np.mean([key(g.generate_pose(np.random.default_rng([3, i]), action)[0]) for i in range(30)])
 
-    pelvis_height = lambda j: j[J["pelvis"], 2]  # noqa: E731
-    hand_height = lambda j: max(j[J["l_wrist"], 2], j[J["r_wrist"], 2]) - j[J["head"], 2]  # noqa: E731
+    pelvis_height = lambda j: j[J["pelvis"], 2]
+    hand_height = lambda j: max(j[J["l_wrist"], 2], j[J["r_wrist"], 2]) - j[J["head"], 2]
     assert mean_pose("standing", pelvis_height) > 0.8
     assert mean_pose("sitting", pelvis_height) < mean_pose("standing", pelvis_height) - 0.25
     assert mean_pose("lying", pelvis_height) < 0.35
