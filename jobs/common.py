@@ -6,11 +6,27 @@ otherwise starts a local instance, the embedded default.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
 
 LOG = logging.getLogger("p2l3d")
+
+
+def add_num_cpus(parser: argparse.ArgumentParser) -> None:
+    """``--num-cpus``, the size of the local Ray instance a job starts when no cluster is named.
+    Below 1 no training worker could ever be placed: the job would wait forever, so it is
+    refused as it is parsed."""
+
+    def at_least_one(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        return value
+
+    parser.add_argument("--num-cpus", type=at_least_one, default=None,
+                        help="CPUs of a local Ray instance (default: the cores + 2)")
 
 
 def setup_logging() -> None:

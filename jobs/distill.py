@@ -21,7 +21,7 @@ import dataclasses
 import json
 import sys
 
-from common import LOG, init_ray, setup_logging
+from common import LOG, add_num_cpus, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--retrain", action="store_true",
                    help="train models again even where a finished one exists")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    add_num_cpus(p)
     return p.parse_args(argv)
 
 

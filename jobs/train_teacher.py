@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 
-from common import LOG, init_ray, setup_logging
+from common import LOG, add_num_cpus, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, bf16")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    add_num_cpus(p)
     return p.parse_args(argv)
 
 

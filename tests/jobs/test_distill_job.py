@@ -28,6 +28,7 @@ def _env(tmp_path: Path) -> dict:
     (["--baseline-epochs", "0"], "baseline_epochs must be >= 1, got 0"),
     (["--labelled-fraction", "1.5"], "labelled_fraction must be in (0, 1]"),
     (["--seeds", "0"], "seeds must be >= 1, got 0"),
+    (["--num-cpus", "0"], "argument --num-cpus: must be >= 1, got 0"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(distill_job, call_main, args, message,
                                                         tmp_path):
