@@ -18,6 +18,14 @@ def check_lr_schedule(name: str) -> None:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {name!r}")
 
 
+def check_at_least(obj: object, names: tuple[str, ...], minimum: int) -> None:
+    """Refuse any of ``obj``'s fields ``names`` below ``minimum`` (counts >= 1, loss weights
+    >= 0), naming the field: run configs and pipeline presets check theirs the same way."""
+    for name in names:
+        if getattr(obj, name) < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {getattr(obj, name)}")
+
+
 def check_fraction(name: str, value: float) -> None:
     """A share of the training split: above 0 (nothing labelled leaves nothing to learn the
     language from) and at most 1."""
@@ -78,9 +86,7 @@ class TrainConfig:
             raise ValueError(f"zero_stage {self.zero_stage} is not supported: use one of "
                              f"{ZERO_STAGES}. {ZERO3_UNSUPPORTED}")
         check_lr_schedule(self.lr_schedule)
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_at_least(self, ("epochs", "batch_size", "grad_accum"), 1)
         check_fraction("labelled_fraction", self.labelled_fraction)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
@@ -88,10 +94,8 @@ class TrainConfig:
             raise ValueError(f"language must be '3d' or '2d', got {self.language!r}")
         if self.match not in ("cosine", "mse"):
             raise ValueError(f"match must be 'cosine' or 'mse', got {self.match!r}")
-        for name in ("partial_weight", "lm_weight", "answer_weight", "answer_kd_weight",
-                     "match_weight", "rkd_weight", "contrastive_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_at_least(self, ("partial_weight", "lm_weight", "answer_weight", "answer_kd_weight",
+                              "match_weight", "rkd_weight", "contrastive_weight"), 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -48,24 +48,20 @@ class PipelinePreset:
     eval_poses: int | None = 1000  # test poses scored per method (None: the whole split)
 
     def __post_init__(self):
-        for field in ("teacher_epochs", "student_epochs", "baseline_epochs", "batch_size",
-                      "num_workers", "seeds"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-        if self.eval_poses is not None and self.eval_poses < 1:
-            raise ValueError(f"eval_poses must be >= 1, got {self.eval_poses}")
         from p2l3d_core.models.encoders import POSE_INPUTS
-        from p2l3d_core.training.config import check_fraction, check_lr_schedule
+        from p2l3d_core.training.config import check_at_least, check_fraction, check_lr_schedule
 
+        check_at_least(self, ("teacher_epochs", "student_epochs", "baseline_epochs", "batch_size",
+                              "num_workers", "seeds"), 1)
+        if self.eval_poses is not None:
+            check_at_least(self, ("eval_poses",), 1)
         check_lr_schedule(self.lr_schedule)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         check_fraction("labelled_fraction", self.labelled_fraction)
         for fraction in self.curve:
             check_fraction("each learning-curve fraction", fraction)
-        for field in ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"):
-            if getattr(self, field) < 0:
-                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
+        check_at_least(self, ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"), 0)
         for field in ("pose_input", "pose_input_3d", "student_pose_input"):
             value = getattr(self, field)
             if value is not None and value not in POSE_INPUTS:
