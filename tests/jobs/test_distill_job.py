@@ -47,7 +47,7 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
     ports = {flag: str(_free_port()) for flag in (
         "--port", "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
         "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port",
-        "--object-manager-port")}
+        "--object-manager-port", "--ray-client-server-port")}
     address = f"http://127.0.0.1:{ports['--dashboard-port']}"
     start = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "4",
                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
@@ -91,7 +91,8 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
             assert target["target"] in markdown
         assert (out_dir / "report" / "test_vqa.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
-        _stop_cluster(ray_tmp)  # not `ray stop`: that would also kill the suite's own Ray instance
+        # not `ray stop`: that would also kill the suite's own Ray instance
+        _stop_cluster(ray_tmp, gcs_port=ports["--port"])
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
@@ -103,13 +104,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop_cluster(temp_dir: str) -> None:
-    """Kill the processes of the cluster whose temp dir is ``temp_dir``, and their children."""
+def _stop_cluster(temp_dir: str, gcs_port: str) -> None:
+    """Kill the processes of the cluster whose temp dir is ``temp_dir``, and their children.
+    The Ray client server names neither the temp dir nor its parent, only the GCS port."""
     import psutil
 
     procs = []
     for proc in psutil.process_iter(["cmdline"]):
-        if temp_dir in " ".join(proc.info["cmdline"] or []):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if temp_dir in cmdline or f":{gcs_port} " in cmdline + " ":
             procs.append(proc)
             procs.extend(proc.children(recursive=True))
     for proc in procs:
