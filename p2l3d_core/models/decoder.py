@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from p2l3d_core.models import gpt2_step
 from p2l3d_core.models.config import DecoderConfig
 
 CAPTION_PROMPT = "caption:"
@@ -56,7 +57,7 @@ class PrefixDecoder(nn.Module):
                 vocab_size=len(self._global), n_positions=cfg.prefix_tokens + cfg.max_length + 8,
                 n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
                 bos_token_id=self.bos_id, eos_token_id=self.eos_id))
-        width = self.lm.config.n_embd
+        width = self.lm.get_input_embeddings().embedding_dim  # any architecture, not only GPT-2
         self.prefix = nn.Linear(embed_dim, cfg.prefix_tokens * width)
 
     def _prefix(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -129,7 +130,7 @@ class PrefixDecoder(nn.Module):
             mask[i, width - len(p):] = 1
         prefix = self._prefix(embedding)
         k = prefix.shape[1]
-        max_new_tokens = min(max_new_tokens, self.lm.config.n_positions - k - width)  # positions
+        max_new_tokens = min(max_new_tokens, self.lm.config.max_position_embeddings - k - width)
         out: list[list[int]] = [[] for _ in prompts]
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
@@ -137,10 +138,8 @@ class PrefixDecoder(nn.Module):
         past = None
         for _ in range(max_new_tokens):
             positions = (full_mask.cumsum(1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
-            result = self.lm(inputs_embeds=step_input, attention_mask=full_mask,
-                             position_ids=positions, cache=past, use_cache=True, logits_to_keep=1)
-            past = result.cache
-            nxt = result.logits[:, -1].argmax(-1)
+            logits, past = self._next_logits(step_input, full_mask, positions, past)
+            nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             for i, t in enumerate(nxt.tolist()):
                 if not done[i] and t != self.eos_id:
@@ -151,3 +150,14 @@ class PrefixDecoder(nn.Module):
             step_input = self.lm.get_input_embeddings()(nxt[:, None])
             full_mask = torch.cat([full_mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
         return [self.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+
+    def _next_logits(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                     past) -> tuple[torch.Tensor, object]:
+        """Next-token logits after ``embeds`` and the extended key/value cache. A GPT-2 decoder
+        (the default) runs :mod:`gpt2_step`'s lean pass, which at this size halves the time of
+        a caption; any other pretrained architecture runs its transformers forward."""
+        if gpt2_step.supports(self.lm):
+            return gpt2_step.step(self.lm, embeds, positions, mask, past)
+        result = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                         cache=past, use_cache=True, logits_to_keep=1)
+        return result.logits[:, -1], result.cache
