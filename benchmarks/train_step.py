@@ -10,8 +10,9 @@ table and writes JSON to benchmarks/results/train_step.json.
     .venv/bin/python benchmarks/train_step.py --data RUN/dataset [--model small --steps 20]
 
 Each timed step sees rows it has not seen before in this process, so the frozen text encoder's
-sentence cache is as cold as in an epoch's first pass (later epochs are cheaper: ``--warm``
-times the same rows a second time).
+sentence cache and the student's cache of teacher targets (``steps.TeacherTargets``) are as
+cold as in an epoch's first pass. Later epochs are cheaper: ``--warm`` times the same rows a
+second time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.training.batches import labelled_mask
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.runner import with_corpus_vocab
-from p2l3d_core.training.steps import student_step, teacher_step
+from p2l3d_core.training.steps import TeacherTargets, student_step, teacher_step
 
 
 def rows_as_batch(table, start: int, size: int) -> dict[str, np.ndarray]:
@@ -63,6 +64,7 @@ def main() -> int:
                             args.data)
     teacher, student = Teacher(cfg), Student(cfg)
     student.adopt_language(teacher)
+    targets = TeacherTargets(teacher)
     table = load_table(args.data, "train")
     need = args.batch_size * args.steps
     if len(table) < need + args.batch_size:
@@ -88,7 +90,7 @@ def main() -> int:
         t_opt.step()
 
     def student_update(b: dict) -> None:
-        out = student(**student_step(b, train_cfg, rng, teacher))
+        out = student(**student_step(b, train_cfg, rng, targets))
         s_opt.zero_grad()
         out["loss"].backward()
         s_opt.step()
@@ -96,6 +98,8 @@ def main() -> int:
     results = []
     for name, step, batches in (("teacher", teacher_update, teacher_batches),
                                 ("student", student_update, student_batches)):
+        if name == "student":
+            teacher.eval()  # frozen, as loops.train_student loads it
         step(batches[0])  # first call: lazy allocations, not timed
         timed = batches[1:]
         for _ in range(2 if args.warm else 1):

@@ -25,7 +25,7 @@ from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.training.batches import asked_questions, pick_captions, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
-from p2l3d_core.training.steps import student_step, teacher_step
+from p2l3d_core.training.steps import TeacherTargets, student_step, teacher_step
 
 STATE_FILE = "train_state.json"
 CKPT_TAG = "state"
@@ -217,11 +217,12 @@ def train_student(config: dict) -> None:
         teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
         student.adopt_language(teacher)
     run = _Run(student, cfg)
+    targets = None
     if teacher is not None:
-        teacher.to(run.device)
+        targets = TeacherTargets(teacher.to(run.device))
 
     def step(batch: dict) -> dict:
-        return run.engine(**student_step(batch, cfg, run.rng, teacher, run.device, run.dtype))
+        return run.engine(**student_step(batch, cfg, run.rng, targets, run.device, run.dtype))
 
     run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
                                                         cfg, run.rng))

@@ -57,14 +57,55 @@ def teacher_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator, device
             "answer_weight": cfg.answer_weight}
 
 
+class TeacherTargets:
+    """What a frozen teacher gives each training pose: its fused embedding and its answer
+    logits over the question bank, computed the first time a worker meets the pose and kept.
+
+    Why: the teacher is in eval mode and reads its inputs without augmentation, so every epoch
+    after the first would recompute the same numbers (to float rounding: a pose's row may sit in
+    batches of other sizes). Of the logits only the answers within each question's family are
+    kept, all that ``losses.answer_kd`` reads (258 of 60 x 56): ~2 KB a pose, ~40 MB for the
+    quickstart's 18k training poses. The teacher reads its own inputs, in float32 like its
+    weights (a student may read others, and trains in bf16 on a GPU)."""
+
+    def __init__(self, teacher: Teacher):
+        self.teacher = teacher
+        self._bank_mask = Asked.bank(1).mask  # (bank questions, answers), the same for every pose
+        self._poses: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self._poses)
+
+    @torch.no_grad()
+    def __call__(self, batch: dict, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(fused, answers)`` for the batch's rows: ``(B, D)`` embeddings and the
+        ``(B * len(QUESTION_BANK), len(ANSWERS))`` logits of ``Asked.bank(B)`` (zero outside
+        each question's family)."""
+        ids = [str(p) for p in batch["pose_id"]]
+        new = list({p: i for i, p in enumerate(ids) if p not in self._poses}.values())
+        if new:
+            rows = {k: v[new] for k, v in batch.items()}
+            fused = self.teacher.encode_all(
+                pose_inputs(rows, self.teacher.cfg.pose_input, device),
+                pose_inputs_3d(rows, self.teacher.cfg.pose_input_3d, device))["fused"]
+            logits = self.teacher.answer_logits(fused, Asked.bank(len(new)).to(device))
+            kept = logits.view(len(new), *self._bank_mask.shape)[:, self._bank_mask.to(device)]
+            fused, kept = fused.cpu(), kept.cpu()  # one copy off a GPU, not one per pose
+            for j, i in enumerate(new):
+                self._poses[ids[i]] = (fused[j], kept[j])
+        fused = torch.stack([self._poses[p][0] for p in ids]).to(device)
+        answers = torch.zeros(len(ids), *self._bank_mask.shape, device=device)
+        answers[:, self._bank_mask.to(device)] = torch.stack([self._poses[p][1] for p in ids]).to(device)
+        return fused, answers.flatten(0, 1)
+
+
 def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
-                 teacher: Teacher | None = None, device=None,
+                 teacher: TeacherTargets | None = None, device=None,
                  dtype: torch.dtype = torch.float32) -> dict:
-    """``Student.forward`` arguments. With a frozen ``teacher``: every row (pool included) gets
-    the teacher's fused embedding and answer distributions over the question bank as targets;
-    labelled rows add text anchors, InfoNCE, decoder and answer targets. The teacher reads its
-    own inputs, in float32 like its weights (a student may read others, and trains in bf16 on
-    a GPU). Without a teacher only the labelled rows teach, with 3D-measured text or, for
+    """``Student.forward`` arguments. With a frozen teacher (its :class:`TeacherTargets`):
+    every row (pool included) gets the teacher's fused embedding and answer distributions over
+    the question bank as targets; labelled rows add text anchors, InfoNCE, decoder and answer
+    targets. Without a teacher only the labelled rows teach, with 3D-measured text or, for
     ``cfg.language == "2d"``, text measured on the 2D keypoints."""
     labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
     if teacher is None:
@@ -83,14 +124,12 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
             "answer_weight": cfg.answer_weight}
     if teacher is None:
         return {**args, "captions": captions}
-    bank = Asked.bank(len(labelled)).to(device)
+    target, teacher_answers = teacher(batch, device)
     with torch.no_grad():
-        target = teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
-                                    pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"]
-        text = teacher.text(captions) if len(rows) else None
-        teacher_answers = teacher.answer_logits(target, bank)
+        text = teacher.teacher.text(captions) if len(rows) else None
     return {**args, "teacher_pose": target.to(dtype),
-            "teacher_text": None if text is None else text.to(dtype), "bank": bank,
+            "teacher_text": None if text is None else text.to(dtype),
+            "bank": Asked.bank(len(labelled)).to(device),
             "teacher_answers": teacher_answers, "answer_kd_weight": cfg.answer_kd_weight,
             "match": cfg.match, "match_weight": cfg.match_weight, "rkd_weight": cfg.rkd_weight,
             "temperature": cfg.distill_temperature}

@@ -8,12 +8,13 @@ import torch
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
+from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.poses.generator import generate_records
-from p2l3d_core.training.batches import labelled_mask
+from p2l3d_core.training.batches import labelled_mask, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.config import TrainConfig
-from p2l3d_core.training.steps import labelled_only, student_step, teacher_step
+from p2l3d_core.training.steps import TeacherTargets, labelled_only, student_step, teacher_step
 
 FRACTION = 0.5
 
@@ -58,7 +59,7 @@ def test_distilled_student_step_targets_every_row_with_the_teachers_outputs(batc
     teacher, student = models
     cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION, answer_kd_weight=3.0,
                       rkd_weight=0.0)
-    args = student_step(batch, cfg, np.random.default_rng(0), teacher)
+    args = student_step(batch, cfg, np.random.default_rng(0), TeacherTargets(teacher))
     n, labelled = len(batch["pose_id"]), labelled_mask(batch["pose_id"], FRACTION)
     assert args["teacher_pose"].shape[0] == n  # the pool too
     assert args["teacher_text"].shape[0] == int(labelled.sum())  # text of labelled rows only
@@ -70,12 +71,45 @@ def test_distilled_student_step_targets_every_row_with_the_teachers_outputs(batc
     assert not args["teacher_pose"].requires_grad
 
 
+def test_teacher_targets_are_the_teachers_outputs_computed_once_per_pose(batch, models,
+                                                                        monkeypatch):
+    """Cached targets equal the teacher's own outputs on the same rows (the answer logits
+    within each question's family, all that answer KD reads); poses met before, here in a
+    batch of another size and order, never reach the teacher again."""
+    teacher, _ = models
+    targets = TeacherTargets(teacher)
+    first = {k: v[:10] for k, v in batch.items()}
+    fused, answers = targets(first)
+    with torch.no_grad():
+        own = teacher.encode_all(pose_inputs(first, teacher.cfg.pose_input),
+                                 pose_inputs_3d(first, teacher.cfg.pose_input_3d))["fused"]
+        bank = Asked.bank(10)
+        own_answers = teacher.answer_logits(own, bank)
+    torch.testing.assert_close(fused, own)
+    torch.testing.assert_close(answers[bank.mask], own_answers[bank.mask])
+    assert not answers[~bank.mask].any() and len(targets) == 10
+
+    seen = {k: v[[7, 2, 5]] for k, v in batch.items()}
+    calls, encode_all = [], teacher.encode_all
+    monkeypatch.setattr(teacher, "encode_all", lambda *a: calls.append(a) or encode_all(*a))
+    again, again_answers = targets(seen)
+    assert not calls
+    torch.testing.assert_close(again, fused[[7, 2, 5]])
+    assert again_answers.shape == (3 * bank.mask.shape[0] // 10, bank.mask.shape[1])
+
+    monkeypatch.undo()
+    fused_all, _ = targets(batch)  # only the six new poses are computed
+    assert len(targets) == len(batch["pose_id"]) == 16
+    torch.testing.assert_close(fused_all[:10], fused)
+
+
 def test_student_step_in_bf16_keeps_the_teachers_targets_from_float32(batch, models):
     """On a GPU the student trains in bf16 while the frozen teacher stays float32: its inputs are
     its own (float32), only its outputs are cast to the student's dtype."""
     teacher, student = models
     cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION)
-    args = student_step(batch, cfg, np.random.default_rng(0), teacher, dtype=torch.bfloat16)
+    args = student_step(batch, cfg, np.random.default_rng(0), TeacherTargets(teacher),
+                        dtype=torch.bfloat16)
     assert all(v.dtype == torch.bfloat16 for v in args["inputs_2d"].values())
     assert args["teacher_pose"].dtype == torch.bfloat16
 
