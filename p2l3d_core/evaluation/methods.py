@@ -27,6 +27,7 @@ from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.inference import for_inference
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.render import RenderConfig, render_2d, render_3d
@@ -114,7 +115,7 @@ class ModelMethod:
 
     def __init__(self, name: str, model, batch_size: int = 64, score_batch: int = 512):
         self.name = name
-        self.model = model.eval()
+        self.model = for_inference(model)  # folded in place: an evaluated model is not trained on
         self.uses_3d = isinstance(model, Teacher)
         self.pose_input = model.cfg.pose_input
         self.pose_input_3d = model.cfg.pose_input_3d
