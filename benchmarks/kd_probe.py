@@ -15,6 +15,10 @@ poses; ~18 s an epoch): test depth accuracy 0.914 plain, 0.911 with ``--lift-wei
 of the evaluation: the image+keypoint student 0.880, the lifter pipeline 0.944.
 2026-12-03, that day's teacher, the evaluation's 500 test poses: ``--lr-schedule constant`` (the
 Ray Train stages' constant rate) ends at 0.881 (benchmarks/reports/quickstart-2026-12-03-loss-mix-and-lr.md).
+2026-12-04, that day's teacher (runs/q24), ``--questions-per-pose 15``, 1,000 test poses: 0.893
+after 12 epochs on the 18,282 training poses; 0.912 with ``--extra-pool`` of 46,000 more poses
+(64,282, 12 epochs); 0.908 on the 18,282 alone for 42 epochs, the same number of steps. A 3.5x
+larger pool is worth steps, not poses (benchmarks/reports/2026-12-04-pool-size-and-bn-fold.md).
 """
 
 from __future__ import annotations
@@ -92,12 +96,19 @@ def main() -> int:
                    help="one-cycle (warm-up, then annealed to ~0) or constant 1e-3 as the Ray "
                         "Train stages have without a scheduler")
     p.add_argument("--train-poses", type=int, default=None, help="default: the whole training split")
+    p.add_argument("--extra-pool", action="append", default=[], metavar="DATASET",
+                   help="another rendered dataset (a different --seed) whose poses, every split, join "
+                        "the training poses as unlabelled 3D: does a larger pool close the gap? Repeatable")
     args = p.parse_args()
     torch.manual_seed(0)
     teacher = load_pretrained(args.teacher).eval()
     train = EvalSet.from_table("train", load_table(args.data, "train", EVAL_COLUMNS), args.train_poses)
     test = EvalSet.from_table("test", load_table(args.data, "test", EVAL_COLUMNS), args.test_poses)
     x, y3, _, target = teacher_targets(teacher, train)
+    for uri in args.extra_pool:
+        extra = teacher_targets(teacher, EvalSet.from_table("pool", load_table(uri, None, EVAL_COLUMNS)))
+        x, y3, target = torch.cat([x, extra[0]]), torch.cat([y3, extra[1]]), torch.cat([target, extra[3]])
+    print(json.dumps({"training_poses": len(x)}), flush=True)
     xt, _, test_fused, _ = teacher_targets(teacher, test)
     unique = list(dict.fromkeys(test.qa_question))
     with torch.no_grad():
