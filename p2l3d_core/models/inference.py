@@ -36,6 +36,6 @@ def fold_batch_norm(model: nn.Module) -> int:
 
 def for_inference(model: nn.Module) -> nn.Module:
     """``model`` in eval mode with its batch norms folded (:func:`fold_batch_norm`), no
-    gradients kept: what evaluation, the benchmarks and serving run."""
+    gradients kept: what evaluation and the benchmarks run."""
     fold_batch_norm(model)
     return model.requires_grad_(False)

@@ -1,0 +1,87 @@
+"""What folding batch norm into the convolutions (``models/inference.fold_batch_norm``) buys at
+batch 1, one thread: a pose's embedding from its keypoints (``ModelMethod._encode_one``,
+rendering included) and a whole answer (``ModelMethod.answer_one``),
+each model as trained against folded, interleaved in one process so machine noise hits both
+alike. Checks the answers are identical. Prints a table and writes JSON to
+benchmarks/results/batch_norm_fold.json.
+
+    .venv/bin/python benchmarks/batch_norm_fold.py --run RUN --data DATASET [--models student,teacher]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from p2l3d_core import storage
+from p2l3d_core.dataset.shards import load_table
+from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
+from p2l3d_core.evaluation.run import EVAL_COLUMNS
+from p2l3d_core.models.inference import fold_batch_norm
+from p2l3d_core.models.io import load_pretrained
+
+
+def interleaved(calls: dict[str, callable], rounds: int, per_round: int) -> dict[str, dict[str, float]]:
+    """Median and fastest per-call ms of each of ``calls``, alternating which goes first."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for r in range(rounds):
+        for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                calls[name]()
+            times[name].append((time.perf_counter() - t0) / per_round * 1e3)
+    return {k: {"median_ms": float(np.median(v)), "fastest_ms": float(np.min(v))} for k, v in times.items()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
+    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p.add_argument("--models", default="student,teacher", help="model folders of RUN to time")
+    p.add_argument("--questions", type=int, default=200, help="test questions answered a round")
+    p.add_argument("--rounds", type=int, default=20)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    data = EvalSet.from_table("test", load_table(args.data or storage.join(args.run, "dataset"), "test",
+                                                 EVAL_COLUMNS), args.questions)
+    ks = data.spread_questions(args.questions)
+    results = {}
+    print(f"{'model':10s} {'what':12s} {'as trained ms (median / fastest)':>34s} {'folded ms':>20s}")
+    for name in args.models.split(","):
+        path = storage.join(args.run, name)
+        folded = ModelMethod(name, load_pretrained(path), batch_size=1)  # folds its model
+        plain = ModelMethod(name, load_pretrained(path), batch_size=1)
+        plain.model = load_pretrained(path).eval().requires_grad_(False)  # as trained
+        count = fold_batch_norm(copy.deepcopy(plain.model))
+        same = all(plain.answer_one(data, k) == folded.answer_one(data, k) for k in ks)
+        methods = {"trained": plain, "folded": folded}
+        with torch.no_grad():
+            encode = interleaved({k: (lambda m=m: m._encode_one(data, 0)) for k, m in methods.items()},
+                                 args.rounds, 50)
+            answer = interleaved({k: (lambda m=m: [m.answer_one(data, q) for q in ks])
+                                  for k, m in methods.items()}, args.rounds, 1)
+        answer = {k: {m: v / len(ks) for m, v in d.items()} for k, d in answer.items()}
+        results[name] = {"folded_layers": count, "identical_answers": same, "encode_one": encode,
+                         "answer_one": answer}
+        for what, r in (("encode_one", encode), ("answer_one", answer)):
+            print(f"{name:10s} {what:12s} {r['trained']['median_ms']:16.2f} / {r['trained']['fastest_ms']:5.2f}"
+                  f" {r['folded']['median_ms']:13.2f} / {r['folded']['fastest_ms']:5.2f}")
+        print(f"{name:10s} {count} batch norms folded; identical answers on {len(ks)} questions: {same}")
+    out = Path(__file__).resolve().parent / "results" / "batch_norm_fold.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    print(f"wrote {out}")
+    return 0 if all(r["identical_answers"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
