@@ -36,6 +36,24 @@ def corpus_vocab(tokenizer, texts: Iterable[str]) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
+def length_groups(lengths: list[int], min_saving: float = 0.2) -> list[list[int]]:
+    """Indices of ``lengths`` in one or two groups, split where padding each group to its own
+    longest sequence saves the most padded positions (kept as one group unless that saves at
+    least ``min_saving`` of them: a pass has a fixed cost too)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    ranked = [lengths[i] for i in order]
+    n = len(ranked)
+    one = n * ranked[-1] if n else 0
+    best, split = one, n
+    for s in range(1, n):
+        cost = s * ranked[s - 1] + (n - s) * ranked[-1]
+        if cost < best:
+            best, split = cost, s
+    if split == n or best > (1 - min_saving) * one:
+        return [list(range(n))] if n else []
+    return [sorted(order[:split]), sorted(order[split:])]
+
+
 class PrefixDecoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, embed_dim: int, tokenizer, weights: bool = True):
         super().__init__()
@@ -67,28 +85,38 @@ class PrefixDecoder(nn.Module):
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [self._local.get(t, self._unk) for t in ids]
 
-    def _target_logits(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits at the positions that predict a target token: ``(logits, labels, sample)``
-        with ``sample`` the row each position belongs to. The vocabulary projection is most of
-        the cost and prompts (questions) are most of the tokens, so nothing else is projected."""
-        if not embedding.shape[0] == len(prompts) == len(targets):
-            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
-                             f"{len(targets)} targets: one of each per sample")
-        seqs, labels = [], []
+    def _sequences(self, prompts: list[str], targets: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids ``[CLS] prompt target [SEP]`` of each sample (cut at ``max_length``) and how
+        many of them are prompt."""
+        seqs, prompt_lengths = [], []
         for prompt, target in zip(prompts, targets):
             p = [self.bos_id] + self._ids(prompt)
             t = (self._ids(target) + [self.eos_id])[: self.cfg.max_length - len(p)]
             seqs.append(p + t)
-            labels.append([-100] * len(p) + t)
+            prompt_lengths.append(len(p))
+        return seqs, prompt_lengths
+
+    def _target_logits(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits at the positions that predict a target token: ``(logits, labels, sample)``
+        with ``sample`` the row each position belongs to."""
+        if not embedding.shape[0] == len(prompts) == len(targets):
+            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
+                             f"{len(targets)} targets: one of each per sample")
+        return self._logits_of(embedding, *self._sequences(prompts, targets))
+
+    def _logits_of(self, embedding: torch.Tensor, seqs: list[list[int]], prompt_lengths: list[int]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One right-padded pass over ``seqs``. The vocabulary projection is most of the cost
+        and prompts (questions) are most of the tokens, so only target positions are projected."""
         width = max(len(s) for s in seqs)
         device = embedding.device
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         lab = torch.full_like(ids, -100)
         mask = torch.zeros_like(ids)
-        for i, (s, l) in enumerate(zip(seqs, labels)):
+        for i, (s, n) in enumerate(zip(seqs, prompt_lengths)):
             ids[i, : len(s)] = torch.tensor(s)
-            lab[i, : len(l)] = torch.tensor(l)
+            lab[i, n: len(s)] = torch.tensor(s[n:])
             mask[i, : len(s)] = 1
         ids, lab, mask = ids.to(device), lab.to(device), mask.to(device)
         prefix = self._prefix(embedding)
@@ -101,9 +129,23 @@ class PrefixDecoder(nn.Module):
         return logits, lab[rows, cols], rows
 
     def forward(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
-        """Mean cross-entropy of ``targets`` given the pose embedding and ``prompts``."""
-        logits, labels, _ = self._target_logits(embedding, prompts, targets)
-        return nn.functional.cross_entropy(logits, labels)
+        """Mean cross-entropy of ``targets`` given the pose embedding and ``prompts``.
+
+        Short and long samples run as separate passes (:func:`length_groups`): a training batch
+        mixes answers (~15 tokens) with captions (~60), and one right-padded pass spent half its
+        work on padding. Right padding leaves every real position's logits unchanged, and the
+        mean is taken over all target tokens together, so the loss is the one-pass loss."""
+        if not embedding.shape[0] == len(prompts) == len(targets):
+            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
+                             f"{len(targets)} targets: one of each per sample")
+        seqs, prompt_lengths = self._sequences(prompts, targets)
+        total, count = embedding.new_zeros((), dtype=torch.float32), 0
+        for group in length_groups([len(s) for s in seqs]):
+            logits, labels, _ = self._logits_of(embedding[group], [seqs[i] for i in group],
+                                                [prompt_lengths[i] for i in group])
+            total = total + nn.functional.cross_entropy(logits, labels, reduction="sum")
+            count += labels.numel()
+        return total / max(count, 1)
 
     @torch.no_grad()
     def score(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:

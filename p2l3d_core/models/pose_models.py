@@ -51,9 +51,8 @@ class _PoseLanguageModel(nn.Module):
         Each distinct question is embedded once: a batch asks the same few dozen many times."""
         unique = list(dict.fromkeys(asked.questions))
         index = {q: i for i, q in enumerate(unique)}
-        q = self.text(unique).to(pose.dtype)[torch.tensor([index[x] for x in asked.questions],
-                                                         device=pose.device)]
-        return self.answers(pose[asked.rows], q)
+        which = torch.tensor([index[x] for x in asked.questions], device=pose.device)
+        return self.answers.pairs(pose, self.text(unique).to(pose.dtype), asked.rows, which)
 
     @torch.no_grad()
     def answer(self, pose: torch.Tensor, questions: list[str], families: list[str]) -> list[str]:

@@ -126,3 +126,33 @@ def test_model_answers_within_the_family_and_distils_on_the_bank():
     assert out["answer"] > 0 and out["answer_kd"] > 0
     out["loss"].backward()
     assert student.answers.net[1].weight.grad.abs().sum() > 0
+
+
+def test_pairs_match_the_head_on_the_concatenation_values_and_gradients():
+    """``AnswerHead.pairs`` splits the first layer by input block; it must give the numbers of
+    the network on ``[p, q, p * q]`` (the head as defined), gradients included, for any pairing
+    of poses and questions, also with a layer norm whose affine terms have been trained."""
+    torch.manual_seed(0)
+    d = 24
+    head = AnswerHead(d)
+    with torch.no_grad():
+        head.net[0].weight.uniform_(0.5, 1.5)
+        head.net[0].bias.normal_(0.0, 0.3)
+    poses = torch.nn.functional.normalize(torch.randn(5, d), dim=-1).requires_grad_(True)
+    questions = torch.nn.functional.normalize(torch.randn(3, d), dim=-1).requires_grad_(True)
+    rows = torch.tensor([0, 0, 1, 4, 4, 4, 2, 3])
+    which = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])
+
+    got = head.pairs(poses, questions, rows, which)
+    p, q = poses[rows], questions[which]
+    want = head.net(torch.cat([p, q, p * q], dim=-1))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+    weights = torch.randn_like(want)
+    grads_got = torch.autograd.grad((got * weights).sum(), [poses, questions, head.net[0].weight,
+                                                              head.net[1].weight])
+    grads_want = torch.autograd.grad((want * weights).sum(), [poses, questions, head.net[0].weight,
+                                                                head.net[1].weight])
+    for g, w in zip(grads_got, grads_want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(head(p, q), want, atol=1e-5, rtol=1e-5)

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, DecoderConfig
-from p2l3d_core.models.decoder import CAPTION_PROMPT, PrefixDecoder, corpus_vocab, question_prompt
+from p2l3d_core.models.decoder import (
+    CAPTION_PROMPT,
+    PrefixDecoder,
+    corpus_vocab,
+    length_groups,
+    question_prompt,
+)
 from p2l3d_core.models.encoders import resolve_pretrained
 
 EMBED = 32
@@ -194,3 +200,30 @@ def test_cached_batched_generation_equals_recomputing_each_prompt_alone(tokenize
         want = [tokenizer.decode(_greedy_without_cache(dec, emb[i:i + 1], p, 10),
                                  skip_special_tokens=True).strip() for i, p in enumerate(prompts)]
     assert got == want and any(got)
+
+
+def test_length_groups_split_short_from_long_only_where_it_saves_padding():
+    assert length_groups([3, 30, 4, 31, 5]) == [[0, 2, 4], [1, 3]]
+    assert length_groups([10, 11, 12, 12]) == [[0, 1, 2, 3]]  # too little padding to save
+    assert length_groups([7]) == [[0]]
+    assert length_groups([]) == []
+
+
+def test_loss_over_length_groups_equals_one_padded_pass_values_and_gradients(tokenizer, vocab):
+    """A batch mixing answers and captions runs as two passes; the mean over every target
+    token, and its gradients, must equal the single right-padded pass's."""
+    decoder = _decoder(tokenizer, vocab).eval()  # no dropout: both runs see the same network
+    prompts = [question_prompt(QUESTION), CAPTION_PROMPT, question_prompt(QUESTION), CAPTION_PROMPT]
+    targets = ["left", " ".join(["the person is kneeling", "the person is standing"] * 4),
+               "right", " ".join(["the person is standing"] * 6)]
+    seqs, _ = decoder._sequences(prompts, targets)
+    assert len(length_groups([len(s) for s in seqs])) == 2
+    embedding = torch.randn(4, EMBED, requires_grad=True)
+
+    grouped = decoder(embedding, prompts, targets)
+    (grad_grouped,) = torch.autograd.grad(grouped, embedding)
+    logits, labels, _ = decoder._target_logits(embedding, prompts, targets)
+    one_pass = torch.nn.functional.cross_entropy(logits, labels)
+    (grad_one,) = torch.autograd.grad(one_pass, embedding)
+    torch.testing.assert_close(grouped, one_pass, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_grouped, grad_one, atol=1e-6, rtol=1e-4)
