@@ -23,6 +23,13 @@ def pick_captions(captions, rng: np.random.Generator) -> list[str]:
     return [str(c[int(rng.integers(len(c)))]) if len(c) else "" for c in captions]
 
 
+def first_captions(captions) -> list[str]:
+    """Each row's first caption: the text validation scores retrieval against. The same every
+    epoch, so epochs compare, and the frozen text encoder (the costliest part of validation
+    while a random phrasing kept missing its cache) embeds each once."""
+    return [str(c[0]) if len(c) else "" for c in captions]
+
+
 def pick_language_targets(captions, questions, answers, rng: np.random.Generator,
                           qa_fraction: float = 0.5) -> tuple[list[str], list[str]]:
     """Decoder ``(prompts, targets)``: per row either a caption or one question's answer."""

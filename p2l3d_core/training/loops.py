@@ -22,7 +22,7 @@ from p2l3d_core.language.questions import DEPTH_FAMILIES
 from p2l3d_core.models.answers import ANSWERS
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import asked_questions, pick_captions, pose_inputs, pose_inputs_3d
+from p2l3d_core.training.batches import asked_questions, first_captions, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 from p2l3d_core.training.steps import TeacherTargets, student_step, teacher_step
@@ -60,7 +60,7 @@ def read_history(checkpoint) -> list[dict]:
 
 
 @torch.no_grad()
-def _evaluate(model: Teacher, shard, cfg: TrainConfig, rng: np.random.Generator) -> dict[str, float]:
+def _evaluate(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float]:
     """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard."""
     model.eval()
     device = model.text.proj.weight.device
@@ -70,7 +70,7 @@ def _evaluate(model: Teacher, shard, cfg: TrainConfig, rng: np.random.Generator)
                              pose_inputs_3d(batch, cfg.model.pose_input_3d, device))
         fused.append(z["fused"])
         z2d.append(z["z2d"])
-        texts.append(model.text(pick_captions(batch["captions"], rng)))
+        texts.append(model.text(first_captions(batch["captions"])))
         answers.add(model, z["fused"], batch)
     if not fused:
         return {}
@@ -149,10 +149,17 @@ class _Run:
             metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
             metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
                            lr=float(engine.get_lr()[0]), **extra_metrics())
+            t1 = time.perf_counter()
             if self.val_shard is not None:
                 metrics.update(evaluate())
+            metrics["val_seconds"] = time.perf_counter() - t1
             self.history.append(metrics)
+            t2 = time.perf_counter()
             _report(engine, epoch, metrics, self.history, self.cfg)
+            if self.context.get_world_rank() == 0:
+                print(f"[{stage}] epoch {epoch}: train {metrics['seconds']:.1f} s, validation "
+                      f"{metrics['val_seconds']:.1f} s, checkpoint {time.perf_counter() - t2:.1f} s",
+                      flush=True)
 
 
 def train_teacher(config: dict) -> None:
@@ -164,7 +171,7 @@ def train_teacher(config: dict) -> None:
     def step(batch: dict) -> dict:
         return run.engine(**teacher_step(batch, cfg, run.rng, run.device, run.dtype))
 
-    run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg, run.rng),
+    run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg),
             lambda: {"logit_scale": float(run.engine.module.logit_scale().detach())})
 
 
@@ -225,12 +232,12 @@ def train_student(config: dict) -> None:
         return run.engine(**student_step(batch, cfg, run.rng, targets, run.device, run.dtype))
 
     run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
-                                                        cfg, run.rng))
+                                                        cfg))
 
 
 @torch.no_grad()
-def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: TrainConfig,
-                      rng: np.random.Generator) -> dict[str, float]:
+def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: TrainConfig
+                      ) -> dict[str, float]:
     """Retrieval of the student's 2D embeddings against text embeddings (the teacher's when
     there is one, else its own) and, when distilled, how close it sits to the teacher's fused
     embedding (cosine)."""
@@ -245,7 +252,7 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
         if teacher is not None:
             zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
                                          pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
-        texts.append(text_encoder(pick_captions(batch["captions"], rng)))
+        texts.append(text_encoder(first_captions(batch["captions"])))
     if not zs:
         return {}
     z = torch.cat(zs)
