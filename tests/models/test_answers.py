@@ -130,8 +130,8 @@ def test_model_answers_within_the_family_and_distils_on_the_bank():
 
 def test_pairs_match_the_head_on_the_concatenation_values_and_gradients():
     """``AnswerHead.pairs`` splits the first layer by input block; it must give the numbers of
-    the network on ``[p, q, p * q]`` (the head as defined), gradients included, for any pairing
-    of poses and questions, also with a layer norm whose affine terms have been trained."""
+    the network on ``[p, q, p * q]`` (the head as defined, ``forward``), gradients included,
+    also with a layer norm whose affine terms have been trained."""
     torch.manual_seed(0)
     d = 24
     head = AnswerHead(d)
@@ -140,8 +140,9 @@ def test_pairs_match_the_head_on_the_concatenation_values_and_gradients():
         head.net[0].bias.normal_(0.0, 0.3)
     poses = torch.nn.functional.normalize(torch.randn(5, d), dim=-1).requires_grad_(True)
     questions = torch.nn.functional.normalize(torch.randn(3, d), dim=-1).requires_grad_(True)
-    rows = torch.tensor([0, 0, 1, 4, 4, 4, 2, 3])
-    which = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])
+    # Every pose asked every question, twice: enough pairs for the split to be taken.
+    rows = torch.arange(5).repeat_interleave(3).repeat(2)
+    which = torch.arange(3).repeat(10)
 
     got = head.pairs(poses, questions, rows, which)
     p, q = poses[rows], questions[which]
@@ -155,4 +156,5 @@ def test_pairs_match_the_head_on_the_concatenation_values_and_gradients():
                                                                 head.net[1].weight])
     for g, w in zip(grads_got, grads_want):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(head(p, q), want, atol=1e-5, rtol=1e-5)
+    # A single pair (a service's question) takes the concatenation itself.
+    torch.testing.assert_close(head.pairs(poses, questions, rows[:1], which[:1]), want[:1])
