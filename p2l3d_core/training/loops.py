@@ -157,9 +157,9 @@ class _Run:
             t2 = time.perf_counter()
             _report(engine, epoch, metrics, self.history, self.cfg)
             if self.context.get_world_rank() == 0:
-                print(f"[{stage}] epoch {epoch}: train {metrics['seconds']:.1f} s, validation "
-                      f"{metrics['val_seconds']:.1f} s, checkpoint {time.perf_counter() - t2:.1f} s",
-                      flush=True)
+                print(f"[{stage}] epoch {epoch}: {epoch_summary(metrics)}; train "
+                      f"{metrics['seconds']:.1f} s, validation {metrics['val_seconds']:.1f} s, "
+                      f"checkpoint {time.perf_counter() - t2:.1f} s", flush=True)
 
 
 def train_teacher(config: dict) -> None:
@@ -173,6 +173,14 @@ def train_teacher(config: dict) -> None:
 
     run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg),
             lambda: {"logit_scale": float(run.engine.module.logit_scale().detach())})
+
+
+def epoch_summary(metrics: dict) -> str:
+    """One epoch's loss and validation retrieval and answer accuracy, as the logs show them."""
+    nan = float("nan")
+    return (f"loss {metrics.get('train_loss', nan):.3f}, "
+            f"val pose->text R@5 {metrics.get('val_pose_to_text_R@5', nan):.3f}, "
+            f"VQA {metrics.get('val_vqa', nan):.3f} (depth {metrics.get('val_vqa_depth', nan):.3f})")
 
 
 PROGRESS_EVERY_S = 30.0

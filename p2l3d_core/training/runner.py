@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from math import nan
 
 import pyarrow.fs as pafs
 
@@ -108,7 +107,7 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     per-epoch metrics; raises Ray Train's ``TrainingFailedError`` if training fails."""
     name = name or stage
     from p2l3d_core import storage
-    from p2l3d_core.training.loops import read_history, train_student, train_teacher
+    from p2l3d_core.training.loops import epoch_summary, read_history, train_student, train_teacher
 
     loops = {"teacher": train_teacher, "student": train_student}
     if stage not in loops:
@@ -125,9 +124,7 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
                  cpus_per_worker=cpus_per_worker, keep_best=keep_best)
     history = read_history(result.checkpoint)
     for m in history:
-        log(f"  {name} epoch {m['epoch']}: loss {m['train_loss']:.3f}, val pose->text R@5 "
-            f"{m.get('val_pose_to_text_R@5', nan):.3f}, VQA {m.get('val_vqa', nan):.3f} "
-            f"(depth {m.get('val_vqa_depth', nan):.3f})")
+        log(f"  {name} epoch {m['epoch']}: {epoch_summary(m)}")
     checkpoint, chosen = best_epoch(result, select_metric)
     path = export_model(result, storage.join(output, *name.split("/")), checkpoint)
     why = (f"best {select_metric} {chosen[select_metric]:.3f}"
