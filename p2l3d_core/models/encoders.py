@@ -102,8 +102,9 @@ class TextEncoder(nn.Module):
             self.backbone.requires_grad_(False).eval()
         self.proj = nn.Linear(self.backbone.config.hidden_size, embed_dim)
         # Frozen backbone: a sentence's features never change, and the language is templated
-        # (few distinct sentences), so each is computed once per process. Bounded, not persisted.
-        self._cache: dict[str, torch.Tensor] = {}
+        # (few distinct sentences), so each is computed once per process. Bounded; a run's models
+        # share it through files (``models/text_features.py``).
+        self.sentence_cache: dict[str, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> TextEncoder:
         super().train(mode)
@@ -119,15 +120,15 @@ class TextEncoder(nn.Module):
         """Mean-pooled backbone states (no projection); cached per sentence when frozen."""
         if not self.frozen:
             return self._features(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        missing = list(dict.fromkeys(t for t in texts if t not in self.sentence_cache))
         if missing:
-            if len(self._cache) + len(missing) > TEXT_CACHE_SIZE:
-                self._cache.clear()
+            if len(self.sentence_cache) + len(missing) > TEXT_CACHE_SIZE:
+                self.sentence_cache.clear()
             for start in range(0, len(missing), 256):
                 chunk = missing[start:start + 256]
-                self._cache.update(zip(chunk, self._features(chunk).detach().cpu()))
+                self.sentence_cache.update(zip(chunk, self._features(chunk).detach().cpu()))
         device = self.proj.weight.device
-        return torch.stack([self._cache[t] for t in texts]).to(device)
+        return torch.stack([self.sentence_cache[t] for t in texts]).to(device)
 
     def _features(self, texts: list[str]) -> torch.Tensor:
         tokens = {k: v.to(self.proj.weight.device) for k, v in self.tokenize(texts).items()}

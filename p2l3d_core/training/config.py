@@ -80,6 +80,9 @@ class TrainConfig:
     rkd_weight: float = 1.0
     distill_temperature: float = 0.1
     contrastive_weight: float = 0.5
+    # Folder the run's trainings share the frozen text encoder's sentence features in
+    # (models/text_features.py; runner.run_stage sets OUTPUT/text_features); None: not shared.
+    text_features: str | None = None
 
     def __post_init__(self) -> None:
         if self.zero_stage not in ZERO_STAGES:

@@ -19,6 +19,7 @@ import torch
 
 from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.language.questions import DEPTH_FAMILIES
+from p2l3d_core.models import text_features
 from p2l3d_core.models.answers import ANSWERS
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
@@ -112,11 +113,14 @@ class _Run:
     """What both stages set up on a worker: the DeepSpeed engine around ``model``, the epoch to
     start from (after a restart), the dataset shards and a per-rank random generator."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, text_encoders=()):
         import deepspeed
         import ray.train
 
         self.cfg = cfg
+        # Sentence features the run's earlier trainings computed, and what this one adds.
+        self.texts = [(e, text_features.load(e, cfg.text_features)) for e in text_encoders
+                      if cfg.text_features]
         self.context = ray.train.get_context()
         clear_stale_build_locks()  # else deepspeed.initialize may wait forever on a dead build
         params = [p for p in model.parameters() if p.requires_grad]
@@ -156,17 +160,27 @@ class _Run:
             self.history.append(metrics)
             t2 = time.perf_counter()
             _report(engine, epoch, metrics, self.history, self.cfg)
+            if epoch in (self.start, self.cfg.epochs - 1):  # the bulk, then the rest
+                self.share_text_features()
             if self.context.get_world_rank() == 0:
                 print(f"[{stage}] epoch {epoch}: {epoch_summary(metrics)}; train "
                       f"{metrics['seconds']:.1f} s, validation {metrics['val_seconds']:.1f} s, "
                       f"checkpoint {time.perf_counter() - t2:.1f} s", flush=True)
 
 
+    def share_text_features(self) -> None:
+        """Store the sentences this worker's text encoders computed beyond what they read."""
+        for i, (encoder, known) in enumerate(self.texts):
+            text_features.save_new(encoder, self.cfg.text_features, known)
+            self.texts[i] = (encoder, known | set(encoder.sentence_cache))
+
+
 def train_teacher(config: dict) -> None:
     """Ray Train loop of the teacher (2D + 3D images, contrastive + language losses)."""
     cfg = TrainConfig.from_dict(config)
     torch.manual_seed(cfg.seed)
-    run = _Run(Teacher(cfg.model), cfg)
+    teacher = Teacher(cfg.model)
+    run = _Run(teacher, cfg, [teacher.text])
 
     def step(batch: dict) -> dict:
         return run.engine(**teacher_step(batch, cfg, run.rng, run.device, run.dtype))
@@ -231,7 +245,7 @@ def train_student(config: dict) -> None:
     if cfg.teacher_path:
         teacher = load_pretrained(cfg.teacher_path).requires_grad_(False)
         student.adopt_language(teacher)
-    run = _Run(student, cfg)
+    run = _Run(student, cfg, [student.text] + ([teacher.text] if teacher is not None else []))
     targets = None
     if teacher is not None:
         targets = TeacherTargets(teacher.to(run.device))

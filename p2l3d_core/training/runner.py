@@ -118,6 +118,8 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     if cfg.lr_schedule != "constant":
         cfg = dataclasses.replace(cfg, total_steps=run_steps(datasets["train"].count(), cfg,
                                                              num_workers))
+    if cfg.text_features is None:
+        cfg = dataclasses.replace(cfg, text_features=storage.join(output, "text_features"))
     keep_best = (select_metric, 1) if select_metric and "val" in datasets else None
     result = fit(loops[stage], cfg, datasets, name=name.replace("/", "-"),
                  storage_path=storage.join(output, "ray"), num_workers=num_workers,

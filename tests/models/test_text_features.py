@@ -1,0 +1,58 @@
+"""Sentence features shared between a run's trainings through files (models/text_features.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from p2l3d_core.models import text_features
+from p2l3d_core.models.config import TextConfig
+from p2l3d_core.models.encoders import TextEncoder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SENTENCES = ["The person is kneeling.", "Which hand is further forward?", "Both knees are bent."]
+
+
+def _encoder(freeze: bool = True) -> TextEncoder:
+    return TextEncoder(TextConfig(freeze=freeze), embed_dim=16)
+
+
+def test_a_later_encoder_reads_what_an_earlier_one_computed_without_running_its_backbone(tmp_path):
+    first = _encoder()
+    want = first.features(SENTENCES)
+    assert text_features.load(first, str(tmp_path)) == set()  # nothing stored yet
+    assert text_features.save_new(first, str(tmp_path), set()) == len(SENTENCES)
+
+    later = _encoder()
+    assert text_features.load(later, str(tmp_path)) == set(SENTENCES)
+
+    def no_backbone(texts):
+        raise AssertionError(f"the backbone ran on {texts}")
+
+    later._features = no_backbone
+    torch.testing.assert_close(later.features(SENTENCES), want)
+    # Only what the store lacked is written again: nothing here, one sentence after a new one.
+    known = set(SENTENCES)
+    assert text_features.save_new(later, str(tmp_path), known) == 0
+    later._features = first._features
+    later.features(["The person is standing."])
+    assert text_features.save_new(later, str(tmp_path), known) == 1
+    assert len(text_features.load(_encoder(), str(tmp_path))) == len(SENTENCES) + 1
+
+
+def test_features_are_read_only_by_an_encoder_with_the_same_weights(tmp_path):
+    first = _encoder()
+    first.features(SENTENCES)
+    text_features.save_new(first, str(tmp_path), set())
+
+    changed = _encoder()
+    with torch.no_grad():
+        next(changed.backbone.parameters()).add_(0.01)
+    assert text_features.fingerprint(changed) != text_features.fingerprint(first)
+    assert text_features.load(changed, str(tmp_path)) == set()
+    # A backbone that trains has no fixed features to share.
+    trained = _encoder(freeze=False)
+    assert text_features.load(trained, str(tmp_path)) == set()
+    trained.features(SENTENCES)
+    assert text_features.save_new(trained, str(tmp_path), set()) == 0
