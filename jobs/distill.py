@@ -9,7 +9,8 @@ Examples:
 Stages: render, teacher, student (and its extra seeds), baselines (baseline_2d with its seeds,
 baseline_2d_no3d, coords_2d), curve (teacher, student and baseline_2d at other labelled
 fractions), evaluate (jobs/evaluate.py on the test split). OUTPUT holds dataset/ (if rendered
-here), teacher/, student/, seeds/, baselines/, curve/, report/ and ray/ (checkpoints). Running
+here), teacher/, student/, seeds/, baselines/, curve/, report/, ray/ (checkpoints) and
+text_features/ (the frozen text encoder's sentence features, shared by the trainings). Running
 the same command again resumes each training from its last finished epoch; finished models are
 kept unless --retrain.
 """
