@@ -76,6 +76,8 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
             assert json.loads((out_dir / stage / "config.json").read_text())["kind"] == stage
         for baseline in ("baseline_2d", "baseline_2d_no3d", "coords_2d"):
             assert (out_dir / "baselines" / baseline / "model.safetensors").is_file()
+        # the trainings shared the frozen text encoder's sentence features
+        assert list((out_dir / "text_features").glob("*/*.safetensors"))
         # the evaluate stage: every method scored, targets stated, charts drawn
         evaluation = json.loads((out_dir / "report" / "report.json").read_text())
         assert set(evaluation["methods"]) == {"student", "teacher", "baseline_2d", "baseline_2d_no3d",
