@@ -89,7 +89,7 @@ def main() -> int:
 
     from p2l3d_core.models.decoder import length_groups
 
-    groups = length_groups([len(s) for s in decoder._sequences(prompts, targets)[0]])
+    groups = length_groups([len(s) for s in decoder._sequences(embedding, prompts, targets)[0]])
     decoder.eval()
     with torch.no_grad():
         loss_gap = float((one_pass() - grouped()).abs())

@@ -85,9 +85,13 @@ class PrefixDecoder(nn.Module):
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [self._local.get(t, self._unk) for t in ids]
 
-    def _sequences(self, prompts: list[str], targets: list[str]) -> tuple[list[list[int]], list[int]]:
+    def _sequences(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]
+                   ) -> tuple[list[list[int]], list[int]]:
         """Token ids ``[CLS] prompt target [SEP]`` of each sample (cut at ``max_length``) and how
-        many of them are prompt."""
+        many of them are prompt; one embedding, prompt and target per sample, or an error."""
+        if not embedding.shape[0] == len(prompts) == len(targets):
+            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
+                             f"{len(targets)} targets: one of each per sample")
         seqs, prompt_lengths = [], []
         for prompt, target in zip(prompts, targets):
             p = [self.bos_id] + self._ids(prompt)
@@ -100,10 +104,7 @@ class PrefixDecoder(nn.Module):
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits at the positions that predict a target token: ``(logits, labels, sample)``
         with ``sample`` the row each position belongs to."""
-        if not embedding.shape[0] == len(prompts) == len(targets):
-            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
-                             f"{len(targets)} targets: one of each per sample")
-        return self._logits_of(embedding, *self._sequences(prompts, targets))
+        return self._logits_of(embedding, *self._sequences(embedding, prompts, targets))
 
     def _logits_of(self, embedding: torch.Tensor, seqs: list[list[int]], prompt_lengths: list[int]
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,10 +136,7 @@ class PrefixDecoder(nn.Module):
         mixes answers (~15 tokens) with captions (~60), and one right-padded pass spent half its
         work on padding. Right padding leaves every real position's logits unchanged, and the
         mean is taken over all target tokens together, so the loss is the one-pass loss."""
-        if not embedding.shape[0] == len(prompts) == len(targets):
-            raise ValueError(f"{embedding.shape[0]} embeddings, {len(prompts)} prompts, "
-                             f"{len(targets)} targets: one of each per sample")
-        seqs, prompt_lengths = self._sequences(prompts, targets)
+        seqs, prompt_lengths = self._sequences(embedding, prompts, targets)
         total, count = embedding.new_zeros((), dtype=torch.float32), 0
         for group in length_groups([len(s) for s in seqs]):
             logits, labels, _ = self._logits_of(embedding[group], [seqs[i] for i in group],

@@ -35,34 +35,45 @@ def fingerprint(encoder: TextEncoder) -> str:
     return digest.hexdigest()[:16]
 
 
-def load(encoder: TextEncoder, folder: str) -> set[str]:
-    """Fill a frozen ``encoder``'s sentence cache from the files its fingerprint names under
-    ``folder``; returns the sentences read (none for a trained backbone)."""
-    if not encoder.frozen:
-        return set()
-    read: set[str] = set()
-    for uri in storage.list_files(storage.join(folder, fingerprint(encoder))):
-        if not uri.endswith(".safetensors"):
-            continue  # a file still being written
-        tensors = load_safetensors(storage.read_bytes(uri))
-        sentences = json.loads(tensors["sentences_utf8"].numpy().tobytes().decode("utf-8"))
-        encoder.sentence_cache.update(zip(sentences, tensors["features"]))
-        read.update(sentences)
-    return read
+class SharedSentences:
+    """One frozen encoder's sentence cache and its files under ``FOLDER/<fingerprint>/``: what it
+    read or stored there (``known``), so each store writes only what the files lack. The
+    fingerprint hashes the backbone's weights once, here, not on every load and store."""
 
+    def __init__(self, encoder: TextEncoder, folder: str):
+        self.encoder = encoder
+        # A backbone that trains has no fixed features to share.
+        self.path = storage.join(folder, fingerprint(encoder)) if encoder.frozen else None
+        self.known: set[str] = set()
 
-def save_new(encoder: TextEncoder, folder: str, known: set[str]) -> int:
-    """Store the sentences ``encoder`` holds beyond ``known`` (what :func:`load` read) as one new
-    file; returns how many. A trained backbone stores nothing."""
-    if not encoder.frozen:
-        return 0
-    new = [s for s in encoder.sentence_cache if s not in known]
-    if not new:
-        return 0
-    data = save_safetensors({
-        "features": torch.stack([encoder.sentence_cache[s] for s in new]).float().contiguous(),
-        "sentences_utf8": torch.tensor(list(json.dumps(new).encode("utf-8")), dtype=torch.uint8),
-    })
-    storage.write_bytes(storage.join(folder, fingerprint(encoder), f"{uuid.uuid4().hex}.safetensors"),
-                        data)
-    return len(new)
+    def load(self) -> set[str]:
+        """Fill the encoder's cache from the files; returns the sentences read."""
+        if self.path is None:
+            return set()
+        read: set[str] = set()
+        for uri in storage.list_files(self.path):
+            if not uri.endswith(".safetensors"):
+                continue  # a file still being written
+            tensors = load_safetensors(storage.read_bytes(uri))
+            sentences = json.loads(tensors["sentences_utf8"].numpy().tobytes().decode("utf-8"))
+            self.encoder.sentence_cache.update(zip(sentences, tensors["features"]))
+            read.update(sentences)
+        self.known |= read
+        return read
+
+    def save_new(self) -> int:
+        """Store the sentences the encoder holds beyond ``known`` as one new file; returns how
+        many."""
+        if self.path is None:
+            return 0
+        cache = self.encoder.sentence_cache
+        new = [s for s in cache if s not in self.known]
+        if not new:
+            return 0
+        data = save_safetensors({
+            "features": torch.stack([cache[s] for s in new]).float().contiguous(),
+            "sentences_utf8": torch.tensor(list(json.dumps(new).encode("utf-8")), dtype=torch.uint8),
+        })
+        storage.write_bytes(storage.join(self.path, f"{uuid.uuid4().hex}.safetensors"), data)
+        self.known.update(new)
+        return len(new)

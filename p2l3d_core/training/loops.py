@@ -119,8 +119,10 @@ class _Run:
 
         self.cfg = cfg
         # Sentence features the run's earlier trainings computed, and what this one adds.
-        self.texts = [(e, text_features.load(e, cfg.text_features)) for e in text_encoders
+        self.texts = [text_features.SharedSentences(e, cfg.text_features) for e in text_encoders
                       if cfg.text_features]
+        for shared in self.texts:
+            shared.load()
         self.context = ray.train.get_context()
         clear_stale_build_locks()  # else deepspeed.initialize may wait forever on a dead build
         params = [p for p in model.parameters() if p.requires_grad]
@@ -170,9 +172,8 @@ class _Run:
 
     def share_text_features(self) -> None:
         """Store the sentences this worker's text encoders computed beyond what they read."""
-        for i, (encoder, known) in enumerate(self.texts):
-            text_features.save_new(encoder, self.cfg.text_features, known)
-            self.texts[i] = (encoder, known | set(encoder.sentence_cache))
+        for shared in self.texts:
+            shared.save_new()
 
 
 def train_teacher(config: dict) -> None:

@@ -216,9 +216,9 @@ def test_loss_over_length_groups_equals_one_padded_pass_values_and_gradients(tok
     prompts = [question_prompt(QUESTION), CAPTION_PROMPT, question_prompt(QUESTION), CAPTION_PROMPT]
     targets = ["left", " ".join(["the person is kneeling", "the person is standing"] * 4),
                "right", " ".join(["the person is standing"] * 6)]
-    seqs, _ = decoder._sequences(prompts, targets)
-    assert len(length_groups([len(s) for s in seqs])) == 2
     embedding = torch.randn(4, EMBED, requires_grad=True)
+    seqs, _ = decoder._sequences(embedding, prompts, targets)
+    assert len(length_groups([len(s) for s in seqs])) == 2
 
     grouped = decoder(embedding, prompts, targets)
     (grad_grouped,) = torch.autograd.grad(grouped, embedding)

@@ -21,11 +21,13 @@ def _encoder(freeze: bool = True) -> TextEncoder:
 def test_a_later_encoder_reads_what_an_earlier_one_computed_without_running_its_backbone(tmp_path):
     first = _encoder()
     want = first.features(SENTENCES)
-    assert text_features.load(first, str(tmp_path)) == set()  # nothing stored yet
-    assert text_features.save_new(first, str(tmp_path), set()) == len(SENTENCES)
+    shared_first = text_features.SharedSentences(first, str(tmp_path))
+    assert shared_first.load() == set()  # nothing stored yet
+    assert shared_first.save_new() == len(SENTENCES)
 
     later = _encoder()
-    assert text_features.load(later, str(tmp_path)) == set(SENTENCES)
+    shared_later = text_features.SharedSentences(later, str(tmp_path))
+    assert shared_later.load() == set(SENTENCES)
 
     def no_backbone(texts):
         raise AssertionError(f"the backbone ran on {texts}")
@@ -33,26 +35,27 @@ def test_a_later_encoder_reads_what_an_earlier_one_computed_without_running_its_
     later._features = no_backbone
     torch.testing.assert_close(later.features(SENTENCES), want)
     # Only what the store lacked is written again: nothing here, one sentence after a new one.
-    known = set(SENTENCES)
-    assert text_features.save_new(later, str(tmp_path), known) == 0
+    assert shared_later.save_new() == 0
     later._features = first._features
     later.features(["The person is standing."])
-    assert text_features.save_new(later, str(tmp_path), known) == 1
-    assert len(text_features.load(_encoder(), str(tmp_path))) == len(SENTENCES) + 1
+    assert shared_later.save_new() == 1
+    assert shared_later.save_new() == 0  # stored once
+    assert len(text_features.SharedSentences(_encoder(), str(tmp_path)).load()) == len(SENTENCES) + 1
 
 
 def test_features_are_read_only_by_an_encoder_with_the_same_weights(tmp_path):
     first = _encoder()
     first.features(SENTENCES)
-    text_features.save_new(first, str(tmp_path), set())
+    text_features.SharedSentences(first, str(tmp_path)).save_new()
 
     changed = _encoder()
     with torch.no_grad():
         next(changed.backbone.parameters()).add_(0.01)
     assert text_features.fingerprint(changed) != text_features.fingerprint(first)
-    assert text_features.load(changed, str(tmp_path)) == set()
+    assert text_features.SharedSentences(changed, str(tmp_path)).load() == set()
     # A backbone that trains has no fixed features to share.
     trained = _encoder(freeze=False)
-    assert text_features.load(trained, str(tmp_path)) == set()
+    shared_trained = text_features.SharedSentences(trained, str(tmp_path))
+    assert shared_trained.load() == set()
     trained.features(SENTENCES)
-    assert text_features.save_new(trained, str(tmp_path), set()) == 0
+    assert shared_trained.save_new() == 0
