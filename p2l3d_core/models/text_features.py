@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import warnings
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -54,8 +56,15 @@ class SharedSentences:
         for uri in storage.list_files(self.path):
             if not uri.endswith(".safetensors"):
                 continue  # a file still being written
-            tensors = load_safetensors(storage.read_bytes(uri))
-            sentences = json.loads(tensors["sentences_utf8"].numpy().tobytes().decode("utf-8"))
+            try:
+                tensors = load_safetensors(storage.read_bytes(uri))
+                sentences = json.loads(tensors["sentences_utf8"].numpy().tobytes().decode("utf-8"))
+                if len(sentences) != len(tensors["features"]):
+                    raise ValueError(f"{len(sentences)} sentences, {len(tensors['features'])} rows")
+            except (SafetensorError, KeyError, ValueError) as err:  # a cache: a damaged file costs
+                # recomputing its sentences, nothing more
+                warnings.warn(f"{uri}: unreadable sentence features ({err}); they are recomputed")
+                continue
             self.encoder.sentence_cache.update(zip(sentences, tensors["features"]))
             read.update(sentences)
         self.known |= read

@@ -59,3 +59,15 @@ def test_features_are_read_only_by_an_encoder_with_the_same_weights(tmp_path):
     assert shared_trained.load() == set()
     trained.features(SENTENCES)
     assert shared_trained.save_new() == 0
+
+
+def test_a_damaged_file_is_named_and_skipped_and_the_rest_still_read(tmp_path):
+    first = _encoder()
+    first.features(SENTENCES)
+    shared = text_features.SharedSentences(first, str(tmp_path))
+    shared.save_new()
+    damaged = tmp_path / text_features.fingerprint(first) / "damaged.safetensors"
+    damaged.write_bytes(b"not a safetensors file")
+    with pytest.warns(UserWarning, match="damaged.safetensors: unreadable sentence features"):
+        read = text_features.SharedSentences(_encoder(), str(tmp_path)).load()
+    assert read == set(SENTENCES)
