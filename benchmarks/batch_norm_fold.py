@@ -1,9 +1,10 @@
-"""What folding batch norm into the convolutions (``models/inference.fold_batch_norm``) buys at
-batch 1, one thread: a pose's embedding from its keypoints (``ModelMethod._encode_one``,
-rendering included) and a whole answer (``ModelMethod.answer_one``),
-each model as trained against folded, interleaved in one process so machine noise hits both
-alike. Checks the answers are identical. Prints a table and writes JSON to
-benchmarks/results/batch_norm_fold.json.
+"""What preparing a model for inference buys at batch 1, one thread: folding batch norm into
+the convolutions (``models/inference.fold_batch_norm``), then also freezing the image encoders
+into TorchScript graphs (``for_inference``, what evaluation runs). Times a pose's embedding from
+its keypoints (``ModelMethod._encode_one``, rendering included) and a whole answer
+(``ModelMethod.answer_one``) of each model as trained, folded and prepared, interleaved in one
+process so machine noise hits all alike. Checks the answers are identical. Prints a table and
+writes JSON to benchmarks/results/batch_norm_fold.json.
 
     .venv/bin/python benchmarks/batch_norm_fold.py --run RUN --data DATASET [--models student,teacher]
 """
@@ -11,7 +12,6 @@ benchmarks/results/batch_norm_fold.json.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -55,15 +55,18 @@ def main() -> int:
                                                  EVAL_COLUMNS), args.questions)
     ks = data.spread_questions(args.questions)
     results = {}
-    print(f"{'model':10s} {'what':12s} {'as trained ms (median / fastest)':>34s} {'folded ms':>20s}")
+    print(f"{'model':10s} {'what':12s} {'as trained ms (median / fastest)':>34s} {'folded ms':>20s}"
+          f" {'prepared ms':>20s}")
     for name in args.models.split(","):
         path = storage.join(args.run, name)
-        folded = ModelMethod(name, load_pretrained(path), batch_size=1)  # folds its model
+        prepared = ModelMethod(name, load_pretrained(path), batch_size=1)  # for_inference
         plain = ModelMethod(name, load_pretrained(path), batch_size=1)
         plain.model = load_pretrained(path).eval().requires_grad_(False)  # as trained
-        count = fold_batch_norm(copy.deepcopy(plain.model))
-        same = all(plain.answer_one(data, k) == folded.answer_one(data, k) for k in ks)
-        methods = {"trained": plain, "folded": folded}
+        folded = ModelMethod(name, load_pretrained(path), batch_size=1)
+        folded.model = load_pretrained(path).requires_grad_(False)
+        count = fold_batch_norm(folded.model)
+        methods = {"trained": plain, "folded": folded, "prepared": prepared}
+        same = all(len({m.answer_one(data, k) for m in methods.values()}) == 1 for k in ks)
         with torch.no_grad():
             encode = interleaved({k: (lambda m=m: m._encode_one(data, 0)) for k, m in methods.items()},
                                  args.rounds, 50)
@@ -74,7 +77,8 @@ def main() -> int:
                          "answer_one": answer}
         for what, r in (("encode_one", encode), ("answer_one", answer)):
             print(f"{name:10s} {what:12s} {r['trained']['median_ms']:16.2f} / {r['trained']['fastest_ms']:5.2f}"
-                  f" {r['folded']['median_ms']:13.2f} / {r['folded']['fastest_ms']:5.2f}")
+                  f" {r['folded']['median_ms']:13.2f} / {r['folded']['fastest_ms']:5.2f}"
+                  f" {r['prepared']['median_ms']:13.2f} / {r['prepared']['fastest_ms']:5.2f}")
         print(f"{name:10s} {count} batch norms folded; identical answers on {len(ks)} questions: {same}")
     out = Path(__file__).resolve().parent / "results" / "batch_norm_fold.json"
     out.parent.mkdir(exist_ok=True)

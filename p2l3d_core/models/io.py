@@ -22,7 +22,12 @@ FORMAT = "p2l3d-model/2"  # 2: the answer head
 
 def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict | None = None) -> Path:
     """Write ``model`` to ``folder``; ``extra`` (e.g. render settings, metrics) goes into
-    ``config.json`` beside the model config."""
+    ``config.json`` beside the model config. A model made ready for inference
+    (``models/inference.for_inference``) is refused: its batch norms are folded away and its
+    image encoders hold their weights inside frozen graphs, so the file would not load."""
+    if getattr(model, "prepared_for_inference", False):
+        raise ValueError("this model was prepared for inference (for_inference): save the model "
+                         "as trained, loaded afresh with load_pretrained")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg

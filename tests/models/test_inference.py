@@ -1,13 +1,18 @@
-"""Folding batch norm for inference: same outputs, fewer operations, other backbones untouched."""
+"""Preparing a model for inference: batch norm folded and image encoders frozen into graphs,
+same outputs; a model so prepared is never saved."""
+
+import logging
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from p2l3d_core.models import Student
 from p2l3d_core.models.config import preset
-from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.inference import fold_batch_norm, for_inference
+from p2l3d_core.models.encoders import ImageEncoder, images_to_tensor
+from p2l3d_core.models.inference import fold_batch_norm, for_inference, freeze_image_encoders
+from p2l3d_core.models.io import save_pretrained
 
 
 def _images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -42,9 +47,59 @@ def test_folding_keeps_the_resnet_embedding_and_removes_every_batch_norm():
     assert torch.allclose(before, after, atol=1e-5), float((before - after).abs().max())
 
 
-def test_for_inference_leaves_a_vit_alone_and_freezes_gradients():
-    model = Student(preset("tiny", image_size=32))
+def test_for_inference_folds_no_vit_norm_but_freezes_its_graph_and_its_gradients():
+    model = Student(preset("tiny", image_size=32)).eval()
+    x = _images(3, seed=1)
+    with torch.no_grad():
+        before = model.encode_pose({"image": x})
     assert fold_batch_norm(model) == 0
     model = for_inference(model)
     assert not model.training
     assert not any(p.requires_grad for p in model.parameters())
+    assert isinstance(model.encoder_2d.image, torch.jit.ScriptModule)
+    with torch.no_grad():
+        assert torch.allclose(model.encode_pose({"image": x}), before, atol=1e-5)
+
+
+def test_frozen_resnet_graphs_give_the_trained_embeddings_at_any_batch_size():
+    model = _trained_statistics(Student(preset("small", image_size=32)))
+    xs = [_images(n, seed=n) for n in (1, 5, 64)]
+    with torch.no_grad():
+        before = [model.encode_pose({"image": x}) for x in xs]
+    for_inference(model)
+    assert isinstance(model.encoder_2d.image, torch.jit.ScriptModule)
+    with torch.no_grad():
+        for x, b in zip(xs, before):
+            after = model.encode_pose({"image": x})
+            assert torch.allclose(after, b, atol=1e-5), float((after - b).abs().max())
+
+
+class _BranchesOnBatchSize(ImageEncoder):
+    """An encoder with a Python branch on its input's batch size: a trace records the branch
+    of its example batch only, so the graph must be found wrong on a batch of another size and
+    not used (a trace specialised to the shapes it saw is the likely way to go wrong)."""
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        z = super().forward(pixels)
+        return z if pixels.shape[0] % 2 else -z
+
+
+def test_an_encoder_that_does_not_trace_faithfully_stays_in_python_with_a_warning(caplog):
+    model = Student(preset("small", image_size=32)).eval()
+    odd = _BranchesOnBatchSize(model.cfg.vision, model.cfg.embed_dim)
+    odd.load_state_dict(model.encoder_2d.image.state_dict())
+    model.encoder_2d.image = odd.eval()
+    with caplog.at_level(logging.WARNING, logger="p2l3d_core.models.inference"):
+        assert freeze_image_encoders(model, 32) == 0
+    assert model.encoder_2d.image is odd
+    assert "kept in Python" in caplog.text and "differs" in caplog.text
+    with torch.no_grad():
+        for x in (_images(2, seed=3), _images(3, seed=4)):
+            assert torch.allclose(model.encode_pose({"image": x}), odd(x))
+
+
+def test_a_model_prepared_for_inference_is_not_saved(tmp_path):
+    model = for_inference(Student(preset("small", image_size=32)))
+    with pytest.raises(ValueError, match="prepared for inference"):
+        save_pretrained(model, tmp_path / "student")
+    assert not (tmp_path / "student").exists()
