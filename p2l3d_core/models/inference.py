@@ -1,5 +1,5 @@
 """A trained model made ready to answer: eval mode, batch norm folded into its convolutions,
-image encoders frozen into TorchScript graphs.
+pose encoders frozen into TorchScript graphs.
 
 Why: at batch 1 on a CPU the small ResNet image encoder is bound by per-operation overhead,
 not arithmetic. In eval mode a batch norm is a fixed per-channel affine map, which the
@@ -45,14 +45,24 @@ def fold_batch_norm(model: nn.Module) -> int:
     return len(layers)
 
 
-def _frozen_graph(encoder: nn.Module, image_size: int) -> torch.jit.ScriptModule | None:
-    """``encoder`` traced on a random batch and frozen, or None (with a warning) if tracing
-    fails or the graph's embeddings of another batch size differ from the module's: a backbone
-    with data-dependent control flow stays in Python rather than answering wrongly."""
-    device = next(encoder.parameters()).device
-    probe = torch.Generator().manual_seed(0)
-    example = torch.rand(2, 3, image_size, image_size, generator=probe).mul(2).sub(1).to(device)
-    check = torch.rand(3, 3, image_size, image_size, generator=probe).mul(2).sub(1).to(device)
+def _example_inputs(branch: nn.Module, batch: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random inputs of every kind ``branch`` (a ``PoseEncoder``) reads, on its device."""
+    device = next(branch.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    if branch.image is not None:
+        out["image"] = torch.rand(batch, 3, image_size, image_size, generator=gen).mul(2).sub(1)
+    if branch.keypoints is not None:
+        out["keypoints"] = torch.randn(batch, branch.keypoints.mlp[0].in_features, generator=gen)
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def _frozen_graph(branch: nn.Module, image_size: int) -> torch.jit.ScriptModule | None:
+    """``branch`` traced on a random batch and frozen, or None (with a warning) if tracing
+    fails or the graph's embeddings of a batch of another size differ from the module's: a
+    backbone with data- or shape-dependent control flow stays in Python rather than answering
+    wrongly."""
+    example, check = (_example_inputs(branch, n, image_size, seed=n) for n in (2, 3))
     library_log = logging.getLogger("transformers")  # tracing reads every attribute: quiet
     level = library_log.level                           # its deprecation notices meanwhile
     try:
@@ -61,44 +71,46 @@ def _frozen_graph(encoder: nn.Module, image_size: int) -> torch.jit.ScriptModule
             # (transformers' ResNet checks the channel count in Python: constant once traced)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            graph = torch.jit.freeze(torch.jit.trace(encoder.eval(), example, check_trace=False))
-            difference = float((graph(check) - encoder(check)).abs().max())
+            graph = torch.jit.freeze(torch.jit.trace(branch.eval(), (example,), check_trace=False))
+            difference = float((graph(check) - branch(check)).abs().max())
     except (RuntimeError, TypeError, ValueError) as err:
-        LOG.warning("image encoder %s kept in Python: tracing failed (%s)", type(encoder.backbone).__name__, err)
+        LOG.warning("pose encoder reading %s kept in Python: tracing failed (%s)", "+".join(branch.uses), err)
         return None
     finally:
         library_log.setLevel(level)
     if not difference <= TRACE_TOLERANCE:
-        LOG.warning("image encoder %s kept in Python: its traced graph differs by %.3g",
-                    type(encoder.backbone).__name__, difference)
+        LOG.warning("pose encoder reading %s kept in Python: its traced graph differs by %.3g",
+                    "+".join(branch.uses), difference)
         return None
     return graph
 
 
-def freeze_image_encoders(model: nn.Module, image_size: int) -> int:
-    """Replace each pose branch's image encoder with its frozen TorchScript graph, in place
-    (inputs of any batch size, ``image_size`` pixels square); returns how many were replaced."""
-    from p2l3d_core.models.encoders import ImageEncoder, PoseEncoder
+def freeze_pose_encoders(model: nn.Module, image_size: int) -> int:
+    """Replace each pose branch (``PoseEncoder``: image and/or keypoint encoders, summed) with
+    its frozen TorchScript graph, in place; the graph takes the same input dict, of any batch
+    size, images ``image_size`` pixels square. Returns how many were replaced."""
+    from p2l3d_core.models.encoders import PoseEncoder
 
     count = 0
-    for branch in [m for m in model.modules() if isinstance(m, PoseEncoder)]:
-        if isinstance(branch.image, ImageEncoder):
-            graph = _frozen_graph(branch.image, image_size)
+    for name, branch in list(model.named_modules()):
+        if isinstance(branch, PoseEncoder):
+            graph = _frozen_graph(branch, image_size)
             if graph is not None:
-                branch.image = graph
+                parent, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(parent), attr, graph)
                 count += 1
     return count
 
 
 def for_inference(model: nn.Module) -> nn.Module:
     """``model`` in eval mode with its batch norms folded (:func:`fold_batch_norm`), its image
-    encoders frozen (:func:`freeze_image_encoders`, at the model's ``cfg.vision.image_size``)
+    branches frozen (:func:`freeze_pose_encoders`, at the model's ``cfg.vision.image_size``)
     and no gradients kept: what evaluation and the benchmarks run. Marked
     ``prepared_for_inference``; it cannot be trained or saved."""
     fold_batch_norm(model)
     model.requires_grad_(False)
     cfg = getattr(model, "cfg", None)
     if cfg is not None:
-        freeze_image_encoders(model, cfg.vision.image_size)
+        freeze_pose_encoders(model, cfg.vision.image_size)
     model.prepared_for_inference = True
     return model

@@ -24,7 +24,7 @@ def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict |
     """Write ``model`` to ``folder``; ``extra`` (e.g. render settings, metrics) goes into
     ``config.json`` beside the model config. A model made ready for inference
     (``models/inference.for_inference``) is refused: its batch norms are folded away and its
-    image encoders hold their weights inside frozen graphs, so the file would not load."""
+    pose encoders hold their weights inside frozen graphs, so the file would not load."""
     if getattr(model, "prepared_for_inference", False):
         raise ValueError("this model was prepared for inference (for_inference): save the model "
                          "as trained, loaded afresh with load_pretrained")

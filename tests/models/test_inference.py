@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from p2l3d_core.models import Student
+from p2l3d_core.models import Student, Teacher
 from p2l3d_core.models.config import preset
-from p2l3d_core.models.encoders import ImageEncoder, images_to_tensor
-from p2l3d_core.models.inference import fold_batch_norm, for_inference, freeze_image_encoders
+from p2l3d_core.models.encoders import ImageEncoder, PoseEncoder, images_to_tensor
+from p2l3d_core.models.inference import fold_batch_norm, for_inference, freeze_pose_encoders
 from p2l3d_core.models.io import save_pretrained
+from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D
 
 
 def _images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -30,7 +31,8 @@ def _trained_statistics(model: Student) -> Student:
                 m.bias.uniform_(-0.5, 0.5)
         model.train()
         for seed in range(3):
-            model.encoder_2d({"image": _images(8, seed=seed) * 3 + 0.5})
+            inputs = {"image": _images(8, seed=seed) * 3 + 0.5, "keypoints": torch.randn(8, KEYPOINT_FEATURES)}
+            model.encoder_2d({k: inputs[k] for k in model.encoder_2d.uses})
     return model.eval()
 
 
@@ -56,22 +58,31 @@ def test_for_inference_folds_no_vit_norm_but_freezes_its_graph_and_its_gradients
     model = for_inference(model)
     assert not model.training
     assert not any(p.requires_grad for p in model.parameters())
-    assert isinstance(model.encoder_2d.image, torch.jit.ScriptModule)
+    assert isinstance(model.encoder_2d, torch.jit.ScriptModule)
     with torch.no_grad():
         assert torch.allclose(model.encode_pose({"image": x}), before, atol=1e-5)
 
 
-def test_frozen_resnet_graphs_give_the_trained_embeddings_at_any_batch_size():
-    model = _trained_statistics(Student(preset("small", image_size=32)))
-    xs = [_images(n, seed=n) for n in (1, 5, 64)]
+def test_frozen_pose_graphs_give_the_trained_embeddings_at_any_batch_size():
+    """Image and keypoints through one graph each branch: a student's, and a teacher's 2D and
+    3D branches (3D keypoints are wider)."""
+    student = _trained_statistics(Student(preset("small", image_size=32, pose_input="image+keypoints")))
+    teacher = Teacher(preset("small", image_size=32, pose_input="image+keypoints",
+                             pose_input_3d="image+keypoints")).eval()
+    rng = torch.Generator().manual_seed(0)
+    cases = [(n, {"image": _images(n, seed=n), "keypoints": torch.randn(n, KEYPOINT_FEATURES, generator=rng)},
+              {"image": _images(n, seed=n + 1), "keypoints": torch.randn(n, KEYPOINT_FEATURES_3D, generator=rng)})
+             for n in (1, 5, 64)]
     with torch.no_grad():
-        before = [model.encode_pose({"image": x}) for x in xs]
-    for_inference(model)
-    assert isinstance(model.encoder_2d.image, torch.jit.ScriptModule)
+        before = [(student.encode_pose(x2), teacher.encode_pose(x2, x3)) for _, x2, x3 in cases]
+    for model in (student, teacher):
+        for_inference(model)
+        assert isinstance(model.encoder_2d, torch.jit.ScriptModule)
+    assert isinstance(teacher.encoder_3d, torch.jit.ScriptModule)
     with torch.no_grad():
-        for x, b in zip(xs, before):
-            after = model.encode_pose({"image": x})
-            assert torch.allclose(after, b, atol=1e-5), float((after - b).abs().max())
+        for (n, x2, x3), (s, t) in zip(cases, before):
+            for got, want in ((student.encode_pose(x2), s), (teacher.encode_pose(x2, x3), t)):
+                assert torch.allclose(got, want, atol=1e-5), (n, float((got - want).abs().max()))
 
 
 class _BranchesOnBatchSize(ImageEncoder):
@@ -90,8 +101,8 @@ def test_an_encoder_that_does_not_trace_faithfully_stays_in_python_with_a_warnin
     odd.load_state_dict(model.encoder_2d.image.state_dict())
     model.encoder_2d.image = odd.eval()
     with caplog.at_level(logging.WARNING, logger="p2l3d_core.models.inference"):
-        assert freeze_image_encoders(model, 32) == 0
-    assert model.encoder_2d.image is odd
+        assert freeze_pose_encoders(model, 32) == 0
+    assert isinstance(model.encoder_2d, PoseEncoder) and model.encoder_2d.image is odd
     assert "kept in Python" in caplog.text and "differs" in caplog.text
     with torch.no_grad():
         for x in (_images(2, seed=3), _images(3, seed=4)):
