@@ -40,11 +40,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="another rendered dataset to evaluate on, NAME=URI (repeatable)")
     p.add_argument("--eval-poses", type=int, default=1000,
                    help="poses drawn per evaluation set (0: all; default 1000)")
-    p.add_argument("--latency-samples", type=int, default=30, help="single-pose calls timed per method")
+    p.add_argument("--latency-samples", type=int, default=30,
+                   help="test poses captioned and questions answered per round, timed at batch 1 on one "
+                        "thread (0: no latency)")
+    p.add_argument("--latency-rounds", type=int, default=5,
+                   help="rounds over the samples, all methods interleaved, order reversed each round")
     p.add_argument("--lifter-epochs", type=int, default=30)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.latency_samples < 0 or args.latency_rounds < 1:
+        p.error(f"--latency-samples must be >= 0 and --latency-rounds >= 1, got "
+                f"{args.latency_samples} and {args.latency_rounds}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or storage.join(run, "dataset")
     try:
         report = evaluate_run(run, data, extra_sets=dict(args.sets), eval_poses=args.eval_poses or None,
-                              latency_samples=args.latency_samples, meteor=not args.no_meteor,
+                              latency_samples=args.latency_samples, latency_rounds=args.latency_rounds,
+                              meteor=not args.no_meteor,
                               lifter_epochs=args.lifter_epochs, seed=args.seed, log=LOG.info)
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)

@@ -1,7 +1,8 @@
 """Score methods on evaluation sets and gather the comparison the paper makes.
 
-``score_method`` runs one method on one set; ``aggregate`` turns runs over several seeds into
-mean and spread; ``check_targets`` states each target of the comparison as met or missed.
+``score_method`` runs one method on one set; ``compare_latency`` times all methods together;
+``aggregate`` turns runs over several seeds into mean and spread; ``check_targets`` states
+each target of the comparison as met or missed.
 """
 
 from __future__ import annotations
@@ -12,32 +13,40 @@ from collections.abc import Callable, Sequence
 import torch
 
 from p2l3d_core.evaluation.methods import EvalSet
-from p2l3d_core.evaluation.metrics import caption_scores, latency_ms, vqa_scores
+from p2l3d_core.evaluation.metrics import caption_scores, interleaved_latency, vqa_scores
 
 
-def score_method(method, data: EvalSet, latency_samples: int = 30, meteor: bool = True) -> dict[str, float]:
-    """VQA, caption and retrieval metrics of ``method`` on ``data``, and its latency (batch 1,
-    one CPU thread) for a caption (``latency_*``) and for one answer (``answer_latency_*``;
-    the questions timed are spread over the set, so every family is among them)."""
+def score_method(method, data: EvalSet, meteor: bool = True) -> dict[str, float]:
+    """VQA, caption and retrieval metrics of ``method`` on ``data``. Latency is measured for
+    all methods together (:func:`compare_latency`)."""
     preds = method.predict(data)
     out = vqa_scores(preds.answers, data.qa_answer, data.qa_family, data.qa_needs_depth)
     # Rules on lifted 3D leave the action (no recogniser) and unmeasurable codes unanswered: wrong.
     out["vqa_unanswered"] = sum(not a for a in preds.answers) / max(len(preds.answers), 1)
     out.update(caption_scores(preds.captions, data.captions, meteor=meteor))
     out.update(preds.retrieval())
-    if latency_samples <= 0:
-        return out
+    return out
+
+
+def compare_latency(methods: dict, data: EvalSet, samples: int = 30, rounds: int = 5
+                    ) -> dict[str, dict[str, float]]:
+    """Each method's latency at batch 1 on one CPU thread, in interleaved rounds
+    (:func:`interleaved_latency`): a caption of one of ``samples`` poses (``latency_*``) and one
+    answer to one of ``samples`` questions spread over the set, so every family is among them
+    (``answer_latency_*``; each question asked once untimed first, so its text features are
+    cached as in a running service)."""
+    poses, asked = min(samples, len(data)), data.spread_questions(samples)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        out.update(latency_ms(lambda i: method.predict_one(data, i), min(latency_samples, len(data))))
-        asked = data.spread_questions(latency_samples)
-        if asked:
-            out.update(latency_ms(lambda k: method.answer_one(data, asked[k]), len(asked),
-                                  name="answer_latency"))
+        captions = interleaved_latency({name: (lambda i, m=m: m.predict_one(data, i))
+                                        for name, m in methods.items()}, poses, rounds)
+        answers = interleaved_latency({name: (lambda k, m=m: m.answer_one(data, asked[k]))
+                                       for name, m in methods.items()}, len(asked), rounds,
+                                      name="answer_latency")
     finally:
         torch.set_num_threads(threads)
-    return out
+    return {name: {**captions.get(name, {}), **answers.get(name, {})} for name in methods}
 
 
 def aggregate(runs: Sequence[dict[str, float]]) -> dict[str, float]:

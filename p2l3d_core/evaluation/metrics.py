@@ -70,6 +70,12 @@ def _meteor():
     return Meteor()
 
 
+def _percentiles(times: list[float], name: str) -> dict[str, float]:
+    times = sorted(times)
+    return {f"{name}_p50_ms": statistics.median(times),
+            f"{name}_p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))]}
+
+
 def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3,
                name: str = "latency") -> dict[str, float]:
     """p50 and p90 wall time of ``predict_one(i)`` for ``i`` in ``range(count)`` (batch 1),
@@ -81,6 +87,26 @@ def latency_ms(predict_one: Callable[[int], object], count: int, warmup: int = 3
         t0 = time.perf_counter()
         predict_one(i)
         times.append(1000.0 * (time.perf_counter() - t0))
-    times.sort()
-    return {f"{name}_p50_ms": statistics.median(times),
-            f"{name}_p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))]}
+    return _percentiles(times, name)
+
+
+def interleaved_latency(calls: dict[str, Callable[[int], object]], count: int, rounds: int = 5,
+                        name: str = "latency") -> dict[str, dict[str, float]]:
+    """:func:`latency_ms` of several methods, measured so that they can be compared on a
+    shared, noisy machine: one untimed call of every ``i`` first (each method's caches warm,
+    as in a running service), then ``rounds`` passes over ``range(count)``, the methods one
+    after another in an order reversed every round. A slow spell of the machine then lands on
+    one pass of one method, not on all of its calls; p50 and p90 are over all timed calls.
+    Why: timed one after another once each, the same model's answer p50 varied 2x between two
+    evaluations, and a target compares two methods' latencies."""
+    for call in calls.values():
+        for i in range(count):
+            call(i)
+    times: dict[str, list[float]] = {key: [] for key in calls}
+    for r in range(rounds):
+        for key in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            for i in range(count):
+                t0 = time.perf_counter()
+                calls[key](i)
+                times[key].append(1000.0 * (time.perf_counter() - t0))
+    return {key: _percentiles(t, name) for key, t in times.items() if t}

@@ -19,7 +19,7 @@ import numpy as np
 
 from p2l3d_core import storage
 from p2l3d_core.dataset.shards import load_table
-from p2l3d_core.evaluation.compare import aggregate, check_targets, score_method
+from p2l3d_core.evaluation.compare import aggregate, check_targets, compare_latency, score_method
 from p2l3d_core.evaluation.lifter import train_lifter
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
 from p2l3d_core.models.io import load_pretrained
@@ -68,12 +68,13 @@ def _score(name: str, models: list[str], data: EvalSet, log, **kw) -> dict[str, 
 
 
 def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = None,
-                 eval_poses: int | None = 1000, latency_samples: int = 30, meteor: bool = True,
-                 lifter_epochs: int = 30, seed: int = 0,
+                 eval_poses: int | None = 1000, latency_samples: int = 30, latency_rounds: int = 5,
+                 meteor: bool = True, lifter_epochs: int = 30, seed: int = 0,
                  log: Callable[[str], None] = LOG.info) -> dict:
     """The report of a run: per set, every method's metrics (mean and spread over seeds);
-    targets checked on the test split; the learning curve when the run has one."""
-    kw = dict(latency_samples=latency_samples, meteor=meteor)
+    latency of every method on the test split, timed together (seed 0 of each; 0 samples:
+    none); targets checked on the test split; the learning curve when the run has one."""
+    kw = {"meteor": meteor}
     models = find_models(run)
     if not models:
         raise FileNotFoundError(f"no trained models under {run} (expected {', '.join(MODEL_FOLDERS)})")
@@ -90,10 +91,13 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                           cams, epochs=lifter_epochs, seed=seed, log=log)
     report: dict = {"run": run, "dataset": dataset, "sets": {},
                     "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
-                                 "batch 1, 1 CPU thread, keypoints in -> caption out",
+                                 "batch 1, 1 CPU thread, keypoints in -> caption out; test split, "
+                                 f"{latency_samples} poses x {latency_rounds} rounds, the methods "
+                                 "interleaved (order reversed each round) after a warm-up pass",
                                  "answer_latency": "p50 of one question about one pose, batch 1, "
                                                    "1 CPU thread, keypoints and question text in -> answer out "
-                                                   "(a known question's text features cached, as in a service)",
+                                                   "(a known question's text features cached, as in a service); "
+                                                   "timed as latency is",
                                  "vqa": "closed vocabulary: a learned model's answer head picks "
                                         "among the family's answers; rule methods read their "
                                         "posecodes (the lifter's: nearest category)"}}
@@ -107,6 +111,12 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
         methods["lifter"]["lift_error_cm"] = lifter_error_cm(lifter, data)
         report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row), "methods": methods}
     report["methods"] = report["sets"]["test"]["methods"]
+    if latency_samples > 0:
+        log(f"latency: {len(models) + 2} methods interleaved, {latency_samples} samples x {latency_rounds} rounds")
+        timed = {name: ModelMethod(name, load_pretrained(paths[0])) for name, paths in models.items()}
+        timed.update(lifter=RuleMethod("lifter", lifter), rules_3d=RuleMethod("rules_3d"))
+        for name, latency in compare_latency(timed, evaluated["test"], latency_samples, latency_rounds).items():
+            report["methods"][name].update(latency)
     report["targets"] = check_targets(report["methods"])
     curve = _learning_curve(run, evaluated["test"], log, kw)
     main_fraction = storage.read_json(storage.join(models["student"][0], "config.json")).get(
@@ -133,7 +143,6 @@ def _learning_curve(run: str, data: EvalSet, log, kw) -> list[dict]:
         point: dict = {"labelled_fraction": float(name.lstrip("f"))}
         for method in ("student", "baseline_2d"):
             if method in models:
-                point[method] = _score(method, models[method][:1], data, log,
-                                       **{**kw, "latency_samples": 0})["vqa_depth_accuracy"]
+                point[method] = _score(method, models[method][:1], data, log, **kw)["vqa_depth_accuracy"]
         points.append(point)
     return points

@@ -4,7 +4,7 @@ import torch
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
-from p2l3d_core.evaluation.compare import score_method
+from p2l3d_core.evaluation.compare import compare_latency, score_method
 from p2l3d_core.evaluation.lifter import Lifter, train_lifter, viewer_cameras, viewer_frame
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
 from p2l3d_core.evaluation.metrics import caption_scores, vqa_scores
@@ -191,17 +191,30 @@ def test_lifted_rules_answer_every_question_and_caption_every_pose(data, lifter)
 
 
 def test_score_method_on_rules_3d(data):
-    threads = torch.get_num_threads()
-    out = score_method(RuleMethod("rules_3d"), data, latency_samples=3, meteor=False)
+    out = score_method(RuleMethod("rules_3d"), data, meteor=False)
     assert out["vqa_accuracy"] == 1.0
     assert out["vqa_questions"] == len(data.qa_row)
-    assert 0 < out["latency_p50_ms"] <= out["latency_p90_ms"]
     assert {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"} <= set(out)
-    assert torch.get_num_threads() == threads  # the single-thread latency setting is undone
-    no_latency = score_method(RuleMethod("rules_3d"), data, latency_samples=0, meteor=False)
-    assert "latency_p50_ms" not in no_latency and no_latency["vqa_accuracy"] == 1.0
-    assert 0 < out["answer_latency_p50_ms"] <= out["answer_latency_p90_ms"]
-    assert "answer_latency_p50_ms" not in no_latency
+    assert not any("latency" in k for k in out)  # timed for all methods together
+
+
+def test_compare_latency_times_every_method_on_one_thread_and_restores_threads(data, lifter):
+    threads = torch.get_num_threads()
+    seen_threads = []
+
+    class Recording(RuleMethod):
+        def answer_one(self, d, k):
+            seen_threads.append(torch.get_num_threads())
+            return super().answer_one(d, k)
+
+    out = compare_latency({"rules_3d": Recording("rules_3d"), "lifter": RuleMethod("lifter", lifter)},
+                          data, samples=4, rounds=2)
+    assert set(out) == {"rules_3d", "lifter"}
+    for name, m in out.items():
+        assert 0 < m["latency_p50_ms"] <= m["latency_p90_ms"], name
+        assert 0 < m["answer_latency_p50_ms"] <= m["answer_latency_p90_ms"], name
+    assert len(seen_threads) == 4 * (1 + 2) and set(seen_threads) == {1}  # warm-up + 2 rounds
+    assert torch.get_num_threads() == threads
 
 
 def test_spread_questions_covers_the_set_evenly(data):

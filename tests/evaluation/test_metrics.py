@@ -2,7 +2,12 @@ import time
 
 import pytest
 
-from p2l3d_core.evaluation.metrics import caption_scores, latency_ms, vqa_scores
+from p2l3d_core.evaluation.metrics import (
+    caption_scores,
+    interleaved_latency,
+    latency_ms,
+    vqa_scores,
+)
 
 # --- VQA ---------------------------------------------------------------------------------------
 
@@ -115,3 +120,21 @@ def test_latency_warmup_is_capped_by_count():
     calls = []
     latency_ms(calls.append, count=2, warmup=5)
     assert calls == [0, 1, 0, 1]
+
+
+def test_interleaved_latency_warms_every_sample_then_alternates_the_methods_order():
+    calls = []
+
+    def method(name, seconds):
+        def call(i):
+            calls.append((name, i))
+            time.sleep(seconds)
+        return call
+
+    out = interleaved_latency({"a": method("a", 0.0005), "b": method("b", 0.003)}, count=2, rounds=3)
+    warm = [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    a, b = [("a", 0), ("a", 1)], [("b", 0), ("b", 1)]
+    assert calls == warm + a + b + b + a + a + b
+    assert set(out) == {"a", "b"}
+    assert set(out["a"]) == {"latency_p50_ms", "latency_p90_ms"}
+    assert out["a"]["latency_p50_ms"] < 3.0 <= out["b"]["latency_p50_ms"] <= out["b"]["latency_p90_ms"]
