@@ -130,9 +130,13 @@ class Student(_PoseLanguageModel):
 
     def adopt_language(self, teacher: Teacher) -> None:
         """Start from the teacher's text encoder (kept frozen: its embeddings are the anchors the
-        student is distilled against) and its decoder (fine-tuned on the student's embeddings)."""
+        student is distilled against) and its decoder (fine-tuned on the student's embeddings).
+        Both frozen, the two text encoders now compute the same features, so they share one
+        sentence cache: a caption met by either is embedded once (and held once)."""
         self.text.load_state_dict(teacher.text.state_dict())
         self.text.requires_grad_(False)
+        if self.text.frozen and teacher.text.frozen:
+            self.text.sentence_cache = teacher.text.sentence_cache
         self.decoder.load_state_dict(teacher.decoder.state_dict())
         self.answers.load_state_dict(teacher.answers.state_dict())
         self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())

@@ -86,3 +86,11 @@ class SharedSentences:
         storage.write_bytes(storage.join(self.path, f"{uuid.uuid4().hex}.safetensors"), data)
         self.known.update(new)
         return len(new)
+
+
+def stores_of(encoders: list[TextEncoder], folder: str) -> list[SharedSentences]:
+    """One :class:`SharedSentences` per distinct sentence cache among ``encoders``: a distilled
+    student's text encoder shares its teacher's cache (``Student.adopt_language``), and two
+    stores of one cache would each read every file and write the same sentences twice."""
+    distinct = {id(e.sentence_cache): e for e in encoders}.values()
+    return [SharedSentences(e, folder) for e in distinct]

@@ -119,8 +119,7 @@ class _Run:
 
         self.cfg = cfg
         # Sentence features the run's earlier trainings computed, and what this one adds.
-        self.texts = [text_features.SharedSentences(e, cfg.text_features) for e in text_encoders
-                      if cfg.text_features]
+        self.texts = text_features.stores_of(list(text_encoders), cfg.text_features) if cfg.text_features else []
         for shared in self.texts:
             shared.load()
         self.context = ray.train.get_context()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from p2l3d_core.models import text_features
-from p2l3d_core.models.config import TextConfig
+from p2l3d_core.models import Student, Teacher, text_features
+from p2l3d_core.models.config import TextConfig, preset
 from p2l3d_core.models.encoders import TextEncoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,11 +30,7 @@ def test_a_later_encoder_reads_what_an_earlier_one_computed_without_running_its_
     later = _encoder()
     shared_later = text_features.SharedSentences(later, str(tmp_path))
     assert shared_later.load() == set(SENTENCES)
-
-    def no_backbone(texts):
-        raise AssertionError(f"the backbone ran on {texts}")
-
-    later._features = no_backbone
+    later._features = _no_backbone
     torch.testing.assert_close(later.features(SENTENCES), want)
     # Only what the store lacked is written again: nothing here, one sentence after a new one.
     assert shared_later.save_new() == 0
@@ -71,3 +69,29 @@ def test_a_damaged_file_is_named_and_skipped_and_the_rest_still_read(tmp_path):
     with pytest.warns(UserWarning, match="damaged.safetensors: unreadable sentence features"):
         read = text_features.SharedSentences(_encoder(), str(tmp_path)).load()
     assert read == set(SENTENCES)
+
+
+def _no_backbone(texts):
+    raise AssertionError(f"the backbone ran on {texts}")
+
+
+def test_a_distilled_student_and_its_teacher_embed_a_sentence_once_and_store_it_once(tmp_path):
+    cfg = preset("tiny", 32)
+    teacher, student = Teacher(cfg).eval(), Student(cfg)
+    student.adopt_language(teacher)
+    want = teacher.text.features(SENTENCES)
+    student.text._features = _no_backbone
+    torch.testing.assert_close(student.text.features(SENTENCES), want)
+    stores = text_features.stores_of([student.text, teacher.text], str(tmp_path))
+    assert len(stores) == 1
+    assert stores[0].save_new() == len(SENTENCES)
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 1
+
+
+def test_a_teacher_whose_text_encoder_trains_shares_no_cache_with_its_student(tmp_path):
+    cfg = preset("tiny", 32)
+    teacher = Teacher(dataclasses.replace(cfg, text=TextConfig(freeze=False))).eval()
+    student = Student(cfg)
+    student.adopt_language(teacher)
+    assert student.text.sentence_cache is not teacher.text.sentence_cache
+    assert len(text_features.stores_of([student.text, teacher.text], str(tmp_path))) == 2
