@@ -22,6 +22,7 @@ from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.compare import aggregate, check_targets, compare_latency, score_method
 from p2l3d_core.evaluation.lifter import train_lifter
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
+from p2l3d_core.models import text_features
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.training.batches import labelled_mask
@@ -59,11 +60,26 @@ def find_models(run: str, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def _score(name: str, models: list[str], data: EvalSet, log, **kw) -> dict[str, float]:
+class ModelLoader:
+    """Loads the evaluated models so that those with the same frozen text backbone (every model
+    of a run, unless one fine-tuned it) share one sentence cache: the test captions and
+    questions are embedded once, not once per model and seed."""
+
+    def __init__(self):
+        self.caches: dict[str, dict] = {}
+
+    def method(self, name: str, path: str) -> ModelMethod:
+        model = load_pretrained(path)
+        if model.text.frozen:
+            model.text.sentence_cache = self.caches.setdefault(text_features.fingerprint(model.text), {})
+        return ModelMethod(name, model)
+
+
+def _score(loader: ModelLoader, name: str, models: list[str], data: EvalSet, log, **kw) -> dict[str, float]:
     runs = []
     for path in models:
         log(f"  {data.name}: {name} ({path})")
-        runs.append(score_method(ModelMethod(name, load_pretrained(path)), data, **kw))
+        runs.append(score_method(loader.method(name, path), data, **kw))
     return aggregate(runs)
 
 
@@ -102,9 +118,10 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                                         "among the family's answers; rule methods read their "
                                         "posecodes (the lifter's: nearest category)"}}
     evaluated: dict[str, EvalSet] = {}
+    loader = ModelLoader()
     for set_name, table in sets.items():
         data = evaluated[set_name] = EvalSet.from_table(set_name, table, eval_poses, seed)
-        methods = {name: _score(name, paths, data, log, **kw) for name, paths in models.items()}
+        methods = {name: _score(loader, name, paths, data, log, **kw) for name, paths in models.items()}
         for name, method in (("lifter", RuleMethod("lifter", lifter)), ("rules_3d", RuleMethod("rules_3d"))):
             log(f"  {set_name}: {name}")
             methods[name] = score_method(method, data, **kw)
@@ -113,12 +130,12 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     report["methods"] = report["sets"]["test"]["methods"]
     if latency_samples > 0:
         log(f"latency: {len(models) + 2} methods interleaved, {latency_samples} samples x {latency_rounds} rounds")
-        timed = {name: ModelMethod(name, load_pretrained(paths[0])) for name, paths in models.items()}
+        timed = {name: loader.method(name, paths[0]) for name, paths in models.items()}
         timed.update(lifter=RuleMethod("lifter", lifter), rules_3d=RuleMethod("rules_3d"))
         for name, latency in compare_latency(timed, evaluated["test"], latency_samples, latency_rounds).items():
             report["methods"][name].update(latency)
     report["targets"] = check_targets(report["methods"])
-    curve = _learning_curve(run, evaluated["test"], log, kw)
+    curve = _learning_curve(loader, run, evaluated["test"], log, kw)
     main_fraction = storage.read_json(storage.join(models["student"][0], "config.json")).get(
         "train", {}).get("labelled_fraction") if "student" in models else None
     if main_fraction is not None:
@@ -132,7 +149,7 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     return report
 
 
-def _learning_curve(run: str, data: EvalSet, log, kw) -> list[dict]:
+def _learning_curve(loader: ModelLoader, run: str, data: EvalSet, log, kw) -> list[dict]:
     """needs_depth accuracy of student and baseline_2d on ``data`` (the test poses) at each
     labelled fraction trained under ``curve/``; the caller adds the main run's own point."""
     points = []
@@ -143,6 +160,6 @@ def _learning_curve(run: str, data: EvalSet, log, kw) -> list[dict]:
         point: dict = {"labelled_fraction": float(name.lstrip("f"))}
         for method in ("student", "baseline_2d"):
             if method in models:
-                point[method] = _score(method, models[method][:1], data, log, **kw)["vqa_depth_accuracy"]
+                point[method] = _score(loader, method, models[method][:1], data, log, **kw)["vqa_depth_accuracy"]
         points.append(point)
     return points

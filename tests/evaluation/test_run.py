@@ -1,10 +1,15 @@
 """``evaluate_run``: what a run folder holds decides the methods; bad inputs fail early."""
 
+import dataclasses
+
 import pytest
+import torch
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
-from p2l3d_core.evaluation.run import evaluate_run, find_models
+from p2l3d_core.evaluation.run import ModelLoader, evaluate_run, find_models
+from p2l3d_core.models import Student, save_pretrained
+from p2l3d_core.models.config import TextConfig, preset
 
 
 def test_find_models_takes_seed_zero_first_and_skips_folders_without_a_config(tmp_path):
@@ -31,3 +36,18 @@ def test_a_missing_extra_set_fails_before_the_lifter_trains(ray_local, tmp_path)
         evaluate_run(str(tmp_path / "run"), data, extra_sets={"h36m": str(tmp_path / "nope")},
                      log=logged.append)
     assert not any("lifter" in line for line in logged), logged
+
+
+def test_the_loader_gives_models_with_one_frozen_text_backbone_one_sentence_cache(tmp_path):
+    cfg = preset("tiny", 32)
+    for name, model in (("a", Student(cfg)), ("b", Student(cfg)),
+                        ("trains", Student(dataclasses.replace(cfg, text=TextConfig(freeze=False))))):
+        save_pretrained(model, tmp_path / name)
+    loader = ModelLoader()
+    a, b, trains = (loader.method(n, str(tmp_path / n)).model for n in ("a", "b", "trains"))
+    assert a.text.sentence_cache is b.text.sentence_cache
+    with torch.no_grad():  # (features: before each model's own projection)
+        want = a.text.features(["The person is kneeling."])
+        b.text._features = None  # b must not run its backbone on a sentence a embedded
+        torch.testing.assert_close(b.text.features(["The person is kneeling."]), want)
+    assert trains.text.sentence_cache is not a.text.sentence_cache and not trains.text.sentence_cache
