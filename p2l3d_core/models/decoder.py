@@ -54,6 +54,33 @@ def length_groups(lengths: list[int], min_saving: float = 0.2) -> list[list[int]
     return [sorted(order[:split]), sorted(order[split:])]
 
 
+# Greedy decoding of this small decoder falls into loops ("the left hand is further forward than
+# the left hand. the left hand is further forward ..."). Forbidding a repeated token trigram
+# (transformers' ``no_repeat_ngram_size``) stops them. Chosen on the validation split of a
+# quickstart run (500 poses, student): BLEU-4 0.322 with no rule, 0.455 / 0.404 / 0.374 / 0.396
+# forbidding repeated 3- / 4- / 5- / 6-grams; baseline_2d_no3d 0.248 -> 0.310 with 3.
+NO_REPEAT_NGRAM = 3
+
+
+class RepeatedNgrams:
+    """The n-grams a text has written, so that none is written twice: after ``add(tokens)``
+    with each new token, ``banned(tokens)`` lists the tokens that would complete an n-gram the
+    text already holds."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.next_of: dict[tuple[int, ...], set[int]] = {}
+
+    def add(self, tokens: list[int]) -> None:
+        if len(tokens) >= self.n:
+            self.next_of.setdefault(tuple(tokens[len(tokens) - self.n:-1]), set()).add(tokens[-1])
+
+    def banned(self, tokens: list[int]) -> list[int]:
+        if len(tokens) < self.n - 1:
+            return []
+        return sorted(self.next_of.get(tuple(tokens[len(tokens) - self.n + 1:]), ()))
+
+
 class PrefixDecoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, embed_dim: int, tokenizer, weights: bool = True):
         super().__init__()
@@ -154,13 +181,18 @@ class PrefixDecoder(nn.Module):
         return torch.zeros(len(prompts), device=logits.device).index_add_(0, rows, token_ll)
 
     @torch.no_grad()
-    def generate(self, embedding: torch.Tensor, prompts: list[str], max_new_tokens: int = 40) -> list[str]:
+    def generate(self, embedding: torch.Tensor, prompts: list[str], max_new_tokens: int | None = None,
+                 no_repeat_ngram: int | None = NO_REPEAT_NGRAM) -> list[str]:
         """Greedy decoding, batched: prompts are left-padded and positions follow the mask.
         Keys and values of earlier positions are cached, so each new token costs one position
-        of compute, not the whole prefix again."""
+        of compute, not the whole prefix again. ``max_new_tokens`` defaults to what training
+        fitted (``cfg.max_length`` less the prompt); no token n-gram of ``no_repeat_ngram``
+        tokens is written twice in one text (None: no such rule; see :data:`NO_REPEAT_NGRAM`)."""
         device = embedding.device
         if embedding.shape[0] != len(prompts):
             raise ValueError(f"{embedding.shape[0]} embeddings but {len(prompts)} prompts")
+        if no_repeat_ngram is not None and no_repeat_ngram < 1:
+            raise ValueError(f"no_repeat_ngram must be >= 1 or None, got {no_repeat_ngram}")
         prompt_ids = [[self.bos_id] + self._ids(p) for p in prompts]
         width = max(len(p) for p in prompt_ids)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long, device=device)
@@ -170,26 +202,36 @@ class PrefixDecoder(nn.Module):
             mask[i, width - len(p):] = 1
         prefix = self._prefix(embedding)
         k = prefix.shape[1]
+        if max_new_tokens is None:
+            max_new_tokens = self.cfg.max_length - width
         max_new_tokens = min(max_new_tokens, self.lm.config.max_position_embeddings - k - width)
-        out: list[list[int]] = [[] for _ in prompts]
+        written: list[list[int]] = [[] for _ in prompts]  # local ids
+        seen = [RepeatedNgrams(no_repeat_ngram) for _ in prompts] if no_repeat_ngram else []
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
         full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device), mask], 1)
         past = None
-        for _ in range(max_new_tokens):
+        for _ in range(max(max_new_tokens, 0)):
             positions = (full_mask.cumsum(1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
             logits, past = self._next_logits(step_input, full_mask, positions, past)
+            for i, rule in enumerate(seen):
+                banned = rule.banned(written[i])
+                if banned:
+                    logits[i, banned] = float("-inf")
             nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             for i, t in enumerate(nxt.tolist()):
                 if not done[i] and t != self.eos_id:
-                    out[i].append(self._global[t])
+                    written[i].append(t)
+                    if seen:
+                        seen[i].add(written[i])
             done |= nxt == self.eos_id
             if bool(done.all()):
                 break
             step_input = self.lm.get_input_embeddings()(nxt[:, None])
             full_mask = torch.cat([full_mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
-        return [self.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+        return [self.tokenizer.decode([self._global[t] for t in w], skip_special_tokens=True).strip()
+                for w in written]
 
     def _next_logits(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                      past) -> tuple[torch.Tensor, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, DecoderConfig
 from p2l3d_core.models.decoder import (
     CAPTION_PROMPT,
     PrefixDecoder,
+    RepeatedNgrams,
     corpus_vocab,
     length_groups,
     question_prompt,
@@ -121,7 +124,8 @@ def test_generated_text_only_uses_vocab_tokens(tokenizer, vocab):
     emb = torch.randn(6, EMBED) * 3
     prompts = [CAPTION_PROMPT] * 3 + [question_prompt("zebra")] * 3
     out = dec.generate(emb, prompts, max_new_tokens=12)
-    words = [w for text in out for w in text.split()]
+    # (decoding writes punctuation against the word before it: "right?")
+    words = [w for text in out for w in re.findall(r"\w+|[^\w\s]", text)]
     assert words  # an untrained decoder babbles
     for w in words:
         assert _segments(w, pieces, continuations), (w, out)
@@ -195,7 +199,7 @@ def test_cached_batched_generation_equals_recomputing_each_prompt_alone(tokenize
             p.normal_(0.0, 1.0)
     emb = torch.randn(3, EMBED)
     prompts = [CAPTION_PROMPT, question_prompt(QUESTION), question_prompt("left")]  # 3 lengths
-    got = dec.generate(emb, prompts, max_new_tokens=10)
+    got = dec.generate(emb, prompts, max_new_tokens=10, no_repeat_ngram=None)  # plain greedy
     with torch.no_grad():
         want = [tokenizer.decode(_greedy_without_cache(dec, emb[i:i + 1], p, 10),
                                  skip_special_tokens=True).strip() for i, p in enumerate(prompts)]
@@ -227,3 +231,56 @@ def test_loss_over_length_groups_equals_one_padded_pass_values_and_gradients(tok
     (grad_one,) = torch.autograd.grad(one_pass, embedding)
     torch.testing.assert_close(grouped, one_pass, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grad_grouped, grad_one, atol=1e-6, rtol=1e-4)
+
+
+def test_repeated_ngrams_bans_exactly_the_tokens_that_would_repeat_an_ngram():
+    rule, text = RepeatedNgrams(3), []
+    for t in [7, 8, 9, 7, 8]:
+        assert rule.banned(text) == []
+        text.append(t)
+        rule.add(text)
+    assert rule.banned(text) == [9]  # "7 8" was followed by 9 once: not again
+    text += [5]
+    rule.add(text)
+    text += [7, 8]
+    rule.add(text[:-1])
+    rule.add(text)
+    assert rule.banned(text) == [5, 9]
+
+
+def _looping(decoder: PrefixDecoder, words: list[int], cycle: list[int]):
+    """``_next_logits`` of a decoder stuck in a loop: it prefers ``cycle``'s tokens in turn,
+    then ``words`` in their order, every other token (end of text included) far below, so only
+    max_new_tokens ends the text."""
+    calls = {"n": 0}
+
+    def next_logits(embeds, mask, positions, past):
+        step = calls["n"]
+        calls["n"] += 1
+        logits = torch.full((embeds.shape[0], decoder.lm.config.vocab_size), -1e4)
+        logits[:, words] = -torch.arange(len(words), dtype=torch.float32)
+        logits[:, cycle[step % len(cycle)]] = 100.0
+        return logits, past
+
+    return next_logits
+
+
+def test_generation_never_repeats_a_trigram_unless_told_to(tokenizer, vocab, monkeypatch):
+    dec = _decoder(tokenizer, vocab).eval()
+    words = [i for i, g in enumerate(dec._global)  # whole words: decoded text reads back the same
+             if tokenizer.convert_ids_to_tokens(g).isalpha()]
+    cycle = words[:3]
+
+    def written(**kw) -> list[int]:
+        monkeypatch.setattr(dec, "_next_logits", _looping(dec, words, cycle))
+        text = dec.generate(torch.zeros(1, EMBED), [CAPTION_PROMPT], max_new_tokens=12, **kw)[0]
+        return [dec._local[t] for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    looped = written(no_repeat_ngram=None)
+    assert looped == (cycle * 4)[:12]
+    kept = written()
+    trigrams = [tuple(kept[i:i + 3]) for i in range(len(kept) - 2)]
+    assert len(kept) == 12 and len(trigrams) == len(set(trigrams)), kept
+    assert kept[:3] == cycle  # the loop's first pass is written as it comes
+    with pytest.raises(ValueError, match="no_repeat_ngram must be >= 1"):
+        dec.generate(torch.zeros(1, EMBED), [CAPTION_PROMPT], no_repeat_ngram=0)
