@@ -254,7 +254,7 @@ def _looping(decoder: PrefixDecoder, words: list[int], cycle: list[int]):
     max_new_tokens ends the text."""
     calls = {"n": 0}
 
-    def next_logits(embeds, mask, positions, past):
+    def next_logits(embeds, mask, positions, past, lean):
         step = calls["n"]
         calls["n"] += 1
         logits = torch.full((embeds.shape[0], decoder.lm.config.vocab_size), -1e4)

@@ -39,26 +39,40 @@ def _transformers_only(monkeypatch) -> None:
     monkeypatch.setattr(gpt2_step, "supports", lambda lm: False)
 
 
-def test_step_matches_the_transformers_forward_with_left_padding(tokenizer):
+def _check_against_transformers(lm) -> None:
     """Logits of a left-padded batch, first over a whole prefix, then one token at a time from
     the cache, equal those of ``GPT2LMHeadModel.forward`` over the full sequence each time."""
-    lm = _decoder(tokenizer).lm
     torch.manual_seed(1)
-    embeds = torch.randn(3, 7, 32)
+    embeds = torch.randn(3, 7, lm.config.n_embd)
     mask = torch.ones(3, 7, dtype=torch.long)
     mask[1, :2] = 0  # left padding
     mask[2, :4] = 0
     cache = None
     seen = 0
+    lean = gpt2_step.LeanPass(lm)
     for end in (5, 6, 7):  # a 5-position first pass, then two single tokens
         positions = (mask[:, :end].cumsum(1) - 1).clamp(min=0)
-        logits, cache = gpt2_step.step(lm, embeds[:, seen:end], positions[:, seen:], mask[:, :end],
-                                       cache)
+        logits, cache = lean.step(embeds[:, seen:end], positions[:, seen:], mask[:, :end], cache)
         expected = lm(inputs_embeds=embeds[:, :end], attention_mask=mask[:, :end],
                       position_ids=positions).logits[:, -1]
         valid = mask[:, end - 1].bool()  # rows whose newest position is padding have no answer
         torch.testing.assert_close(logits[valid], expected[valid], rtol=1e-3, atol=1e-3)
         seen = end
+
+
+def test_step_matches_the_transformers_forward_with_left_padding(tokenizer):
+    _check_against_transformers(_decoder(tokenizer).lm)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "silu", "tanh"])
+def test_step_runs_each_activation_it_claims_as_transformers_does(activation):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_positions=16, n_embd=32, n_layer=2, n_head=4,
+                                    activation_function=activation)).eval()
+    assert gpt2_step.supports(lm)
+    _check_against_transformers(lm)
 
 
 def test_generation_writes_the_same_tokens_as_the_transformers_forward(tokenizer, monkeypatch):
