@@ -124,6 +124,8 @@ def write_report(folder: str, report: dict) -> list[str]:
                 ("vqa", ("vqa_accuracy", "vqa_depth_accuracy"), "VQA accuracy"),
                 ("captions", ("BLEU-4", "METEOR", "ROUGE-L"), "caption metrics"),
                 ("latency", ("latency_p50_ms", "answer_latency_p50_ms"), "latency p50 (caption, answer), batch 1, ms")):
+            if not any(m in values for values in block["methods"].values() for m in metrics):
+                continue  # not measured on this set (latency: the test split only), not a row of zeros
             path = storage.join(folder, f"{set_name}_{suffix}.png")
             storage.write_bytes(path, _bar_chart(block["methods"], metrics, f"{set_name}: {title}"))
             written.append(path)

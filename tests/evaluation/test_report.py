@@ -114,3 +114,14 @@ def test_report_without_targets_or_curve(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Targets" not in md and "Learning curve" not in md and "MISSED" not in md
     assert not (tmp_path / "learning_curve.png").exists()
+
+
+def test_a_set_without_latency_gets_no_latency_chart(tmp_path):
+    """Latency is timed on the test split only: a real set's chart would be a row of zeros."""
+    report = _report()
+    methods = report["sets"]["test"]["methods"]
+    report["sets"]["cmu_walk"] = {"poses": 3, "questions": 9, "methods": {
+        name: {k: v for k, v in m.items() if "latency" not in k} for name, m in methods.items()}}
+    names = {os.path.basename(p) for p in write_report(str(tmp_path), report)}
+    assert {"test_latency.png", "cmu_walk_vqa.png", "cmu_walk_captions.png"} <= names
+    assert "cmu_walk_latency.png" not in names and not (tmp_path / "cmu_walk_latency.png").exists()
