@@ -27,6 +27,14 @@ def test_malformed_set_is_refused(tmp_path):
     assert out.returncode == 2 and "--set wants NAME=DATASET_URI" in out.stderr
 
 
+def test_latency_settings_out_of_range_are_refused(tmp_path):
+    for flags in (("--latency-rounds", "0"), ("--latency-samples", "-1")):
+        out = _run(str(REPO / "jobs" / "evaluate.py"), "--run", str(tmp_path), *flags, cwd=REPO)
+        assert out.returncode == 2, flags
+        assert "--latency-samples must be >= 0 and --latency-rounds >= 1" in out.stderr, flags
+        assert not (tmp_path / "report").exists()
+
+
 def test_distill_malformed_real_set_is_refused_before_anything_runs(tmp_path):
     out = _run(str(REPO / "jobs" / "distill.py"), "--output", str(tmp_path / "run"), "--real", "h36m",
                cwd=REPO)
