@@ -156,14 +156,14 @@ class ModelMethod:
     def _encode_one(self, data: EvalSet, i: int) -> torch.Tensor:
         """Embedding of pose ``i`` from its keypoints, everything on the way included: the
         images are drawn here, not read from the dataset."""
-        batch = data.batch(np.array([i]))
-        inputs = pose_inputs(batch, "keypoints") if "keypoints" in self.pose_input else {}
+        keypoints = {"keypoints_2d": data.keypoints_2d[i:i + 1], "visible_2d": data.visible[i:i + 1]}
+        inputs = pose_inputs(keypoints, "keypoints") if "keypoints" in self.pose_input else {}
         if "image" in self.pose_input:
             inputs["image"] = images_to_tensor(render_2d(data.keypoints_2d[i], self.render)[None])
         inputs_3d = None
         if self.uses_3d:
-            inputs_3d = (pose_inputs_3d(batch, "keypoints") if "keypoints" in self.pose_input_3d
-                         else {})
+            inputs_3d = (pose_inputs_3d(data.batch(np.array([i])), "keypoints")
+                         if "keypoints" in self.pose_input_3d else {})
             if "image" in self.pose_input_3d:
                 joints = data.cameras[i].to_camera(data.joints_3d[i])
                 inputs_3d["image"] = images_to_tensor(render_3d(joints, self.render)[None])
@@ -177,9 +177,9 @@ class ModelMethod:
     @torch.no_grad()
     def answer_one(self, data: EvalSet, k: int) -> str:
         """Answer to question ``k`` of ``data`` from its pose's keypoints and the question text:
-        rendering, the pose and question encoders and the answer head. The frozen text
-        backbone's features of a question already seen are cached (``TextEncoder.features``),
-        as they are in a long-running service; an unseen question adds one backbone pass."""
+        rendering, the pose and question encoders and the answer head. A question already
+        seen has its embedding cached (``TextEncoder.embedding_cache`` of a prepared model), as
+        a long-running service has it; an unseen question adds one text-encoder pass."""
         z = self._encode_one(data, data.qa_row[k])
         return self.model.answer(z, [data.qa_question[k]], [data.qa_family[k]])[0]
 

@@ -105,6 +105,10 @@ class TextEncoder(nn.Module):
         # (few distinct sentences), so each is computed once per process. Bounded; a run's models
         # share it through files (``models/text_features.py``).
         self.sentence_cache: dict[str, torch.Tensor] = {}
+        # Whole embeddings (projection included) per sentence, kept only once nothing in the
+        # encoder can change (``models/inference.for_inference``): a service then answers a
+        # known question without re-projecting it.
+        self.embedding_cache: dict[str, torch.Tensor] | None = None
 
     def train(self, mode: bool = True) -> TextEncoder:
         super().train(mode)
@@ -138,6 +142,16 @@ class TextEncoder(nn.Module):
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
+        if self.embedding_cache is None:
+            return self._embed(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self.embedding_cache))
+        if missing:
+            if len(self.embedding_cache) + len(missing) > TEXT_CACHE_SIZE:
+                self.embedding_cache.clear()
+            self.embedding_cache.update(zip(missing, self._embed(missing)))
+        return torch.stack([self.embedding_cache[t] for t in texts])
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
         return nn.functional.normalize(self.proj(self.features(texts)), dim=-1)
 
 

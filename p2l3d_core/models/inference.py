@@ -6,9 +6,11 @@ not arithmetic. In eval mode a batch norm is a fixed per-channel affine map, whi
 preceding convolution can absorb exactly (to float rounding). What overhead is left is the
 Python of every module call (transformers' ResNet wraps each stage and builds output objects);
 a traced, frozen graph runs the same operations without it, and TorchScript's freezing fuses
-convolutions with the activations that follow. Training must not use such a model: the batch
-norm is gone and the frozen graph holds its weights as constants, so neither could learn, and
-``save_pretrained`` refuses it.
+convolutions with the activations that follow. The graph's convolution weights are
+channels-last: at batch 1 on one thread the default layout's convolutions copied their inputs
+about 25 times a pose (~0.3 ms of a 1.2 ms image branch; ``benchmarks/answer_path.py`` times
+the parts). Training must not use such a model: the batch norm is gone and the frozen graph
+holds its weights as constants, so neither could learn, and ``save_pretrained`` refuses it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def _frozen_graph(branch: nn.Module, image_size: int) -> torch.jit.ScriptModule 
     level = library_log.level                           # its deprecation notices meanwhile
     try:
         library_log.setLevel(logging.ERROR)
+        branch = branch.to(memory_format=torch.channels_last)  # the convolutions' weights
         with torch.no_grad(), warnings.catch_warnings():
             # (transformers' ResNet checks the channel count in Python: constant once traced)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -104,11 +107,17 @@ def freeze_pose_encoders(model: nn.Module, image_size: int) -> int:
 
 def for_inference(model: nn.Module) -> nn.Module:
     """``model`` in eval mode with its batch norms folded (:func:`fold_batch_norm`), its image
-    branches frozen (:func:`freeze_pose_encoders`, at the model's ``cfg.vision.image_size``)
-    and no gradients kept: what evaluation and the benchmarks run. Marked
-    ``prepared_for_inference``; it cannot be trained or saved."""
+    branches frozen (:func:`freeze_pose_encoders`, at the model's ``cfg.vision.image_size``),
+    each sentence's text embedding kept once computed (``TextEncoder.embedding_cache``) and no
+    gradients kept: what evaluation and the benchmarks run. Marked ``prepared_for_inference``;
+    it cannot be trained or saved."""
+    from p2l3d_core.models.encoders import TextEncoder
+
     fold_batch_norm(model)
     model.requires_grad_(False)
+    for module in model.modules():
+        if isinstance(module, TextEncoder):
+            module.embedding_cache = {}
     cfg = getattr(model, "cfg", None)
     if cfg is not None:
         freeze_pose_encoders(model, cfg.vision.image_size)

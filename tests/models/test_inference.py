@@ -114,3 +114,33 @@ def test_a_model_prepared_for_inference_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="prepared for inference"):
         save_pretrained(model, tmp_path / "student")
     assert not (tmp_path / "student").exists()
+
+
+def _graph_weights(graph: torch.jit.ScriptModule) -> list[torch.Tensor]:
+    """The 4-D tensors a frozen graph holds as constants: its convolution weights."""
+    return [node.output().toIValue() for node in graph.graph.findAllNodes("prim::Constant")
+            if node.output().type().kind() == "TensorType"
+            and node.output().toIValue() is not None and node.output().toIValue().dim() == 4]
+
+
+def test_frozen_image_graphs_hold_channels_last_convolution_weights():
+    """The default layout's convolutions copy their input at batch 1 on one thread; the frozen
+    graph's weights are channels-last and the embeddings are unchanged (checked above)."""
+    model = for_inference(_trained_statistics(Student(preset("small", image_size=32))))
+    weights = _graph_weights(model.encoder_2d)
+    assert len(weights) == 12
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+
+
+def test_a_prepared_model_keeps_each_sentence_embedding_once_computed():
+    sentences = ["is the left hand in front of the torso?", "the person is walking.",
+                 "is the left hand in front of the torso?"]
+    trained = Student(preset("tiny", image_size=32)).eval()
+    with torch.no_grad():
+        want = trained.text(sentences)
+    assert trained.text.embedding_cache is None  # a model that may train keeps none
+    prepared = for_inference(trained)
+    first, again = prepared.text(sentences), prepared.text(sentences[1:])
+    assert len(prepared.text.embedding_cache) == 2
+    assert torch.allclose(first, want, atol=1e-6)
+    assert torch.equal(again, first[1:])
