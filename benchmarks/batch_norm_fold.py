@@ -11,48 +11,25 @@ writes JSON to benchmarks/results/batch_norm_fold.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import eval_set, interleaved, parser, write_results
 
 from p2l3d_core import storage
-from p2l3d_core.dataset.shards import load_table
-from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
-from p2l3d_core.evaluation.run import EVAL_COLUMNS
+from p2l3d_core.evaluation.methods import ModelMethod
 from p2l3d_core.models.inference import fold_batch_norm
 from p2l3d_core.models.io import load_pretrained
 
 
-def interleaved(calls: dict[str, callable], rounds: int, per_round: int) -> dict[str, dict[str, float]]:
-    """Median and fastest per-call ms of each of ``calls``, alternating which goes first."""
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for r in range(rounds):
-        for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                calls[name]()
-            times[name].append((time.perf_counter() - t0) / per_round * 1e3)
-    return {k: {"median_ms": float(np.median(v)), "fastest_ms": float(np.min(v))} for k, v in times.items()}
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
-    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p = parser(__doc__)
     p.add_argument("--models", default="student,teacher", help="model folders of RUN to time")
     p.add_argument("--questions", type=int, default=200, help="test questions answered a round")
     p.add_argument("--rounds", type=int, default=20)
     args = p.parse_args()
     torch.set_num_threads(1)
-    data = EvalSet.from_table("test", load_table(args.data or storage.join(args.run, "dataset"), "test",
-                                                 EVAL_COLUMNS), args.questions)
+    data = eval_set(args, args.questions)
     ks = data.spread_questions(args.questions)
     results = {}
     print(f"{'model':10s} {'what':12s} {'as trained ms (median / fastest)':>34s} {'folded ms':>20s}"
@@ -80,10 +57,7 @@ def main() -> int:
                   f" {r['folded']['median_ms']:13.2f} / {r['folded']['fastest_ms']:5.2f}"
                   f" {r['prepared']['median_ms']:13.2f} / {r['prepared']['fastest_ms']:5.2f}")
         print(f"{name:10s} {count} batch norms folded; identical answers on {len(ks)} questions: {same}")
-    out = Path(__file__).resolve().parent / "results" / "batch_norm_fold.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    print(f"wrote {out}")
+    write_results("batch_norm_fold", {"args": vars(args), "results": results})
     return 0 if all(r["identical_answers"] for r in results.values()) else 1
 
 

@@ -9,21 +9,15 @@ benchmarks/results/decoder_pass.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import eval_set, parser, write_results
 
 from p2l3d_core import storage
-from p2l3d_core.dataset.shards import load_table
-from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
-from p2l3d_core.evaluation.run import EVAL_COLUMNS
+from p2l3d_core.evaluation.methods import ModelMethod
 from p2l3d_core.models import gpt2_step
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.io import load_pretrained
@@ -36,16 +30,13 @@ FORMS = {  # how gpt2_step.supports and gpt2_step._compiled are set for each for
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
-    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p = parser(__doc__)
     p.add_argument("--model", default="student", help="model folder of RUN")
     p.add_argument("--poses", type=int, default=20, help="test poses captioned a round")
     p.add_argument("--rounds", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(1)
-    data = EvalSet.from_table("test", load_table(args.data or storage.join(args.run, "dataset"), "test",
-                                                 EVAL_COLUMNS), args.poses)
+    data = eval_set(args, args.poses)
     method = ModelMethod(args.model, load_pretrained(storage.join(args.run, args.model)))
     decoder = method.model.decoder
     with torch.no_grad():
@@ -75,11 +66,8 @@ def main() -> int:
     print(f"{'form':20s} {'p50 ms':>8s} {'p90 ms':>8s}")
     for form, r in results.items():
         print(f"{form:20s} {r['caption_p50_ms']:8.1f} {r['caption_p90_ms']:8.1f}")
-    out = Path(__file__).resolve().parent / "results" / "decoder_pass.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "tokens": tokens, "same_captions": same,
-                               "results": results}, indent=2))
-    print(f"wrote {out}")
+    write_results("decoder_pass", {"args": vars(args), "tokens": tokens, "same_captions": same,
+                                   "results": results})
     return 0 if same else 1
 
 

@@ -12,22 +12,16 @@ Measured 2026-12-04 (runs/fast, 500 val poses): student BLEU-4 0.322 with no rul
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import eval_set, parser, write_results
 
 from p2l3d_core import storage
-from p2l3d_core.dataset.shards import load_table
-from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
+from p2l3d_core.evaluation.methods import ModelMethod
 from p2l3d_core.evaluation.metrics import caption_scores
-from p2l3d_core.evaluation.run import EVAL_COLUMNS
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.io import load_pretrained
 
@@ -46,15 +40,12 @@ def captions(method: ModelMethod, z: torch.Tensor, no_repeat: int | None, cap: i
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
-    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p = parser(__doc__)
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--poses", type=int, default=500)
     p.add_argument("--models", default="student,baselines/baseline_2d_no3d", help="model folders of RUN")
     args = p.parse_args()
-    data = EvalSet.from_table(args.split, load_table(args.data or storage.join(args.run, "dataset"), args.split,
-                                                     EVAL_COLUMNS), args.poses)
+    data = eval_set(args, args.poses, args.split)
     rows = []
     print(f"{'model':28s} {'no repeat':>9s} {'cap':>5s} {'BLEU-1':>7s} {'BLEU-4':>7s} {'CIDEr':>7s} "
           f"{'ROUGE-L':>8s} {'tokens':>7s} {'s':>5s}")
@@ -72,10 +63,7 @@ def main() -> int:
             print(f"{name:28s} {no_repeat or '-':>9} {cap or 'fit':>5} {scores['BLEU-1']:7.3f} "
                   f"{scores['BLEU-4']:7.3f} {scores['CIDEr']:7.3f} {scores['ROUGE-L']:8.3f} "
                   f"{tokens:7.1f} {seconds:5.1f}")
-    out = Path(__file__).resolve().parent / "results" / "decoding.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_results("decoding", {"args": vars(args), "rows": rows})
     return 0
 
 

@@ -13,22 +13,17 @@ as in a running service) and for new ones (one text-encoder pass more).
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import eval_set, parser, write_results
 
 from p2l3d_core import storage
-from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.metrics import latency_ms
-from p2l3d_core.evaluation.run import EVAL_COLUMNS, find_models
+from p2l3d_core.evaluation.run import find_models
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.io import load_pretrained
 
@@ -59,15 +54,12 @@ def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
-    p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
+    p = parser(__doc__)
     p.add_argument("--poses", type=int, default=200, help="test poses for the batched pass")
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
-    run = storage.absolute(args.run)
-    data = EvalSet.from_table("test", load_table(args.data or storage.join(run, "dataset"), "test",
-                                                 EVAL_COLUMNS), args.poses)
+    run = args.run = storage.absolute(args.run)
+    data = eval_set(args, args.poses)
     models = find_models(run)
     rows = [measure(name, paths[0], data, args.batch) for name, paths in models.items()]
     print(f"{'method':<18}{'caption p50 ms':>16}{'caption p90 ms':>16}{'answer p50 ms':>15}"
@@ -76,11 +68,8 @@ def main() -> int:
         print(f"{r['method']:<18}{r['caption_p50_ms']:>16.1f}{r['caption_p90_ms']:>16.1f}"
               f"{r['answer_p50_ms']:>15.1f}{r['answer_new_question_p50_ms']:>16.1f}"
               f"{r['batched_captions_per_s']:>20.1f}")
-    out = Path(__file__).resolve().parent / "results" / "inference.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "threads_batched": torch.get_num_threads(),
-                               "run": run, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_results("inference", {"machine": platform.platform(), "threads_batched": torch.get_num_threads(),
+                                "run": run, "rows": rows})
     return 0
 
 
