@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        ("answer-kd", "the teacher's answer distributions on every row")):
         p.add_argument(f"--{term}-weight", type=float, default=None,
                        help=f"distilled student's weight of {what} (preset default 1)")
+    p.add_argument("--pool-captions", type=int, default=None,
+                   help="distilled student: unlabelled rows of each batch that also learn the "
+                        "teacher's greedy caption of the pose (sequence-level distillation; "
+                        "preset default 0)")
     p.add_argument("--seeds", type=int, default=None,
                    help="how many seeds student and baseline_2d are trained with (preset default)")
     p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                        seeds=args.seeds, eval_poses=args.eval_poses,
                        student_pose_input=args.student_pose_input, match_weight=args.match_weight,
                        rkd_weight=args.rkd_weight, answer_kd_weight=args.answer_kd_weight,
+                       pool_captions=args.pool_captions,
                        lr_schedule=args.lr_schedule)
         dataset_cfg = DatasetConfig(num_poses=p.num_poses, image_size=p.image_size, seed=args.seed)
     except ValueError as err:
@@ -187,7 +192,7 @@ def plan_runs(p, stages: list[str], model, output: str, seed: int) -> list[tuple
             epochs=p.teacher_epochs, seed=seed, **{**common, "labelled_fraction": fraction}))
 
     distill = dict(match_weight=p.match_weight, rkd_weight=p.rkd_weight,
-                   answer_kd_weight=p.answer_kd_weight)
+                   answer_kd_weight=p.answer_kd_weight, pool_captions=p.pool_captions)
 
     def student(name: str, s: int, fraction: float, teacher_dir: str | None, **kw):
         epochs = p.student_epochs if teacher_dir else p.baseline_epochs

@@ -149,14 +149,17 @@ class Student(_PoseLanguageModel):
                 match: str = "cosine", match_weight: float = 1.0, rkd_weight: float = 1.0,
                 temperature: float = 0.1, contrastive_weight: float = 0.5,
                 lm_weight: float = 1.0, answer_weight: float = 1.0,
-                answer_kd_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                answer_kd_weight: float = 1.0,
+                language_rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One training step on a batch mixing labelled rows (text known) and pool rows.
 
         Distillation (``teacher_pose`` given, one row per sample): embedding match and
         relational KD towards the teacher on every row; ``teacher_text`` are the teacher's text
         embeddings of the labelled rows (the KD anchors and InfoNCE targets). Without a teacher
         (the ``baseline_2d`` ablations) the student's own text encoder embeds ``captions`` of the
-        labelled rows. ``prompts``/``targets``: decoder inputs of the labelled rows, in order.
+        labelled rows. ``prompts``/``targets``: decoder inputs of the labelled rows, in order,
+        or of ``language_rows`` (batch positions) when given: pool rows may learn the teacher's
+        captions too.
         ``asked``: the labelled rows' questions with their answers (rows index the batch).
         ``bank``/``teacher_answers``: questions put to every row and the teacher's logits for
         them, the answer-distillation targets where no answer is known."""
@@ -173,7 +176,8 @@ class Student(_PoseLanguageModel):
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
             out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]
         if prompts:
-            out["lm"] = self.language_loss(z[labelled], prompts, targets)
+            rows = labelled if language_rows is None else language_rows
+            out["lm"] = self.language_loss(z[rows], prompts, targets)
             out["loss"] = out["loss"] + lm_weight * out["lm"]
         if asked is not None and len(asked):
             out["answer"] = answer_loss(self.answer_logits(z, asked), asked.answers, asked.mask)

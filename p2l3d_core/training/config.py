@@ -80,6 +80,10 @@ class TrainConfig:
     rkd_weight: float = 1.0
     distill_temperature: float = 0.1
     contrastive_weight: float = 0.5
+    # Distilled student: this many unlabelled rows of each batch also learn to write the
+    # teacher's caption of the pose (its greedy decoding: sequence-level distillation, Kim &
+    # Rush 2016); the decoder otherwise sees the labelled rows' captions alone. 0: none.
+    pool_captions: int = 0
     # Folder the run's trainings share the frozen text encoder's sentence features in
     # (models/text_features.py; runner.run_stage sets OUTPUT/text_features); None: not shared.
     text_features: str | None = None
@@ -98,7 +102,8 @@ class TrainConfig:
         if self.match not in ("cosine", "mse"):
             raise ValueError(f"match must be 'cosine' or 'mse', got {self.match!r}")
         check_at_least(self, ("partial_weight", "lm_weight", "answer_weight", "answer_kd_weight",
-                              "match_weight", "rkd_weight", "contrastive_weight"), 0)
+                              "match_weight", "rkd_weight", "contrastive_weight",
+                              "pool_captions"), 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -42,6 +42,7 @@ class PipelinePreset:
     match_weight: float = 1.0
     rkd_weight: float = 1.0
     answer_kd_weight: float = 1.0
+    pool_captions: int = 0  # unlabelled rows a batch that learn the teacher's caption
     seeds: int = 3  # student and baseline_2d are trained this many times
     # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
     curve: tuple[float, ...] = ()
@@ -61,7 +62,8 @@ class PipelinePreset:
         check_fraction("labelled_fraction", self.labelled_fraction)
         for fraction in self.curve:
             check_fraction("each learning-curve fraction", fraction)
-        check_at_least(self, ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight"), 0)
+        check_at_least(self, ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight",
+                              "pool_captions"), 0)
         for field in ("pose_input", "pose_input_3d", "student_pose_input"):
             value = getattr(self, field)
             if value is not None and value not in POSE_INPUTS:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from p2l3d_core.models.answers import Asked
+from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.training.batches import (
     asked_questions,
@@ -72,6 +73,7 @@ class TeacherTargets:
         self.teacher = teacher
         self._bank_mask = Asked.bank(1).mask  # (bank questions, answers), the same for every pose
         self._poses: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._captions: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._poses)
@@ -98,6 +100,18 @@ class TeacherTargets:
         answers[:, self._bank_mask.to(device)] = torch.stack([self._poses[p][1] for p in ids]).to(device)
         return fused, answers.flatten(0, 1)
 
+    @torch.no_grad()
+    def captions(self, batch: dict, rows, device=None) -> list[str]:
+        """The teacher's caption of each of ``rows`` (positions in ``batch``, whose targets
+        :meth:`__call__` has computed): its greedy decoding of the fused embedding, written in
+        one batched pass the first time a worker meets the pose, and kept (a string a pose)."""
+        ids = [str(batch["pose_id"][r]) for r in rows]
+        new = [p for p in dict.fromkeys(ids) if p not in self._captions]
+        if new:
+            fused = torch.stack([self._poses[p][0] for p in new]).to(device)
+            self._captions.update(zip(new, self.teacher.decoder.generate(fused, [CAPTION_PROMPT] * len(new))))
+        return [self._captions[p] for p in ids]
+
 
 def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
                  teacher: TeacherTargets | None = None, device=None,
@@ -105,8 +119,9 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
     """``Student.forward`` arguments. With a frozen teacher (its :class:`TeacherTargets`):
     every row (pool included) gets the teacher's fused embedding and answer distributions over
     the question bank as targets; labelled rows add text anchors, InfoNCE, decoder and answer
-    targets. Without a teacher only the labelled rows teach, with 3D-measured text or, for
-    ``cfg.language == "2d"``, text measured on the 2D keypoints."""
+    targets, and ``cfg.pool_captions`` pool rows, drawn at random, the teacher's caption as a
+    decoder target. Without a teacher only the labelled rows teach, with 3D-measured text or,
+    for ``cfg.language == "2d"``, text measured on the 2D keypoints."""
     labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
     if teacher is None:
         batch = labelled_only(batch, cfg.labelled_fraction)
@@ -127,6 +142,12 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
     target, teacher_answers = teacher(batch, device)
     with torch.no_grad():
         text = teacher.teacher.text(captions) if len(rows) else None
+    pool = np.flatnonzero(~labelled)
+    if cfg.pool_captions and len(pool):
+        drawn = np.sort(rng.choice(pool, min(cfg.pool_captions, len(pool)), replace=False))
+        args["prompts"] = prompts + [CAPTION_PROMPT] * len(drawn)
+        args["targets"] = targets + teacher.captions(batch, drawn, device)
+        args["language_rows"] = torch.as_tensor(np.concatenate([rows, drawn]), device=device)
     return {**args, "teacher_pose": target.to(dtype),
             "teacher_text": None if text is None else text.to(dtype),
             "bank": Asked.bank(len(labelled)).to(device),

@@ -214,27 +214,31 @@ def test_a_keypoint_student_of_an_image_teacher(distill_job):
 
 
 def test_distillation_weights_reach_the_distilled_students_only(distill_job):
-    """``--answer-kd-weight`` and friends set the teacher-matching terms of every distilled
-    student (seeds and curve too); baselines have no teacher, so they keep the defaults."""
+    """``--answer-kd-weight`` and friends (``--pool-captions`` too) set the teacher-matching
+    terms of every distilled student (seeds and curve too); baselines have no teacher, so they
+    keep the defaults."""
     parse_args, plan_runs = distill_job.parse_args, distill_job.plan_runs
     from p2l3d_core.models.config import preset as model_preset
     from p2l3d_core.training.presets import get_preset
 
     args = parse_args(["--output", "/runs/x", "--answer-kd-weight", "4", "--match-weight", "0.5",
-                       "--rkd-weight", "0"])
+                       "--rkd-weight", "0", "--pool-captions", "8"])
     p = get_preset("quickstart", seeds=2, answer_kd_weight=args.answer_kd_weight,
-                   match_weight=args.match_weight, rkd_weight=args.rkd_weight)
+                   match_weight=args.match_weight, rkd_weight=args.rkd_weight,
+                   pool_captions=args.pool_captions)
     runs = plan_runs(p, ["teacher", "student", "baselines", "curve"], model_preset("tiny", 32),
                      "/runs/x", seed=0)
-    weights = {name: (cfg.answer_kd_weight, cfg.match_weight, cfg.rkd_weight)
+    weights = {name: (cfg.answer_kd_weight, cfg.match_weight, cfg.rkd_weight, cfg.pool_captions)
                for name, _, cfg in runs}
     for name, cfg in ((n, c) for n, _, c in runs):
-        expected = (4.0, 0.5, 0.0) if cfg.teacher_path else (1.0, 1.0, 1.0)
+        expected = (4.0, 0.5, 0.0, 8) if cfg.teacher_path else (1.0, 1.0, 1.0, 0)
         assert weights[name] == expected, name
     assert {n for n, _, c in runs if c.teacher_path} == {
         "student", "seeds/student-s1", "curve/f0.05/student", "curve/f0.25/student"}
     with pytest.raises(ValueError, match="answer_kd_weight must be >= 0"):
         get_preset("quickstart", answer_kd_weight=-1.0)
+    with pytest.raises(ValueError, match="pool_captions must be >= 0"):
+        get_preset("quickstart", pool_captions=-1)
 
 
 def test_lr_schedule_reaches_every_training(distill_job):

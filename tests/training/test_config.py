@@ -41,6 +41,7 @@ def test_run_steps_counts_full_batches_of_each_workers_share():
     ("language", "text", "language must be '3d' or '2d', got 'text'"),
     ("match", "l1", "match must be 'cosine' or 'mse', got 'l1'"),
     ("rkd_weight", -1.0, "rkd_weight must be >= 0, got -1.0"),
+    ("pool_captions", -1, "pool_captions must be >= 0, got -1"),
 ])
 def test_a_run_that_cannot_train_is_refused_by_name(field, value, message):
     """Before any worker starts: a zero batch or a labelled fraction above 1 would otherwise

@@ -10,6 +10,7 @@ from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.config import preset
+from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.training.batches import labelled_mask, pose_inputs, pose_inputs_3d
@@ -123,3 +124,34 @@ def test_baseline_student_steps_learn_from_the_labelled_rows_alone(batch, models
         assert "teacher_pose" not in args and len(args["captions"]) == n
         assert bool(args["labelled"].all()) and args["labelled"].shape[0] == n
         assert torch.isfinite(student(**args)["loss"])
+
+
+def test_pool_rows_drawn_for_captions_learn_the_teachers_greedy_caption(batch, models, monkeypatch):
+    """``pool_captions`` unlabelled rows a step get the teacher's caption of the pose as a
+    decoder target, after the labelled rows' own targets; each pose is captioned once."""
+    teacher, student = models
+    cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION, pool_captions=3)
+    targets = TeacherTargets(teacher)
+    plain = student_step(batch, TrainConfig(model=student.cfg, labelled_fraction=FRACTION),
+                         np.random.default_rng(0), TeacherTargets(teacher))
+    args = student_step(batch, cfg, np.random.default_rng(0), targets)
+    labelled = labelled_mask(batch["pose_id"], FRACTION)
+    n = int(labelled.sum())
+    assert "language_rows" not in plain and len(plain["prompts"]) == n
+    rows = args["language_rows"].tolist()
+    assert rows[:n] == np.flatnonzero(labelled).tolist()
+    drawn = rows[n:]
+    assert len(drawn) == 3 == len(set(drawn)) and not labelled[drawn].any()
+    assert args["prompts"][:n] == plain["prompts"] and args["targets"][:n] == plain["targets"]
+    assert args["prompts"][n:] == [CAPTION_PROMPT] * 3
+    with torch.no_grad():
+        fused, _ = targets(batch)
+        own = teacher.decoder.generate(fused[drawn], [CAPTION_PROMPT] * 3)
+    assert args["targets"][n:] == own and all(own)
+    out = student(**args)
+    assert torch.isfinite(out["lm"]) and torch.isfinite(out["loss"])
+
+    calls, generate = [], teacher.decoder.generate
+    monkeypatch.setattr(teacher.decoder, "generate", lambda *a, **k: calls.append(a) or generate(*a, **k))
+    assert targets.captions(batch, drawn[::-1]) == own[::-1]
+    assert not calls  # kept, not written again
