@@ -7,7 +7,7 @@ JSON to benchmarks/results/inference.json.
 Target (paper): 30 ms per sample. Caption latency is from 2D keypoints to a caption: rendering
 the skeleton image, encoding, greedy decoding. Answer latency is from 2D keypoints and the
 question text to an answer (``ModelMethod.answer_one``): rendering, encoding the pose and the
-question, the answer head; no decoder. It is timed for known questions (text features cached,
+question, the answer head; no decoder. It is timed for known questions (text embedding cached,
 as in a running service) and for new ones (one text-encoder pass more).
 """
 

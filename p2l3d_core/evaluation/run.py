@@ -112,7 +112,7 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                                  "interleaved (order reversed each round) after a warm-up pass",
                                  "answer_latency": "p50 of one question about one pose, batch 1, "
                                                    "1 CPU thread, keypoints and question text in -> answer out "
-                                                   "(a known question's text features cached, as in a service); "
+                                                   "(a known question's text embedding cached, as in a service); "
                                                    "timed as latency is",
                                  "vqa": "closed vocabulary: a learned model's answer head picks "
                                         "among the family's answers; rule methods read their "
