@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pool-captions", type=int, default=None,
                    help="distilled student: unlabelled rows of each batch that also learn the "
                         "teacher's greedy caption of the pose (sequence-level distillation; "
-                        "preset default 0)")
+                        "quickstart preset: 16 of 64)")
     p.add_argument("--seeds", type=int, default=None,
                    help="how many seeds student and baseline_2d are trained with (preset default)")
     p.add_argument("--eval-poses", type=int, default=None, help="test poses scored per method")

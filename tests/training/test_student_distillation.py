@@ -45,9 +45,10 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
     teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
 
     # A cosine learning rate too (the teacher above keeps the constant default): 160 rows on 2
-    # workers in batches of 16 are 5 steps a worker an epoch.
+    # workers in batches of 16 are 5 steps a worker an epoch. Four pool rows a batch learn the
+    # teacher's captions (written inside each worker).
     cfg = TrainConfig(model=model, epochs=3, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                      teacher_path=str(teacher_dir), lr_schedule="cosine",
+                      teacher_path=str(teacher_dir), lr_schedule="cosine", pool_captions=4,
                       total_steps=run_steps(160, TrainConfig(epochs=3, batch_size=16), 2))
     assert cfg.total_steps == 15
     result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
