@@ -1,9 +1,9 @@
 """What the model benchmarks share: the run and dataset arguments, an evaluation set of the
 run's rendered data, timing that interleaves the forms compared, and where results are written.
 
-Interleaving matters on a shared or throttled machine: timed one after another, two forms of
-the same model read 3.2 and 2.3 ms in consecutive runs here; timed in alternating rounds in one
-process, machine noise hits every form alike.
+Interleaving matters on a shared or throttled machine: the same model's answer p50 read 3.2 and
+2.3 ms in two consecutive evaluations here (2026-12-04); timed in alternating rounds in one
+process, machine noise hits every form compared alike.
 """
 
 from __future__ import annotations

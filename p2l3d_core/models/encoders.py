@@ -6,6 +6,8 @@ L2-normalised, so a dot product is a cosine similarity (CLIP's convention).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -86,6 +88,21 @@ class ImageEncoder(nn.Module):
 TEXT_CACHE_SIZE = 200_000
 
 
+def _through_cache(cache: dict[str, torch.Tensor], texts: list[str],
+                   compute: Callable[[list[str]], torch.Tensor], chunk: int = 256) -> torch.Tensor:
+    """``compute(texts)`` stacked row by row, each distinct text computed once (in chunks) and
+    kept in ``cache``; a cache that would outgrow ``TEXT_CACHE_SIZE`` is emptied first. The
+    frozen backbone's features and a prepared model's whole embeddings are both kept this way."""
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        if len(cache) + len(missing) > TEXT_CACHE_SIZE:
+            cache.clear()
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            cache.update(zip(part, compute(part)))
+    return torch.stack([cache[t] for t in texts])
+
+
 class TextEncoder(nn.Module):
     """Sentences -> normalised embeddings (mean-pooled transformer states + projection)."""
 
@@ -124,15 +141,8 @@ class TextEncoder(nn.Module):
         """Mean-pooled backbone states (no projection); cached per sentence when frozen."""
         if not self.frozen:
             return self._features(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self.sentence_cache))
-        if missing:
-            if len(self.sentence_cache) + len(missing) > TEXT_CACHE_SIZE:
-                self.sentence_cache.clear()
-            for start in range(0, len(missing), 256):
-                chunk = missing[start:start + 256]
-                self.sentence_cache.update(zip(chunk, self._features(chunk).detach().cpu()))
-        device = self.proj.weight.device
-        return torch.stack([self.sentence_cache[t] for t in texts]).to(device)
+        cached = _through_cache(self.sentence_cache, texts, lambda part: self._features(part).detach().cpu())
+        return cached.to(self.proj.weight.device)
 
     def _features(self, texts: list[str]) -> torch.Tensor:
         tokens = {k: v.to(self.proj.weight.device) for k, v in self.tokenize(texts).items()}
@@ -144,12 +154,7 @@ class TextEncoder(nn.Module):
     def forward(self, texts: list[str]) -> torch.Tensor:
         if self.embedding_cache is None:
             return self._embed(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self.embedding_cache))
-        if missing:
-            if len(self.embedding_cache) + len(missing) > TEXT_CACHE_SIZE:
-                self.embedding_cache.clear()
-            self.embedding_cache.update(zip(missing, self._embed(missing)))
-        return torch.stack([self.embedding_cache[t] for t in texts])
+        return _through_cache(self.embedding_cache, texts, self._embed)
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         return nn.functional.normalize(self.proj(self.features(texts)), dim=-1)
