@@ -28,7 +28,7 @@ from ray.train import TrainingFailedError
 from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
-from p2l3d_core.dataset.shards import ray_splits, read_manifest
+from p2l3d_core.dataset.shards import read_manifest, training_splits
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.models.encoders import POSE_INPUTS
 from p2l3d_core.training.config import LR_SCHEDULES, ZERO_STAGES, TrainConfig
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"],
                                            p.pose_input, p.pose_input_3d), data)
-    splits = ray_splits(data)
-    # Read the shards once: every training of this job iterates the same rows each epoch.
-    datasets = {"train": splits["train"].materialize(), "val": splits["val"].materialize()}
+    datasets = training_splits(data)  # read once for every training of this job
     # A re-run adds to the training report: models kept from an earlier run keep their entries.
     report_uri = storage.join(args.output, "report", "training.json")
     report: dict = storage.read_json(report_uri) if storage.exists(report_uri) else {}

@@ -19,7 +19,7 @@ from common import LOG, add_num_cpus, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
-from p2l3d_core.dataset.shards import ray_splits, read_manifest
+from p2l3d_core.dataset.shards import read_manifest, training_splits
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.encoders import POSE_INPUTS
 from p2l3d_core.training.config import LR_SCHEDULES, ZERO_STAGES, TrainConfig
@@ -81,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                               args.data)
     cfg = dataclasses.replace(cfg, model=model)
     init_ray(num_cpus=args.num_cpus)
-    splits = ray_splits(args.data)
+    datasets = training_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,
              args.epochs, args.num_workers, args.zero_stage, args.data, manifest["splits"])
     try:
-        run_stage("teacher", cfg, {"train": splits["train"], "val": splits["val"]}, args.output,
+        run_stage("teacher", cfg, datasets, args.output,
                   num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker, log=LOG.info)
     except TrainingFailedError as err:
         LOG.error("training failed: %s", err)

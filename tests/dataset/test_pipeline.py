@@ -8,7 +8,7 @@ from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset import load_table, read_manifest, shard_uris
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
-from p2l3d_core.dataset.shards import shard_name
+from p2l3d_core.dataset.shards import shard_name, training_splits
 
 pytestmark = pytest.mark.slow
 SMALL = DatasetConfig(num_poses=90, image_size=64, shard_size=25, seed=3)
@@ -71,6 +71,14 @@ def test_renders_to_s3(ray_local, s3_bucket):
     logs = []
     render_dataset(out, SMALL, log=logs.append)
     assert any("already complete" in m for m in logs)
+    # What the training jobs read: train and val, read from S3 once and held by Ray.
+    from ray.data.dataset import MaterializedDataset
+
+    splits = training_splits(out, columns=["pose_id", "split"])
+    assert set(splits) == {"train", "val"}
+    for name, ds in splits.items():
+        assert isinstance(ds, MaterializedDataset)
+        assert ds.count() == manifest["splits"][name] and set(ds.unique("split")) == {name}
 
 
 def test_missing_bucket_is_named(ray_local, s3_server):

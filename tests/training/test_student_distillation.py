@@ -30,6 +30,16 @@ def data():
             "val": ray.data.from_arrow(table.slice(160, 64).select(COLS)), "table": table}
 
 
+@pytest.fixture(scope="module")
+def teacher_dir(ray_local, data, tmp_path_factory) -> str:
+    """One trained teacher for the module's students (a Ray Train fit costs ~45 s here)."""
+    tmp = tmp_path_factory.mktemp("teacher")
+    cfg = TrainConfig(model=preset("tiny", 32), epochs=2, batch_size=16, lr=3e-3, labelled_fraction=0.5)
+    run = fit(train_teacher, cfg, {"train": data["train"], "val": data["val"]}, name="teacher",
+              storage_path=str(tmp), max_failures=0)
+    return str(export_model(run, tmp / "export" / "teacher"))
+
+
 def test_labelled_mask_is_stable_and_follows_the_fraction():
     ids = [f"syn-0-{i:08d}" for i in range(2000)]
     mask = labelled_mask(ids, 0.25)
@@ -37,18 +47,13 @@ def test_labelled_mask_is_stable_and_follows_the_fraction():
     assert labelled_mask(ids, 1.0).all()
 
 
-def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
+def test_student_distils_from_the_teacher(ray_local, data, teacher_dir, tmp_path):
     model = preset("tiny", 32)
-    teacher_cfg = TrainConfig(model=model, epochs=2, batch_size=16, lr=3e-3, labelled_fraction=0.5)
-    teacher_run = fit(train_teacher, teacher_cfg, {"train": data["train"], "val": data["val"]},
-                      name="teacher", storage_path=str(tmp_path), max_failures=0)
-    teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
-
-    # A cosine learning rate too (the teacher above keeps the constant default): 160 rows on 2
+    # A cosine learning rate too (the module's teacher keeps the constant default): 160 rows on 2
     # workers in batches of 16 are 5 steps a worker an epoch. Four pool rows a batch learn the
     # teacher's captions (written inside each worker).
     cfg = TrainConfig(model=model, epochs=3, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                      teacher_path=str(teacher_dir), lr_schedule="cosine", pool_captions=4,
+                      teacher_path=teacher_dir, lr_schedule="cosine", pool_captions=4,
                       total_steps=run_steps(160, TrainConfig(epochs=3, batch_size=16), 2))
     assert cfg.total_steps == 15
     result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
@@ -74,15 +79,11 @@ def test_student_distils_from_the_teacher(ray_local, data, tmp_path):
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
 
 
-def test_a_student_may_read_other_inputs_than_its_teacher(ray_local, data, tmp_path):
+def test_a_student_may_read_other_inputs_than_its_teacher(ray_local, data, teacher_dir, tmp_path):
     """A keypoint-only student of an image teacher: the teacher is fed its own inputs."""
     splits = {"train": data["train"], "val": data["val"]}
-    teacher_run = fit(train_teacher, TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16,
-                                                 labelled_fraction=0.5),
-                      splits, name="teacher", storage_path=str(tmp_path), max_failures=0)
-    teacher_dir = export_model(teacher_run, tmp_path / "export" / "teacher")
     cfg = TrainConfig(model=preset("tiny", 32, pose_input="keypoints"), epochs=1, batch_size=16,
-                      labelled_fraction=0.5, teacher_path=str(teacher_dir))
+                      labelled_fraction=0.5, teacher_path=teacher_dir)
     result = fit(train_student, cfg, splits, name="student", storage_path=str(tmp_path), max_failures=0)
     assert result.error is None and result.metrics["epoch"] == 0
     assert 0.0 < result.metrics["train_answer_kd"] and -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0
