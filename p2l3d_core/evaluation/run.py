@@ -75,12 +75,21 @@ class ModelLoader:
         return ModelMethod(name, model)
 
 
-def _score(loader: ModelLoader, name: str, models: list[str], data: EvalSet, log, **kw) -> dict[str, float]:
-    runs = []
-    for path in models:
-        log(f"  {data.name}: {name} ({path})")
-        runs.append(score_method(loader.method(name, path), data, **kw))
-    return aggregate(runs)
+def _score(loader: ModelLoader, name: str, paths: list[str], sets: dict[str, EvalSet], log,
+           **kw) -> tuple[dict[str, dict[str, float]], ModelMethod]:
+    """``name``'s metrics on each set (mean and spread over ``paths``, its seeds) and its
+    seed-0 model. Each model is loaded once and scored on every set: from an ``s3://`` run a
+    load is a download of the whole model (the frozen text encoder included)."""
+    runs: dict[str, list[dict[str, float]]] = {set_name: [] for set_name in sets}
+    first: ModelMethod | None = None
+    for path in paths:
+        method = loader.method(name, path)
+        if first is None:
+            first = method
+        for set_name, data in sets.items():
+            log(f"  {set_name}: {name} ({path})")
+            runs[set_name].append(score_method(method, data, **kw))
+    return {set_name: aggregate(scores) for set_name, scores in runs.items()}, first
 
 
 def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = None,
@@ -117,12 +126,20 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                                  "vqa": "closed vocabulary: a learned model's answer head picks "
                                         "among the family's answers; rule methods read their "
                                         "posecodes (the lifter's: nearest category)"}}
-    evaluated: dict[str, EvalSet] = {}
+    evaluated = {name: EvalSet.from_table(name, table, eval_poses, seed) for name, table in sets.items()}
     loader = ModelLoader()
-    for set_name, table in sets.items():
-        data = evaluated[set_name] = EvalSet.from_table(set_name, table, eval_poses, seed)
-        methods = {name: _score(loader, name, paths, data, log, **kw) for name, paths in models.items()}
-        for name, method in (("lifter", RuleMethod("lifter", lifter)), ("rules_3d", RuleMethod("rules_3d"))):
+    scored: dict[str, dict[str, dict[str, float]]] = {set_name: {} for set_name in evaluated}
+    timed: dict = {}  # seed 0 of each method, kept for the latency phase
+    for name, paths in models.items():
+        by_set, first = _score(loader, name, paths, evaluated, log, **kw)
+        for set_name, metrics in by_set.items():
+            scored[set_name][name] = metrics
+        if latency_samples > 0:
+            timed[name] = first
+    rules = {"lifter": RuleMethod("lifter", lifter), "rules_3d": RuleMethod("rules_3d")}
+    for set_name, data in evaluated.items():
+        methods = scored[set_name]
+        for name, method in rules.items():
             log(f"  {set_name}: {name}")
             methods[name] = score_method(method, data, **kw)
         methods["lifter"]["lift_error_cm"] = lifter_error_cm(lifter, data)
@@ -130,9 +147,8 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     report["methods"] = report["sets"]["test"]["methods"]
     if latency_samples > 0:
         log(f"latency: {len(models) + 2} methods interleaved, {latency_samples} samples x {latency_rounds} rounds")
-        timed = {name: loader.method(name, paths[0]) for name, paths in models.items()}
-        timed.update(lifter=RuleMethod("lifter", lifter), rules_3d=RuleMethod("rules_3d"))
-        for name, latency in compare_latency(timed, evaluated["test"], latency_samples, latency_rounds).items():
+        for name, latency in compare_latency({**timed, **rules}, evaluated["test"], latency_samples,
+                                             latency_rounds).items():
             report["methods"][name].update(latency)
     report["targets"] = check_targets(report["methods"])
     curve = _learning_curve(loader, run, evaluated["test"], log, kw)
@@ -160,6 +176,7 @@ def _learning_curve(loader: ModelLoader, run: str, data: EvalSet, log, kw) -> li
         point: dict = {"labelled_fraction": float(name.lstrip("f"))}
         for method in ("student", "baseline_2d"):
             if method in models:
-                point[method] = _score(loader, method, models[method][:1], data, log, **kw)["vqa_depth_accuracy"]
+                scores, _ = _score(loader, method, models[method][:1], {data.name: data}, log, **kw)
+                point[method] = scores[data.name]["vqa_depth_accuracy"]
         points.append(point)
     return points

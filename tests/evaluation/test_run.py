@@ -8,7 +8,7 @@ import torch
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.evaluation.run import ModelLoader, evaluate_run, find_models
-from p2l3d_core.models import Student, save_pretrained
+from p2l3d_core.models import Student, load_pretrained, save_pretrained
 from p2l3d_core.models.config import TextConfig, preset
 
 
@@ -51,3 +51,35 @@ def test_the_loader_gives_models_with_one_frozen_text_backbone_one_sentence_cach
         b.text._features = None  # b must not run its backbone on a sentence a embedded
         torch.testing.assert_close(b.text.features(["The person is kneeling."]), want)
     assert trains.text.sentence_cache is not a.text.sentence_cache and not trains.text.sentence_cache
+
+
+@pytest.mark.slow
+def test_each_model_is_loaded_once_for_every_set_and_the_latency_phase(ray_local, tmp_path,
+                                                                       monkeypatch):
+    """From an s3:// run a load is a download of the whole model: the evaluation scores a
+    loaded model on every set and times its seed 0 without loading it again."""
+    from p2l3d_core.evaluation import run as run_module
+
+    data = str(tmp_path / "ds")
+    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40), log=lambda m: None)
+    folders = ("student", "seeds/student-s1", "baselines/baseline_2d")
+    for folder in folders:
+        save_pretrained(Student(preset("tiny", 32)), tmp_path / "run" / folder)
+    loaded: list[str] = []
+
+    def load_and_count(path, *args, **kwargs):
+        loaded.append(str(path))
+        return load_pretrained(path, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "load_pretrained", load_and_count)
+    report = evaluate_run(str(tmp_path / "run"), data, extra_sets={"again": data}, eval_poses=6,
+                          latency_samples=2, latency_rounds=1, meteor=False, lifter_epochs=1,
+                          log=lambda m: None)
+    assert sorted(loaded) == sorted(str(tmp_path / "run" / f) for f in folders)
+    for set_name in ("test", "again"):
+        methods = report["sets"][set_name]["methods"]
+        assert methods["student"]["runs"] == 2 and methods["baseline_2d"]["runs"] == 1
+        assert {"lifter", "rules_3d"} <= set(methods)
+    for name in ("student", "baseline_2d", "lifter"):
+        assert report["methods"][name]["latency_p50_ms"] > 0
+        assert report["methods"][name]["answer_latency_p50_ms"] > 0
