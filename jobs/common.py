@@ -51,7 +51,32 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
         num_cpus = (os.cpu_count() or 2) + 2
     # With the dashboard: Ray Train's placement-group cleaner asks the State API (served by the
     # dashboard) whether the train controller lives, and without it warns every second or two.
+    # The setup hook points that query at this instance (see _export_address).
     context = ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
-                       include_dashboard=None, log_to_driver=True)
+                       include_dashboard=None, log_to_driver=True,
+                       runtime_env={"worker_process_setup_hook": _export_address()})
     LOG.info("started a local Ray instance with %s CPUs (dashboard: %s)",
              ray.cluster_resources().get("CPU"), context.dashboard_url or "not running")
+
+
+def _export_address():
+    """A worker-process setup hook that sets ``RAY_ADDRESS`` to the worker's own cluster.
+
+    Why: Ray's State API, called with no address inside a worker (Ray Train's placement-group
+    cleaner asks it whether the train controller lives), finds the cluster by listing the
+    machine's GCS processes. With a second local instance running (another job, the test
+    suite's) it raises "Found multiple active Ray instances" and the cleaner's thread dies, so a
+    controller that crashed would leave its placement group behind. A cluster joined through
+    ``RAY_ADDRESS`` needs no hook: its workers find ``ray start``'s address file.
+
+    Nested so that Ray pickles it by value: workers need not import this module.
+    """
+
+    def export_address() -> None:
+        import os
+
+        import ray
+
+        os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+
+    return export_address
