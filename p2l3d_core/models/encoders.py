@@ -138,11 +138,16 @@ class TextEncoder(nn.Module):
                               return_tensors="pt")
 
     def features(self, texts: list[str]) -> torch.Tensor:
-        """Mean-pooled backbone states (no projection); cached per sentence when frozen."""
+        """Mean-pooled backbone states (no projection); cached per sentence when frozen.
+
+        The cache holds float32 on the CPU and hands out the projection's device and dtype: on
+        a GPU a distilled student trains in bf16 beside its float32 teacher, and the two share
+        one cache (``Student.adopt_language``), as do the runs reading its files."""
         if not self.frozen:
             return self._features(texts)
-        cached = _through_cache(self.sentence_cache, texts, lambda part: self._features(part).detach().cpu())
-        return cached.to(self.proj.weight.device)
+        cached = _through_cache(self.sentence_cache, texts,
+                                lambda part: self._features(part).detach().float().cpu())
+        return cached.to(self.proj.weight.device, self.proj.weight.dtype)
 
     def _features(self, texts: list[str]) -> torch.Tensor:
         tokens = {k: v.to(self.proj.weight.device) for k, v in self.tokenize(texts).items()}

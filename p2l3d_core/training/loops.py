@@ -26,7 +26,7 @@ from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.training.batches import asked_questions, first_captions, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
-from p2l3d_core.training.steps import TeacherTargets, student_step, teacher_step
+from p2l3d_core.training.steps import TeacherTargets, cast_inputs, student_step, teacher_step
 
 STATE_FILE = "train_state.json"
 CKPT_TAG = "state"
@@ -62,16 +62,18 @@ def read_history(checkpoint) -> list[dict]:
 
 @torch.no_grad()
 def _evaluate(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float]:
-    """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard."""
+    """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard. The
+    model may be bf16 (DeepSpeed on a GPU): its inputs are cast to it, the metrics computed in
+    float32."""
     model.eval()
-    device = model.text.proj.weight.device
+    device, dtype = model.text.proj.weight.device, model.text.proj.weight.dtype
     fused, z2d, texts, answers = [], [], [], _AnswerTally()
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        z = model.encode_all(pose_inputs(batch, cfg.model.pose_input, device),
-                             pose_inputs_3d(batch, cfg.model.pose_input_3d, device))
-        fused.append(z["fused"])
-        z2d.append(z["z2d"])
-        texts.append(model.text(first_captions(batch["captions"])))
+        z = model.encode_all(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
+                             cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype))
+        fused.append(z["fused"].float())
+        z2d.append(z["z2d"].float())
+        texts.append(model.text(first_captions(batch["captions"])).float())
         answers.add(model, z["fused"], batch)
     if not fused:
         return {}
@@ -262,19 +264,20 @@ def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: Tra
                       ) -> dict[str, float]:
     """Retrieval of the student's 2D embeddings against text embeddings (the teacher's when
     there is one, else its own) and, when distilled, how close it sits to the teacher's fused
-    embedding (cosine)."""
+    embedding (cosine). On a GPU the student is bf16 (DeepSpeed) and its teacher float32: each
+    reads inputs in its own dtype, the metrics are computed in float32."""
     student.eval()
     zs, zt, texts, answers = [], [], [], _AnswerTally()
-    device = student.text.proj.weight.device
+    device, dtype = student.text.proj.weight.device, student.text.proj.weight.dtype
     text_encoder = teacher.text if teacher is not None else student.text
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        inputs = pose_inputs(batch, cfg.model.pose_input, device)
-        zs.append(student.encode_pose(inputs))
-        answers.add(student, zs[-1], batch)
+        z = student.encode_pose(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype))
+        answers.add(student, z, batch)
+        zs.append(z.float())
         if teacher is not None:
             zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
                                          pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
-        texts.append(text_encoder(first_captions(batch["captions"])))
+        texts.append(text_encoder(first_captions(batch["captions"])).float())
     if not zs:
         return {}
     z = torch.cat(zs)

@@ -25,7 +25,8 @@ from p2l3d_core.training.batches import (
 from p2l3d_core.training.config import TrainConfig
 
 
-def _cast(inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def cast_inputs(inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Pose inputs in a model's dtype (bf16 for a DeepSpeed model on a GPU)."""
     return {k: v.to(dtype) for k, v in inputs.items()}
 
 
@@ -49,8 +50,8 @@ def teacher_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator, device
         batch = labelled_only(batch, cfg.labelled_fraction)
     prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
                                              batch["answers"], rng, cfg.qa_fraction)
-    return {"inputs_2d": _cast(pose_inputs(batch, cfg.model.pose_input, device), dtype),
-            "inputs_3d": _cast(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype),
+    return {"inputs_2d": cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
+            "inputs_3d": cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype),
             "texts": pick_captions(batch["captions"], rng), "prompts": prompts,
             "targets": targets,
             "asked": asked_questions(batch, range(len(batch["captions"]))).to(device),
@@ -132,7 +133,7 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
     captions = pick_captions(batch["captions"][rows], rng)
     prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
                                              batch["answers"][rows], rng, cfg.qa_fraction)
-    args = {"inputs_2d": _cast(pose_inputs(batch, cfg.model.pose_input, device), dtype),
+    args = {"inputs_2d": cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
             "labelled": torch.as_tensor(labelled, device=device), "prompts": prompts,
             "targets": targets, "asked": asked_questions(batch, rows).to(device),
             "contrastive_weight": cfg.contrastive_weight, "lm_weight": cfg.lm_weight,

@@ -95,3 +95,16 @@ def test_a_teacher_whose_text_encoder_trains_shares_no_cache_with_its_student(tm
     student.adopt_language(teacher)
     assert student.text.sentence_cache is not teacher.text.sentence_cache
     assert len(text_features.stores_of([student.text, teacher.text], str(tmp_path))) == 2
+
+
+def test_a_bf16_student_and_its_float32_teacher_share_the_cache_each_in_its_own_dtype():
+    # On a GPU the student trains in bf16 (DeepSpeed) beside its frozen float32 teacher, the
+    # two reading one sentence cache, whichever of them filled it.
+    cfg = preset("tiny", 32)
+    teacher, student = Teacher(cfg).eval(), Student(cfg)
+    student.adopt_language(teacher)
+    student.to(torch.bfloat16)
+    assert student.text(SENTENCES[:2]).dtype == torch.bfloat16  # the student fills the cache
+    assert teacher.text(SENTENCES).dtype == torch.float32  # reads two, computes one
+    assert student.text(SENTENCES).dtype == torch.bfloat16
+    assert {t.dtype for t in teacher.text.sentence_cache.values()} == {torch.float32}
