@@ -58,6 +58,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     zero_stage: int = 2
     use_gpu: bool = False
+    # Training precision. None: bf16 on a GPU, float32 on CPU. True: bf16 on either (the tests
+    # run the GPU path's precision on CPU this way; CI has no GPU).
+    bf16: bool | None = None
     partial_weight: float = 0.5
     lm_weight: float = 1.0
     # Closed-vocabulary answer head: every question of every labelled row each step, and on
@@ -105,6 +108,11 @@ class TrainConfig:
                               "match_weight", "rkd_weight", "contrastive_weight",
                               "pool_captions"), 0)
 
+    @property
+    def uses_bf16(self) -> bool:
+        """Whether the model trains in bf16: ``bf16``, else on a GPU."""
+        return self.use_gpu if self.bf16 is None else self.bf16
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -116,7 +124,7 @@ class TrainConfig:
 
 
 def deepspeed_config(cfg: TrainConfig) -> dict:
-    """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU, torch's AdamW
+    """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU (``uses_bf16``), torch's AdamW
     (DeepSpeed's fused CPU Adam would compile an extension at run time) and, for a cosine run,
     DeepSpeed's ``WarmupCosineLR`` (its state is in the checkpoint: a resumed run goes on with
     the same learning rate)."""
@@ -126,7 +134,7 @@ def deepspeed_config(cfg: TrainConfig) -> dict:
         "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay,
                                                   "torch_adam": True}},
         "zero_optimization": {"stage": cfg.zero_stage},
-        "bf16": {"enabled": cfg.use_gpu},
+        "bf16": {"enabled": cfg.uses_bf16},
         "gradient_clipping": 1.0,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,

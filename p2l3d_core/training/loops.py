@@ -130,7 +130,7 @@ class _Run:
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
                                                     config=deepspeed_config(cfg))
         self.device = self.engine.device
-        self.dtype = torch.bfloat16 if cfg.use_gpu else torch.float32
+        self.dtype = torch.bfloat16 if cfg.uses_bf16 else torch.float32
         self.start, self.history = _restore(self.engine)
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")

@@ -89,3 +89,21 @@ def test_a_student_may_read_other_inputs_than_its_teacher(ray_local, data, teach
     assert 0.0 < result.metrics["train_answer_kd"] and -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0
     student = load_pretrained(export_model(result, tmp_path / "export" / "student"))
     assert student.cfg.pose_input == "keypoints" and student.encoder_2d.image is None
+
+
+def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, teacher_dir, tmp_path):
+    """The GPU path's precision (DeepSpeed bf16, the frozen teacher float32) on CPU workers: CI
+    has no GPU. Before, the shared sentence cache and validation mixed the two dtypes."""
+    cfg = TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16, lr=3e-3, labelled_fraction=0.5,
+                      teacher_path=teacher_dir, pool_captions=2, bf16=True)
+    result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
+                 name="student_bf16", storage_path=str(tmp_path), max_failures=0)
+    assert result.error is None
+    assert np.isfinite(result.metrics["train_loss"]) and 0.0 <= result.metrics["val_vqa"] <= 1.0
+    assert -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0
+    exported = export_model(result, tmp_path / "export" / "student")
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(f"{exported}/model.safetensors").values()} == {torch.bfloat16}
+    student = load_pretrained(exported)  # loads as float32, as inference runs
+    assert next(student.parameters()).dtype == torch.float32

@@ -43,6 +43,8 @@ def test_deepspeed_config_follows_the_device():
     gpu = deepspeed_config(TrainConfig(use_gpu=True))
     assert cpu["zero_optimization"]["stage"] == 1 and not cpu["bf16"]["enabled"]
     assert gpu["bf16"]["enabled"] and cpu["optimizer"]["params"]["torch_adam"]
+    assert deepspeed_config(TrainConfig(bf16=True))["bf16"]["enabled"]  # bf16 on CPU when asked
+    assert not deepspeed_config(TrainConfig(use_gpu=True, bf16=False))["bf16"]["enabled"]
 
 
 def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tmp_path):
