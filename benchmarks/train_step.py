@@ -13,6 +13,13 @@ Each timed step sees rows it has not seen before in this process, so the frozen 
 sentence cache and the student's cache of teacher targets (``steps.TeacherTargets``) are as
 cold as in an epoch's first pass. Later epochs are cheaper: ``--warm`` times the same rows a
 second time.
+
+On a GPU (``--device cuda``) the models and inputs are bf16, as a Ray Train worker's DeepSpeed
+engine has them there (fp32 master weights aside), and the table adds the peak GPU memory:
+what the ``paper`` preset's epochs would cost, measured without Ray and DeepSpeed (the device
+machines lack both; ``benchmarks/device_check.sh`` runs this there). ``--text-model FOLDER
+--random-weights`` builds the frozen text encoder from a folder's config and tokenizer alone:
+timings need no trained weights, and the weights package is too large to carry there.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from p2l3d_core.dataset.shards import load_table, read_manifest
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import labelled_mask
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.runner import with_corpus_vocab
 from p2l3d_core.training.steps import TeacherTargets, student_step, teacher_step
@@ -47,6 +54,12 @@ def subset(batch: dict, keep: np.ndarray) -> dict:
     return {k: v[keep] for k, v in batch.items()}
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a rendered dataset (local folder or s3://)")
@@ -54,26 +67,48 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=64, help="rows per step (a worker's batch)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per stage")
     p.add_argument("--labelled-fraction", type=float, default=0.111)
+    p.add_argument("--pool-captions", type=int, default=0,
+                   help="pool rows a student batch learns the teacher's caption of (quickstart 16, paper 32)")
     p.add_argument("--warm", action="store_true", help="time a second pass over the same rows")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="model and input dtype (auto: bfloat16 on a GPU, float32 on CPU, as training)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (a Ray Train worker has one)")
+    p.add_argument("--text-model", default=None,
+                   help="the text encoder's folder (default: the model preset's, all-MiniLM-L6-v2)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="build every model from its config alone: no trained weights are read")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "train_step.json",
+                   help="where the JSON goes")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this torch ({torch.__version__}) sees no GPU")
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
+        args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     image_size = read_manifest(args.data)["config"]["image_size"]
-    cfg = with_corpus_vocab(preset(args.model, image_size, "image+keypoints", "image+keypoints"),
-                            args.data)
-    teacher, student = Teacher(cfg), Student(cfg)
+    cfg = preset(args.model, image_size, "image+keypoints", "image+keypoints")
+    if args.text_model:
+        cfg = replace(cfg, text=replace(cfg.text, pretrained=args.text_model))
+    cfg = with_corpus_vocab(cfg, args.data)
+    teacher = Teacher(cfg, weights=not args.random_weights).to(device, dtype)
+    student = Student(cfg, weights=not args.random_weights).to(device, dtype)
     student.adopt_language(teacher)
-    targets = TeacherTargets(teacher)
+    targets = TeacherTargets(teacher)  # the frozen teacher, float32 as loops.train_student has it
     table = load_table(args.data, "train")
     need = args.batch_size * args.steps
     if len(table) < need + args.batch_size:
         raise SystemExit(f"{args.data}: {len(table)} training rows, the run needs {need + args.batch_size}")
 
-    labelled_rows = subset(rows_as_batch(table, 0, len(table)), labelled_mask(
-        table.column("pose_id").to_pylist(), args.labelled_fraction))
-    teacher_batches = [subset(labelled_rows, np.arange(i * args.batch_size, (i + 1) * args.batch_size))
-                       for i in range(min(args.steps + 1, len(labelled_rows["pose_id"]) // args.batch_size))]
+    # The teacher treats every row it is given as labelled (a run gives it the labelled part
+    # alone), so its batches come from all rows: a small dataset then serves both stages. The
+    # student sees labelled and pool rows, split by --labelled-fraction as in a run.
+    all_rows = rows_as_batch(table, 0, len(table))
+    teacher_batches = [subset(all_rows, np.arange(i * args.batch_size, (i + 1) * args.batch_size))
+                       for i in range(args.steps + 1)]
     student_batches = [rows_as_batch(table, i * args.batch_size, args.batch_size)
                        for i in range(args.steps + 1)]
 
@@ -81,16 +116,18 @@ def main() -> int:
     s_opt = torch.optim.AdamW([q for q in student.parameters() if q.requires_grad], 1e-3)
 
     # The loops' defaults for every loss weight, as a run of jobs/distill.py has them.
-    train_cfg = TrainConfig(model=cfg, labelled_fraction=args.labelled_fraction)
+    train_cfg = TrainConfig(model=cfg, labelled_fraction=args.labelled_fraction,
+                            pool_captions=args.pool_captions)
+    teacher_cfg = replace(train_cfg, labelled_fraction=1.0)  # its batches: see teacher_batches
 
     def teacher_update(b: dict) -> None:
-        out = teacher(**teacher_step(b, train_cfg, rng))
+        out = teacher(**teacher_step(b, teacher_cfg, rng, device, dtype))
         t_opt.zero_grad()
         out["loss"].backward()
         t_opt.step()
 
     def student_update(b: dict) -> None:
-        out = student(**student_step(b, train_cfg, rng, targets))
+        out = student(**student_step(b, train_cfg, rng, targets, device, dtype))
         s_opt.zero_grad()
         out["loss"].backward()
         s_opt.step()
@@ -99,24 +136,32 @@ def main() -> int:
     for name, step, batches in (("teacher", teacher_update, teacher_batches),
                                 ("student", student_update, student_batches)):
         if name == "student":
-            teacher.eval()  # frozen, as loops.train_student loads it
+            teacher.eval().float()  # frozen and outside DeepSpeed, as loops.train_student loads it
         step(batches[0])  # first call: lazy allocations, not timed
         timed = batches[1:]
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         for _ in range(2 if args.warm else 1):
+            sync(device)
             t0 = time.perf_counter()
             for b in timed:
                 step(b)
+            sync(device)
             seconds = (time.perf_counter() - t0) / len(timed)
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
         results.append({"stage": name, "steps": len(timed), "batch_size": args.batch_size,
-                        "seconds_per_step": seconds, "rows_per_s": args.batch_size / seconds})
-    print(f"{'stage':<10}{'steps':>7}{'s/step':>10}{'rows/s':>10}")
+                        "seconds_per_step": seconds, "rows_per_s": args.batch_size / seconds,
+                        "peak_gpu_gib": peak})
+    print(f"{'stage':<10}{'steps':>7}{'s/step':>10}{'rows/s':>10}{'peak GiB':>10}")
     for r in results:
-        print(f"{r['stage']:<10}{r['steps']:>7}{r['seconds_per_step']:>10.3f}{r['rows_per_s']:>10.1f}")
-    out = Path(__file__).resolve().parent / "results" / "train_step.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "args": vars(args),
-                               "results": results}, indent=2))
-    print(f"wrote {out}")
+        peak = "-" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.2f}"
+        print(f"{r['stage']:<10}{r['steps']:>7}{r['seconds_per_step']:>10.3f}{r['rows_per_s']:>10.1f}{peak:>10}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.platform()
+    args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "dtype": str(dtype),
+                                    "args": {**vars(args), "out": str(args.out)}, "results": results},
+                                   indent=2))
+    print(f"wrote {args.out}")
     return 0
 
 
