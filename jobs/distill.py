@@ -22,7 +22,7 @@ import dataclasses
 import json
 import sys
 
-from common import LOG, add_num_cpus, init_ray, setup_logging
+from common import LOG, add_num_cpus, gpu_shortfall, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -36,6 +36,7 @@ from p2l3d_core.training.presets import PRESETS, get_preset
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 STAGES = ("render", "teacher", "student", "baselines", "curve", "evaluate")
+TRAINING_STAGES = {"teacher", "student", "baselines", "curve"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--labelled-fraction", type=float, default=None,
                    help="share of the training split with language; the rest is the unlabelled pool")
     p.add_argument("--num-workers", type=int, default=None)
-    p.add_argument("--use-gpu", action="store_true", default=None)
+    p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None,
+                   help="one GPU per worker, bf16 (default: the preset's; paper: on)")
     p.add_argument("--zero-stage", type=int, default=None, choices=ZERO_STAGES,
                    help="DeepSpeed ZeRO stage (default: the preset's, 2); stage 3 is not "
                         "supported (why: p2l3d_core/training/config.py)")
@@ -125,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         real_sets.append((name, source))
     data = args.data or storage.join(args.output, "dataset")
     init_ray(num_cpus=args.num_cpus)
+    if p.use_gpu and set(stages) & TRAINING_STAGES:
+        shortfall = gpu_shortfall(p.num_workers)
+        if shortfall:
+            LOG.error("%s", shortfall)
+            return 2
 
     if "render" in stages and not args.data:
         render_dataset(data, dataset_cfg, log=LOG.info)

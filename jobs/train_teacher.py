@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 
-from common import LOG, add_num_cpus, init_ray, setup_logging
+from common import LOG, add_num_cpus, gpu_shortfall, init_ray, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(why: p2l3d_core/training/config.py)")
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, bf16")
+    p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=False,
+                   help="one GPU per worker, bf16")
     p.add_argument("--seed", type=int, default=0)
     add_num_cpus(p)
     return p.parse_args(argv)
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                               args.data)
     cfg = dataclasses.replace(cfg, model=model)
     init_ray(num_cpus=args.num_cpus)
+    shortfall = gpu_shortfall(args.num_workers) if args.use_gpu else None
+    if shortfall:
+        LOG.error("%s", shortfall)
+        return 2
     datasets = training_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,
              args.epochs, args.num_workers, args.zero_stage, args.data, manifest["splits"])

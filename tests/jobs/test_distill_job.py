@@ -254,3 +254,18 @@ def test_lr_schedule_reaches_every_training(distill_job):
     assert get_preset("quickstart").lr_schedule == "constant"
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         get_preset("quickstart", lr_schedule="linear")
+
+
+def test_a_gpu_preset_without_gpus_is_refused_not_left_waiting(distill_job, call_main, ray_local,
+                                                               monkeypatch, tmp_path):
+    # The paper preset trains on 8 GPU workers; a local instance without GPUs never gets them.
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    run = ["--preset", "paper", "--output", str(tmp_path / "run"), "--stages", "teacher",
+           "--data", str(tmp_path / "no-data")]
+    # --no-use-gpu takes the preset to CPU workers: past the check, to the missing dataset.
+    code, printed = call_main(distill_job, *run, "--no-use-gpu")
+    assert code == 2 and "GPU workers" not in printed and "no manifest.json" in printed
+    code, printed = call_main(distill_job, *run)
+    assert code == 2 and "training wants 8 GPU workers" in printed
+    assert "local Ray instance has 0 GPUs" in printed
+    assert not (tmp_path / "run").exists()

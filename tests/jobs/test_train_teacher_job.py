@@ -54,3 +54,19 @@ def test_bad_arguments_are_refused_before_the_data_is_read(train_teacher_job, ca
                               "--output", str(tmp_path / "r"), *args)
     assert code == 2 and message in printed and "no manifest.json" not in printed
     assert not (tmp_path / "r").exists()
+
+
+def test_a_gpu_run_without_gpus_is_refused_not_left_waiting(train_teacher_job, call_main, ray_local,
+                                                            monkeypatch, tmp_path):
+    # Ray Train would wait forever for GPUs a local instance never gets.
+    from p2l3d_core.config import DatasetConfig
+    from p2l3d_core.dataset.pipeline import render_dataset
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    data = str(tmp_path / "data")
+    render_dataset(data, DatasetConfig(num_poses=20, image_size=32), log=lambda m: None)
+    code, printed = call_main(train_teacher_job, "--data", data, "--output", str(tmp_path / "r"),
+                              "--use-gpu", "--num-workers", "2")
+    assert code == 2 and "training wants 2 GPU workers" in printed
+    assert "local Ray instance has 0 GPUs" in printed and "--no-use-gpu" in printed
+    assert not (tmp_path / "r").exists()
