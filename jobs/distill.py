@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import sys
+import time
 
 from common import LOG, add_num_cpus, gpu_shortfall, init_ray, setup_logging
 from ray.train import TrainingFailedError
@@ -149,15 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     report.update({"preset": args.preset, "settings": p.__dict__, "data": data,
                    "splits": manifest["splits"]})
     try:
-        for name, stage, cfg in plan_runs(p, stages, model, args.output, args.seed):
+        runs = plan_runs(p, stages, model, args.output, args.seed)
+        started = time.monotonic()
+        for i, (name, stage, cfg) in enumerate(runs, 1):
             if not args.retrain and _finished(args.output, name):
-                LOG.info("== %s: finished earlier, kept (--retrain trains it again)", name)
+                LOG.info("== %s: finished earlier, kept (training %d of %d; --retrain trains it "
+                         "again)", name, i, len(runs))
                 continue
+            elapsed = datetime.timedelta(seconds=round(time.monotonic() - started))
             LOG.info("== %s: %d epochs, %d workers, ZeRO-%d, %s model (%s), %.1f%% of train "
-                     "labelled%s%s", name, cfg.epochs, p.num_workers, cfg.zero_stage, p.model,
+                     "labelled%s%s (training %d of %d, %s into this job's trainings)", name,
+                     cfg.epochs, p.num_workers, cfg.zero_stage, p.model,
                      cfg.model.pose_input, 100 * cfg.labelled_fraction,
                      ", distilled" if cfg.teacher_path else "",
-                     ", 2D-measured language" if cfg.language == "2d" else "")
+                     ", 2D-measured language" if cfg.language == "2d" else "", i, len(runs), elapsed)
             report[name] = run_stage(stage, cfg, datasets, args.output, name=name,
                                      num_workers=p.num_workers, log=LOG.info)
     except TrainingFailedError as err:

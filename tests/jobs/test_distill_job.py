@@ -148,7 +148,8 @@ def test_output_folder_on_s3(s3_bucket, tmp_path):
         assert storage.list_folders(storage.join(root, "ray", stage)), "no checkpoints kept"
     assert not storage.exists(storage.join(root, "student", "deepspeed")), "export copies model/ only"
     # Run again: both models are kept, and the training report keeps their entries.
-    assert "student: finished earlier, kept" in distill("teacher,student")
+    log = distill("teacher,student")
+    assert "student: finished earlier, kept (training 2 of 2;" in log
     report = storage.read_json(storage.join(root, "report", "training.json"))
     assert report["teacher"]["epoch"] == 0 and len(report["student"]["history"]) == 1
 
