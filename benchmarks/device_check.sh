@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The GPU check, one call on a device machine (see benchmarks/device_kit.sh for the kit):
-#   run(command="bash benchmarks/device_check.sh", carry=[".device_kit"], timeout_s=480)
+# The GPU check, one run on a GPU machine with .device_kit/ beside the code (made by
+# benchmarks/device_kit.sh); about 5 minutes on an H200 is the plan, not yet measured.
 # Training-step cost of the teacher and the distilled student on the GPU in bf16, for the
 # `small` model at quickstart's batch (64) and the `base` model at the paper preset's (128, 32
 # pool captions), with peak GPU memory. Without Ray and DeepSpeed (the machine lacks both):
 # what a worker's model and loss code cost there, the paper preset's epochs estimated from it.
-# Writes the JSON and the log under $OUT (or results/device/ here).
-set -uo pipefail
+# Writes the JSON and the log under $OUT (or benchmarks/results/device/). Stops at the first
+# failure, with its exit status.
+set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/device}
 mkdir -p "$OUT"
@@ -16,7 +17,9 @@ DEVICE=${DEVICE:-cuda}
 export PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-  "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+  # What the check needs there, before any model is built: fail fast, naming what is missing.
+  "$PY" -c "import cv2, pandas, pyarrow, safetensors, torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+  test -f "$KIT/dataset/manifest.json" || { echo "no $KIT/dataset: run benchmarks/device_kit.sh first"; exit 2; }
   common=(--data "$KIT/dataset" --text-model "$KIT/text" --random-weights --device "$DEVICE"
           --labelled-fraction 0.1 --steps "${STEPS:-20}")
   "$PY" benchmarks/train_step.py "${common[@]}" --model small --batch-size 64 --pool-captions 16 --warm \

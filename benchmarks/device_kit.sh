@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepares .device_kit/ (ignored by git, ~20 MB), what benchmarks/device_check.sh reads on a GPU
+# Prepares .device_kit/ (ignored by git, 13 MB), what benchmarks/device_check.sh reads on a GPU
 # device machine, which has torch, transformers, pyarrow and OpenCV but neither Ray, DeepSpeed
 # nor the text encoder's weights package (88 MB, over what one call may carry):
 #   .device_kit/dataset/  4,000 synthetic poses rendered at 128 px (the paper preset's size)
 #   .device_kit/text/     all-MiniLM-L6-v2's config and tokenizer, no weights
-# Run here once (about a minute on 2 cores), then on the device machine:
-#   run(command="bash benchmarks/device_check.sh", carry=[".device_kit"], timeout_s=480)
+# Run here once (about a minute on 2 cores), then `bash benchmarks/device_check.sh` on the GPU
+# machine with .device_kit/ beside the code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -15,7 +15,8 @@ cold as in an epoch's first pass. Later epochs are cheaper: ``--warm`` times the
 second time.
 
 On a GPU (``--device cuda``) the models and inputs are bf16, as a Ray Train worker's DeepSpeed
-engine has them there (fp32 master weights aside), and the table adds the peak GPU memory:
+engine has them there, and the table adds the peak GPU memory (of the bf16 model, its gradients
+and torch AdamW's state: DeepSpeed's float32 master weights come on top in a run):
 what the ``paper`` preset's epochs would cost, measured without Ray and DeepSpeed (the device
 machines lack both; ``benchmarks/device_check.sh`` runs this there). ``--text-model FOLDER
 --random-weights`` builds the frozen text encoder from a folder's config and tokenizer alone:
@@ -136,7 +137,16 @@ def main() -> int:
     for name, step, batches in (("teacher", teacher_update, teacher_batches),
                                 ("student", student_update, student_batches)):
         if name == "student":
-            teacher.eval().float()  # frozen and outside DeepSpeed, as loops.train_student loads it
+            # Frozen, float32 and outside DeepSpeed, as loops.train_student loads it: no
+            # gradients or optimizer state (else they count in the student's peak memory), and
+            # the sentence cache the teacher stage filled emptied (the student's rows are new
+            # to this process, as the module says).
+            t_opt.state.clear()
+            teacher.zero_grad(set_to_none=True)
+            teacher.requires_grad_(False).eval().float()
+            teacher.text.sentence_cache.clear()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         step(batches[0])  # first call: lazy allocations, not timed
         timed = batches[1:]
         if device.type == "cuda":

@@ -59,8 +59,8 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
              ray.cluster_resources().get("CPU"), context.dashboard_url or "not running")
 
 
-def gpu_shortfall(num_workers: int) -> str | None:
-    """Why ``num_workers`` one-GPU training workers can never start here, else None.
+def refuse_without_gpus(num_workers: int) -> bool:
+    """Whether ``num_workers`` one-GPU training workers can never start here (said in the log).
 
     Ray Train waits for the resources it asks for, so without this a GPU run on a machine
     without GPUs (``--preset paper`` on a laptop) would wait forever. A local instance has the
@@ -70,15 +70,17 @@ def gpu_shortfall(num_workers: int) -> str | None:
 
     have = int(ray.cluster_resources().get("GPU", 0))
     if have >= num_workers:
-        return None
+        return False
     if os.environ.get("RAY_ADDRESS"):
         LOG.warning("training wants %d GPU workers and the cluster has %d GPUs now: waiting "
                     "for an autoscaler to add them", num_workers, have)
-        return None
-    fewer = f"--num-workers {have}, " if have else ""
-    return (f"training wants {num_workers} GPU workers (--use-gpu, or the preset's), and the "
-            f"local Ray instance has {have} GPUs: submit the job to a GPU cluster "
-            f"(ray job submit), or pass {fewer}--no-use-gpu")
+        return False
+    fewer = f", or lower --num-workers to {have}" if have else ""
+    LOG.error("training wants %d GPU workers (--use-gpu, or the preset's), and the local Ray "
+              "instance has %d GPUs: submit the job to a GPU cluster (ray job submit), or pass "
+              "--no-use-gpu%s", num_workers, have, fewer)
+    return True
+
 
 def _export_address():
     """A worker-process setup hook that sets ``RAY_ADDRESS`` to the worker's own cluster.

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 
-from common import LOG, add_num_cpus, gpu_shortfall, init_ray, setup_logging
+from common import LOG, add_num_cpus, init_ray, refuse_without_gpus, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -129,11 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         real_sets.append((name, source))
     data = args.data or storage.join(args.output, "dataset")
     init_ray(num_cpus=args.num_cpus)
-    if p.use_gpu and set(stages) & TRAINING_STAGES:
-        shortfall = gpu_shortfall(p.num_workers)
-        if shortfall:
-            LOG.error("%s", shortfall)
-            return 2
+    if p.use_gpu and set(stages) & TRAINING_STAGES and refuse_without_gpus(p.num_workers):
+        return 2
 
     if "render" in stages and not args.data:
         render_dataset(data, dataset_cfg, log=LOG.info)

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 
-from common import LOG, add_num_cpus, gpu_shortfall, init_ray, setup_logging
+from common import LOG, add_num_cpus, init_ray, refuse_without_gpus, setup_logging
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.data)
     cfg = dataclasses.replace(cfg, model=model)
     init_ray(num_cpus=args.num_cpus)
-    shortfall = gpu_shortfall(args.num_workers) if args.use_gpu else None
-    if shortfall:
-        LOG.error("%s", shortfall)
+    if args.use_gpu and refuse_without_gpus(args.num_workers):
         return 2
     datasets = training_splits(args.data)
     LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,

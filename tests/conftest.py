@@ -90,7 +90,9 @@ def ray_local():
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=4, object_store_memory=512 * 1024**2, include_dashboard=False,
+    # No GPUs even on a machine with some: the tests are the CPU path (GPU runs are refused
+    # on an instance without them, which tests check).
+    ray.init(num_cpus=4, num_gpus=0, object_store_memory=512 * 1024**2, include_dashboard=False,
              log_to_driver=False, ignore_reinit_error=True)
     yield ray
     ray.shutdown()

@@ -141,7 +141,8 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
     and filter all shards again each epoch and each validation (seconds an epoch locally, more
     from S3). The shards are read once for both splits and split with a vectorised filter
     (quickstart's 23,000 poses: ~5 s, against ~15 s reading once per split with a per-row
-    Python filter)."""
+    Python filter). While they are built the object store holds every row and the two splits:
+    about twice the dataset; Ray spills to disk beyond its store."""
     import ray.data
     from ray.data.expressions import col
 

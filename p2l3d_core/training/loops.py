@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from p2l3d_core import storage
 from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.language.questions import DEPTH_FAMILIES
 from p2l3d_core.models import text_features
@@ -61,7 +62,7 @@ def read_history(checkpoint) -> list[dict]:
 
 
 @torch.no_grad()
-def _evaluate(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float]:
+def validate_teacher(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float]:
     """Retrieval recall of fused and 2D-only embeddings on this worker's validation shard. The
     model may be bf16 (DeepSpeed on a GPU): its inputs are cast to it, the metrics computed in
     float32."""
@@ -121,7 +122,11 @@ class _Run:
 
         self.cfg = cfg
         # Sentence features the run's earlier trainings computed, and what this one adds.
-        self.texts = text_features.stores_of(list(text_encoders), cfg.text_features) if cfg.text_features else []
+        # A bf16 run's features (bf16-rounded) go to a store of their own: a float32 run must
+        # not read them as its own numbers.
+        folder = cfg.text_features and (storage.join(cfg.text_features, "bf16") if cfg.uses_bf16
+                                        else cfg.text_features)
+        self.texts = text_features.stores_of(list(text_encoders), folder) if folder else []
         for shared in self.texts:
             shared.load()
         self.context = ray.train.get_context()
@@ -187,7 +192,7 @@ def train_teacher(config: dict) -> None:
     def step(batch: dict) -> dict:
         return run.engine(**teacher_step(batch, cfg, run.rng, run.device, run.dtype))
 
-    run.fit("teacher", step, lambda: _evaluate(run.engine.module, run.val_shard, cfg),
+    run.fit("teacher", step, lambda: validate_teacher(run.engine.module, run.val_shard, cfg),
             lambda: {"logit_scale": float(run.engine.module.logit_scale().detach())})
 
 
@@ -255,12 +260,12 @@ def train_student(config: dict) -> None:
     def step(batch: dict) -> dict:
         return run.engine(**student_step(batch, cfg, run.rng, targets, run.device, run.dtype))
 
-    run.fit("student", step, lambda: _evaluate_student(run.engine.module, teacher, run.val_shard,
+    run.fit("student", step, lambda: validate_student(run.engine.module, teacher, run.val_shard,
                                                         cfg))
 
 
 @torch.no_grad()
-def _evaluate_student(student: Student, teacher: Teacher | None, shard, cfg: TrainConfig
+def validate_student(student: Student, teacher: Teacher | None, shard, cfg: TrainConfig
                       ) -> dict[str, float]:
     """Retrieval of the student's 2D embeddings against text embeddings (the teacher's when
     there is one, else its own) and, when distilled, how close it sits to the teacher's fused

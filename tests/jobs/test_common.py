@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 
 # A job's own local instance, started while the suite's instance runs: a worker of the job asks
@@ -26,6 +28,7 @@ print("actors seen:", ray.get(actors_seen.remote()))
 """
 
 
+@pytest.mark.slow
 def test_workers_of_a_local_instance_find_it_beside_another(ray_local):
     assert ray_local.is_initialized()  # the second instance on this machine
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

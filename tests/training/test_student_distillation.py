@@ -95,7 +95,8 @@ def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, t
     """The GPU path's precision (DeepSpeed bf16, the frozen teacher float32) on CPU workers: CI
     has no GPU. Before, the shared sentence cache and validation mixed the two dtypes."""
     cfg = TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16, lr=3e-3, labelled_fraction=0.5,
-                      teacher_path=teacher_dir, pool_captions=2, bf16=True)
+                      teacher_path=teacher_dir, pool_captions=2, bf16=True,
+                      text_features=str(tmp_path / "text_features"))
     result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
                  name="student_bf16", storage_path=str(tmp_path), max_failures=0)
     assert result.error is None
@@ -107,3 +108,6 @@ def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, t
     assert {t.dtype for t in load_file(f"{exported}/model.safetensors").values()} == {torch.bfloat16}
     student = load_pretrained(exported)  # loads as float32, as inference runs
     assert next(student.parameters()).dtype == torch.float32
+    # Its bf16-rounded sentence features are stored apart, where no float32 run reads them.
+    stored = list((tmp_path / "text_features").rglob("*.safetensors"))
+    assert stored and all(p.parent.parent.name == "bf16" for p in stored)
