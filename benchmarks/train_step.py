@@ -51,10 +51,6 @@ def rows_as_batch(table, start: int, size: int) -> dict[str, np.ndarray]:
     return {c: frame[c].to_numpy() for c in frame.columns}
 
 
-def subset(batch: dict, keep: np.ndarray) -> dict:
-    return {k: v[keep] for k, v in batch.items()}
-
-
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so that wall-clock time covers it."""
     if device.type == "cuda":
@@ -105,13 +101,9 @@ def main() -> int:
         raise SystemExit(f"{args.data}: {len(table)} training rows, the run needs {need + args.batch_size}")
 
     # The teacher treats every row it is given as labelled (a run gives it the labelled part
-    # alone), so its batches come from all rows: a small dataset then serves both stages. The
+    # alone), so both stages take the same batches: a small dataset then serves both. The
     # student sees labelled and pool rows, split by --labelled-fraction as in a run.
-    all_rows = rows_as_batch(table, 0, len(table))
-    teacher_batches = [subset(all_rows, np.arange(i * args.batch_size, (i + 1) * args.batch_size))
-                       for i in range(args.steps + 1)]
-    student_batches = [rows_as_batch(table, i * args.batch_size, args.batch_size)
-                       for i in range(args.steps + 1)]
+    batches = [rows_as_batch(table, i * args.batch_size, args.batch_size) for i in range(args.steps + 1)]
 
     t_opt = torch.optim.AdamW([q for q in teacher.parameters() if q.requires_grad], 1e-3)
     s_opt = torch.optim.AdamW([q for q in student.parameters() if q.requires_grad], 1e-3)
@@ -119,7 +111,7 @@ def main() -> int:
     # The loops' defaults for every loss weight, as a run of jobs/distill.py has them.
     train_cfg = TrainConfig(model=cfg, labelled_fraction=args.labelled_fraction,
                             pool_captions=args.pool_captions)
-    teacher_cfg = replace(train_cfg, labelled_fraction=1.0)  # its batches: see teacher_batches
+    teacher_cfg = replace(train_cfg, labelled_fraction=1.0)  # see batches
 
     def teacher_update(b: dict) -> None:
         out = teacher(**teacher_step(b, teacher_cfg, rng, device, dtype))
@@ -134,8 +126,7 @@ def main() -> int:
         s_opt.step()
 
     results = []
-    for name, step, batches in (("teacher", teacher_update, teacher_batches),
-                                ("student", student_update, student_batches)):
+    for name, step in (("teacher", teacher_update), ("student", student_update)):
         if name == "student":
             # Frozen, float32 and outside DeepSpeed, as loops.train_student loads it: no
             # gradients or optimizer state (else they count in the student's peak memory), and
