@@ -38,11 +38,13 @@ def parts(method: ModelMethod, data: EvalSet, asked: list[int]) -> dict[str, cal
     families = [data.qa_family[k] for k in asked]
     return {
         "keypoint features": lambda: [pose_inputs(k, "keypoints") for k in keypoints],
-        "skeleton image": lambda: [images_to_tensor(render_2d(data.keypoints_2d[i], method.render)[None])
+        "skeleton image": lambda: [images_to_tensor(render_2d(data.keypoints_2d[i],
+                                                              method.render)[None])
                                    for i in rows],
         "pose embedding": lambda: [method._encode_one(data, i) for i in rows],
         "question embedding": lambda: [model.text([q]) for q in questions],
-        "answer from embeddings": lambda: [model.answer(zi, [q], [f]) for zi, q, f in zip(z, questions, families)],
+        "answer from embeddings": lambda: [model.answer(zi, [q], [f])
+                                           for zi, q, f in zip(z, questions, families)],
         "whole answer": lambda: [method.answer_one(data, k) for k in asked],
     }
 
@@ -64,8 +66,10 @@ def main() -> int:
             for call in calls.values():
                 call()  # warm-up: compiled graphs' first runs, caches
             timed = interleaved(calls, args.rounds, 1)
-        results[name] = {part: {k: v / len(asked) for k, v in r.items()} for part, r in timed.items()}
-        print(f"{name}: {len(asked)} questions x {args.rounds} rounds, ms per answer (median / fastest)")
+        results[name] = {part: {k: v / len(asked) for k, v in r.items()}
+                         for part, r in timed.items()}
+        print(f"{name}: {len(asked)} questions x {args.rounds} rounds, "
+              f"ms per answer (median / fastest)")
         for part, r in results[name].items():
             print(f"  {part:24s} {r['median_ms']:7.3f} / {r['fastest_ms']:6.3f}")
     write_results("answer_path", {"args": vars(args), "torch": torch.__version__,

@@ -6,7 +6,8 @@ its keypoints (``ModelMethod._encode_one``, rendering included) and a whole answ
 process so machine noise hits all alike. Checks the answers are identical. Prints a table and
 writes JSON to benchmarks/results/batch_norm_fold.json.
 
-    .venv/bin/python benchmarks/batch_norm_fold.py --run RUN --data DATASET [--models student,teacher]
+    .venv/bin/python benchmarks/batch_norm_fold.py --run RUN --data DATASET \\
+        [--models student,teacher]
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def main() -> int:
         methods = {"trained": plain, "folded": folded, "prepared": prepared}
         same = all(len({m.answer_one(data, k) for m in methods.values()}) == 1 for k in ks)
         with torch.no_grad():
-            encode = interleaved({k: (lambda m=m: m._encode_one(data, 0)) for k, m in methods.items()},
+            encode = interleaved({k: (lambda m=m: m._encode_one(data, 0))
+                                  for k, m in methods.items()},
                                  args.rounds, 50)
             answer = interleaved({k: (lambda m=m: [m.answer_one(data, q) for q in ks])
                                   for k, m in methods.items()}, args.rounds, 1)
@@ -53,10 +55,12 @@ def main() -> int:
         results[name] = {"folded_layers": count, "identical_answers": same, "encode_one": encode,
                          "answer_one": answer}
         for what, r in (("encode_one", encode), ("answer_one", answer)):
-            print(f"{name:10s} {what:12s} {r['trained']['median_ms']:16.2f} / {r['trained']['fastest_ms']:5.2f}"
+            print(f"{name:10s} {what:12s} {r['trained']['median_ms']:16.2f}"
+                  f" / {r['trained']['fastest_ms']:5.2f}"
                   f" {r['folded']['median_ms']:13.2f} / {r['folded']['fastest_ms']:5.2f}"
                   f" {r['prepared']['median_ms']:13.2f} / {r['prepared']['fastest_ms']:5.2f}")
-        print(f"{name:10s} {count} batch norms folded; identical answers on {len(ks)} questions: {same}")
+        print(f"{name:10s} {count} batch norms folded; "
+              f"identical answers on {len(ks)} questions: {same}")
     write_results("batch_norm_fold", {"args": vars(args), "results": results})
     return 0 if all(r["identical_answers"] for r in results.values()) else 1
 

@@ -29,7 +29,8 @@ from p2l3d_core.evaluation.run import EVAL_COLUMNS
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser with ``--run`` and ``--data``, the module docstring as its help."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="a run folder written by jobs/distill.py")
     p.add_argument("--data", default=None, help="rendered dataset (default RUN/dataset)")
     return p
@@ -53,7 +54,8 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int, per_round: 
             for _ in range(per_round):
                 calls[name]()
             times[name].append((time.perf_counter() - t0) / per_round * 1e3)
-    return {k: {"median_ms": float(np.median(v)), "fastest_ms": float(np.min(v))} for k, v in times.items()}
+    return {k: {"median_ms": float(np.median(v)), "fastest_ms": float(np.min(v))}
+            for k, v in times.items()}
 
 
 def write_results(name: str, payload: dict) -> Path:

@@ -1,7 +1,7 @@
 """Caption latency at batch 1, one thread, by how the decoder runs a token: transformers'
 forward, the lean pass in Python (``gpt2_step._blocks`` as written) and the same pass compiled
-with TorchScript (what ``gpt2_step.LeanPass.step`` runs). Interleaved in one process, so machine noise
-hits all alike; checks the three write the same captions. Prints a table and writes JSON to
+with TorchScript (what ``gpt2_step.LeanPass.step`` runs). Interleaved in one process, so machine
+noise hits all alike; checks the three write the same captions. Prints a table and writes JSON to
 benchmarks/results/decoder_pass.json.
 
     .venv/bin/python benchmarks/decoder_pass.py --run RUN --data DATASET [--model student]
@@ -59,7 +59,8 @@ def main() -> int:
         gpt2_step.supports, gpt2_step._compiled = supports, compiled
     same = len({tuple(t) for t in texts.values()}) == 1
     tokens = float(np.mean([len(decoder._ids(t)) for t in texts["lean, TorchScript"]]))
-    results = {form: {"caption_p50_ms": float(np.median(t)), "caption_p90_ms": float(np.percentile(t, 90))}
+    results = {form: {"caption_p50_ms": float(np.median(t)),
+                      "caption_p90_ms": float(np.percentile(t, 90))}
                for form, t in times.items()}
     print(f"{args.model}: {len(z)} captions x {args.rounds} rounds, {tokens:.1f} tokens a caption; "
           f"same captions: {same}")

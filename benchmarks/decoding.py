@@ -3,7 +3,8 @@
 dataset (choose on ``val``, report on ``test``). Prints a table and writes JSON to
 benchmarks/results/decoding.json.
 
-    .venv/bin/python benchmarks/decoding.py --run RUN --data DATASET --split val [--models student,baselines/baseline_2d_no3d]
+    .venv/bin/python benchmarks/decoding.py --run RUN --data DATASET --split val \\
+        [--models student,baselines/baseline_2d_no3d]
 
 Measured 2026-12-04 (runs/fast, 500 val poses): student BLEU-4 0.322 with no rule, 0.455 / 0.404 /
 0.374 / 0.396 forbidding repeated 3- / 4- / 5- / 6-grams (40 tokens); baseline_2d_no3d 0.248 ->
@@ -43,12 +44,13 @@ def main() -> int:
     p = parser(__doc__)
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--poses", type=int, default=500)
-    p.add_argument("--models", default="student,baselines/baseline_2d_no3d", help="model folders of RUN")
+    p.add_argument("--models", default="student,baselines/baseline_2d_no3d",
+                   help="model folders of RUN")
     args = p.parse_args()
     data = eval_set(args, args.poses, args.split)
     rows = []
-    print(f"{'model':28s} {'no repeat':>9s} {'cap':>5s} {'BLEU-1':>7s} {'BLEU-4':>7s} {'CIDEr':>7s} "
-          f"{'ROUGE-L':>8s} {'tokens':>7s} {'s':>5s}")
+    print(f"{'model':28s} {'no repeat':>9s} {'cap':>5s} {'BLEU-1':>7s} {'BLEU-4':>7s} "
+          f"{'CIDEr':>7s} {'ROUGE-L':>8s} {'tokens':>7s} {'s':>5s}")
     for name in args.models.split(","):
         method = ModelMethod(name, load_pretrained(storage.join(args.run, name)))
         z = method.embed(data)

@@ -37,7 +37,8 @@ def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:
     # Answers twice over the same questions: first each question is new (its text goes through
     # the text encoder), then known (its features cached, as in a running service).
     asked = list({data.qa_question[k]: k for k in data.spread_questions(400)}.values())[:50]
-    new = latency_ms(lambda k: method.answer_one(data, asked[k]), len(asked), warmup=0, name="answer")
+    new = latency_ms(lambda k: method.answer_one(data, asked[k]), len(asked), warmup=0,
+                     name="answer")
     vqa = latency_ms(lambda k: method.answer_one(data, asked[k]), len(asked), name="answer")
     torch.set_num_threads(threads)
     t0 = time.perf_counter()  # archive captioning: encode and caption in batches
@@ -68,7 +69,8 @@ def main() -> int:
         print(f"{r['method']:<18}{r['caption_p50_ms']:>16.1f}{r['caption_p90_ms']:>16.1f}"
               f"{r['answer_p50_ms']:>15.1f}{r['answer_new_question_p50_ms']:>16.1f}"
               f"{r['batched_captions_per_s']:>20.1f}")
-    write_results("inference", {"machine": platform.platform(), "threads_batched": torch.get_num_threads(),
+    write_results("inference", {"machine": platform.platform(),
+                                "threads_batched": torch.get_num_threads(),
                                 "run": run, "rows": rows})
     return 0
 

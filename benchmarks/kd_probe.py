@@ -7,14 +7,17 @@ the test questions. Options add an auxiliary lifting loss (predict the teacher's
 features from the 2D ones, 3D being plentiful) or change the KD temperature. Prints one line
 per epoch and writes JSON to benchmarks/results/kd_probe.json.
 
-    .venv/bin/python benchmarks/kd_probe.py --teacher RUN/teacher --data RUN/dataset [--lift-weight 10]
+    .venv/bin/python benchmarks/kd_probe.py --teacher RUN/teacher --data RUN/dataset \\
+        [--lift-weight 10]
 
 Measured 2026-11-25 with the quickstart teacher (2 cores, default 12 epochs, 1,000 test
 poses; ~18 s an epoch): test depth accuracy 0.914 plain, 0.911 with ``--lift-weight 10``,
-0.917 with ``--epochs 24``, against the teacher's own 0.950 on the same poses (true 3D in). For scale, on 500 test poses
-of the evaluation: the image+keypoint student 0.880, the lifter pipeline 0.944.
+0.917 with ``--epochs 24``, against the teacher's own 0.950 on the same poses (true 3D in). For
+scale, on 500 test poses of the evaluation: the image+keypoint student 0.880, the lifter pipeline
+0.944.
 2026-12-03, that day's teacher, the evaluation's 500 test poses: ``--lr-schedule constant`` (the
-Ray Train stages' constant rate) ends at 0.881 (benchmarks/reports/quickstart-2026-12-03-loss-mix-and-lr.md).
+Ray Train stages' constant rate) ends at 0.881
+(benchmarks/reports/quickstart-2026-12-03-loss-mix-and-lr.md).
 2026-12-04, that day's teacher (runs/q24), ``--questions-per-pose 15``, 1,000 test poses: 0.893
 after 12 epochs on the 18,282 training poses; 0.912 with ``--extra-pool`` of 46,000 more poses
 (64,282, 12 epochs); 0.908 on the 18,282 alone for 42 epochs, the same number of steps. A 3.5x
@@ -56,10 +59,12 @@ def teacher_targets(teacher, data: EvalSet, batch: int = 256) -> tuple[torch.Ten
     for start in range(0, len(data), batch):
         rows = np.arange(start, min(start + batch, len(data)))
         b = data.batch(rows)
-        i2, i3 = pose_inputs(b, teacher.cfg.pose_input), pose_inputs_3d(b, teacher.cfg.pose_input_3d)
+        i2, i3 = (pose_inputs(b, teacher.cfg.pose_input),
+                  pose_inputs_3d(b, teacher.cfg.pose_input_3d))
         fused = teacher.encode_all(i2, i3)["fused"]
         emb.append(fused)
-        logits.append(teacher.answer_logits(fused, Asked.bank(len(rows))).view(len(rows), len(QUESTION_BANK), -1))
+        logits.append(teacher.answer_logits(fused, Asked.bank(len(rows)))
+                      .view(len(rows), len(QUESTION_BANK), -1))
         x2.append(pose_inputs(b, "keypoints")["keypoints"])
         x3.append(pose_inputs_3d(b, "keypoints")["keypoints"])
     return torch.cat(x2), torch.cat(x3), torch.cat(emb), torch.cat(logits)
@@ -84,30 +89,38 @@ class Probe(nn.Module):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="a trained teacher folder (RUN/teacher)")
     p.add_argument("--data", required=True, help="the rendered dataset it was trained on")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--lift-weight", type=float, default=0.0, help="auxiliary 3D-feature MSE; 0: none")
+    p.add_argument("--lift-weight", type=float, default=0.0,
+                   help="auxiliary 3D-feature MSE; 0: none")
     p.add_argument("--temperature", type=float, default=1.0, help="answer KD temperature")
-    p.add_argument("--questions-per-pose", type=int, default=32, help="bank questions drawn per pose per step")
+    p.add_argument("--questions-per-pose", type=int, default=32,
+                   help="bank questions drawn per pose per step")
     p.add_argument("--test-poses", type=int, default=1000)
     p.add_argument("--lr-schedule", choices=("onecycle", "constant"), default="onecycle",
                    help="one-cycle (warm-up, then annealed to ~0) or constant 1e-3 as the Ray "
                         "Train stages have without a scheduler")
-    p.add_argument("--train-poses", type=int, default=None, help="default: the whole training split")
+    p.add_argument("--train-poses", type=int, default=None,
+                   help="default: the whole training split")
     p.add_argument("--extra-pool", action="append", default=[], metavar="DATASET",
-                   help="another rendered dataset (a different --seed) whose poses, every split, join "
-                        "the training poses as unlabelled 3D: does a larger pool close the gap? Repeatable")
+                   help="another rendered dataset (a different --seed) whose poses, every split, "
+                        "join the training poses as unlabelled 3D: does a larger pool close the "
+                        "gap? Repeatable")
     args = p.parse_args()
     torch.manual_seed(0)
     teacher = load_pretrained(args.teacher).eval()
-    train = EvalSet.from_table("train", load_table(args.data, "train", EVAL_COLUMNS), args.train_poses)
+    train = EvalSet.from_table("train", load_table(args.data, "train", EVAL_COLUMNS),
+                               args.train_poses)
     test = EvalSet.from_table("test", load_table(args.data, "test", EVAL_COLUMNS), args.test_poses)
     x, y3, _, target = teacher_targets(teacher, train)
     for uri in args.extra_pool:
-        extra = teacher_targets(teacher, EvalSet.from_table("pool", load_table(uri, None, EVAL_COLUMNS)))
-        x, y3, target = torch.cat([x, extra[0]]), torch.cat([y3, extra[1]]), torch.cat([target, extra[3]])
+        extra = teacher_targets(teacher,
+                                EvalSet.from_table("pool", load_table(uri, None, EVAL_COLUMNS)))
+        x, y3, target = (torch.cat([x, extra[0]]), torch.cat([y3, extra[1]]),
+                         torch.cat([target, extra[3]]))
     print(json.dumps({"training_poses": len(x)}), flush=True)
     xt, _, test_fused, _ = teacher_targets(teacher, test)
     unique = list(dict.fromkeys(test.qa_question))
@@ -115,7 +128,8 @@ def main() -> int:
         bank_q = teacher.text([q for _, q in QUESTION_BANK])
         test_q = teacher.text(unique)[torch.tensor([unique.index(q) for q in test.qa_question])]
     bank_mask = family_mask([f for f, _ in QUESTION_BANK])
-    test_mask, test_answers = family_mask(test.qa_family), torch.tensor([ANSWER_INDEX[a] for a in test.qa_answer])
+    test_mask, test_answers = (family_mask(test.qa_family),
+                               torch.tensor([ANSWER_INDEX[a] for a in test.qa_answer]))
     depth, rows = torch.tensor(test.qa_needs_depth), torch.tensor(test.qa_row)
 
     def score(head: nn.Module, z: torch.Tensor) -> dict[str, float]:
@@ -142,9 +156,11 @@ def main() -> int:
             idx = order[start:start + batch]
             z, lifted = probe(x[idx])
             pick = torch.randint(0, len(QUESTION_BANK), (batch, nq))
-            logits = probe.head(z[:, None].expand(-1, nq, -1).reshape(batch * nq, -1), bank_q[pick.reshape(-1)])
+            logits = probe.head(z[:, None].expand(-1, nq, -1).reshape(batch * nq, -1),
+                                bank_q[pick.reshape(-1)])
             goal = target[idx][torch.arange(batch)[:, None], pick].reshape(batch * nq, -1)
-            loss = answer_kd(logits, goal, bank_mask[pick.reshape(-1)], temperature=args.temperature)
+            loss = answer_kd(logits, goal, bank_mask[pick.reshape(-1)],
+                             temperature=args.temperature)
             if lifted is not None:
                 loss = loss + args.lift_weight * F.mse_loss(lifted, y3[idx])
             opt.zero_grad()

@@ -53,7 +53,8 @@ def per_core(poses: int, image_size: int) -> dict:
         "render_2d+png": _rate(poses, lambda: [encode_png(render_2d(u, rcfg)) for u in uv]),
         "render_3d+png": _rate(poses, lambda: [encode_png(render_3d(j, rcfg)) for j in jc]),
         "describe+render (build_table)": _rate(poses, lambda: build_table(records, config)),
-        "generate+describe+render": _rate(poses, lambda: build_table(generate_records(0, 0, poses), config)),
+        "generate+describe+render": _rate(poses, lambda: build_table(generate_records(0, 0, poses),
+                                                                     config)),
     }
 
 
@@ -120,7 +121,8 @@ def job_scaling(poses: int, image_size: int, shard_size: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--poses", type=int, default=3000, help="poses for the per-core measurement")
     p.add_argument("--job-poses", type=int, default=8000, help="poses for the Ray Data job runs")
     p.add_argument("--shard-size", type=int, default=500)
@@ -150,7 +152,8 @@ def main() -> int:
               "command": "python benchmarks/render.py " + " ".join(sys.argv[1:]),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "processor": platform.processor() or platform.machine()},
-              "targets_met": {"per_core_1000": target >= 1000, "speedup_1.6": scaling["speedup"] >= 1.6}}
+              "targets_met": {"per_core_1000": target >= 1000,
+                              "speedup_1.6": scaling["speedup"] >= 1.6}}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.output}")

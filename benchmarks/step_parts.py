@@ -37,7 +37,8 @@ from p2l3d_core.training.runner import with_corpus_vocab
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a rendered dataset (local folder or s3://)")
     p.add_argument("--model", default="small", help="model preset (tiny, small, base)")
     p.add_argument("--batch-size", type=int, default=64, help="rows per step (a worker's batch)")
@@ -50,7 +51,8 @@ def main() -> int:
     cfg = with_corpus_vocab(preset(args.model, image_size, "image+keypoints", "image+keypoints"),
                             args.data)
     model = Teacher(cfg)
-    rows = load_table(args.data, "train", ["captions", "questions", "answers"]).slice(0, args.batch_size)
+    rows = load_table(args.data, "train",
+                      ["captions", "questions", "answers"]).slice(0, args.batch_size)
     rows = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in rows.column_names}
 
     # The answer head on the bank, as a distilled student's step asks it.
@@ -106,11 +108,14 @@ def main() -> int:
     decoder_ms = interleaved({"one pass": backward(one_pass), "length groups": backward(grouped)},
                              args.rounds, args.per_round)
 
-    print(f"{'part (forward + backward)':38s} {'before ms':>10s} {'after ms':>10s} {'max |diff|':>11s}")
+    print(f"{'part (forward + backward)':38s} {'before ms':>10s} {'after ms':>10s} "
+          f"{'max |diff|':>11s}")
     print(f"{f'answer head, bank of {args.batch_size} x {len(unique)}':38s} "
-          f"{head_ms['concatenated']['median_ms']:10.1f} {head_ms['pairs']['median_ms']:10.1f} {head_gap:11.2e}")
+          f"{head_ms['concatenated']['median_ms']:10.1f} {head_ms['pairs']['median_ms']:10.1f} "
+          f"{head_gap:11.2e}")
     print(f"{f'decoder loss, {args.batch_size} rows ({len(groups)} groups)':38s} "
-          f"{decoder_ms['one pass']['median_ms']:10.1f} {decoder_ms['length groups']['median_ms']:10.1f} "
+          f"{decoder_ms['one pass']['median_ms']:10.1f} "
+          f"{decoder_ms['length groups']['median_ms']:10.1f} "
           f"{loss_gap:11.2e}")
     out = Path(__file__).resolve().parent / "results" / "step_parts.json"
     out.parent.mkdir(exist_ok=True)

@@ -58,24 +58,29 @@ def sync(device: torch.device) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a rendered dataset (local folder or s3://)")
     p.add_argument("--model", default="small", help="model preset (tiny, small, base)")
     p.add_argument("--batch-size", type=int, default=64, help="rows per step (a worker's batch)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per stage")
     p.add_argument("--labelled-fraction", type=float, default=0.111)
     p.add_argument("--pool-captions", type=int, default=0,
-                   help="pool rows a student batch learns the teacher's caption of (quickstart 16, paper 32)")
+                   help="pool rows a student batch learns the teacher's caption of (quickstart 16, "
+                        "paper 32)")
     p.add_argument("--warm", action="store_true", help="time a second pass over the same rows")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
-                   help="model and input dtype (auto: bfloat16 on a GPU, float32 on CPU, as training)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (a Ray Train worker has one)")
+                   help="model and input dtype (auto: bfloat16 on a GPU, float32 on CPU, as "
+                        "training)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (a Ray Train worker has one)")
     p.add_argument("--text-model", default=None,
                    help="the text encoder's folder (default: the model preset's, all-MiniLM-L6-v2)")
     p.add_argument("--random-weights", action="store_true",
                    help="build every model from its config alone: no trained weights are read")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "train_step.json",
+    p.add_argument("--out", type=Path,
+                   default=Path(__file__).resolve().parent / "results" / "train_step.json",
                    help="where the JSON goes")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -98,12 +103,14 @@ def main() -> int:
     table = load_table(args.data, "train")
     need = args.batch_size * args.steps
     if len(table) < need + args.batch_size:
-        raise SystemExit(f"{args.data}: {len(table)} training rows, the run needs {need + args.batch_size}")
+        raise SystemExit(f"{args.data}: {len(table)} training rows, the run needs "
+                         f"{need + args.batch_size}")
 
     # The teacher treats every row it is given as labelled (a run gives it the labelled part
     # alone), so both stages take the same batches: a small dataset then serves both. The
     # student sees labelled and pool rows, split by --labelled-fraction as in a run.
-    batches = [rows_as_batch(table, i * args.batch_size, args.batch_size) for i in range(args.steps + 1)]
+    batches = [rows_as_batch(table, i * args.batch_size, args.batch_size)
+               for i in range(args.steps + 1)]
 
     t_opt = torch.optim.AdamW([q for q in teacher.parameters() if q.requires_grad], 1e-3)
     s_opt = torch.optim.AdamW([q for q in student.parameters() if q.requires_grad], 1e-3)
@@ -159,8 +166,10 @@ def main() -> int:
         print(f"{r['stage']:<10}{r['steps']:>7}{r['seconds_per_step']:>10.3f}{r['rows_per_s']:>10.1f}{peak:>10}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.platform()
-    args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "dtype": str(dtype),
-                                    "args": {**vars(args), "out": str(args.out)}, "results": results},
+    args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__,
+                                    "dtype": str(dtype),
+                                    "args": {**vars(args), "out": str(args.out)},
+                                    "results": results},
                                    indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -18,7 +18,8 @@ from p2l3d_core.dataset.shards import training_splits
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a rendered dataset (local folder or s3://)")
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
@@ -35,7 +36,8 @@ def main() -> int:
     print(f"{'run':<5}{'seconds':>9}  rows")
     for i, r in enumerate(runs):
         print(f"{i:<5}{r['seconds']:>9.1f}  {r['rows']}")
-    write_results("training_splits", {"machine": platform.platform(), "args": vars(args), "runs": runs})
+    write_results("training_splits",
+                  {"machine": platform.platform(), "args": vars(args), "runs": runs})
     return 0
 
 

@@ -22,7 +22,8 @@ from p2l3d_core.poses.sources import parse_source
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", required=True,
                    help="local folder or s3://bucket/prefix (S3 settings from AWS_ENDPOINT_URL, "
                         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
@@ -70,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         LOG.info("  example %s (%s):", sample["pose_id"], sample["action"])
         for caption in sample["captions"]:
             LOG.info("    caption: %s", caption)
-        for q, a, depth in list(zip(sample["questions"], sample["answers"], sample["needs_depth"]))[:4]:
+        for q, a, depth in list(zip(sample["questions"], sample["answers"],
+                                    sample["needs_depth"]))[:4]:
             LOG.info("    Q: %s  A: %s%s", q, a, "  [needs depth]" if depth else "")
     if manifest["failures"]:
-        LOG.warning("  %d poses failed, e.g. %s", len(manifest["failures"]), manifest["failures"][:3])
+        LOG.warning("  %d poses failed, e.g. %s", len(manifest["failures"]),
+                    manifest["failures"][:3])
     if not manifest["num_rows"]:
         LOG.error("no pose could be rendered from %s", args.source)
         return 1

@@ -42,7 +42,8 @@ BONES: tuple[tuple[int, int], ...] = tuple((c, p) for c, p in enumerate(PARENTS)
 
 # Mirror partner of each joint (itself for the midline joints): used for left/right flips.
 FLIP_INDEX: tuple[int, ...] = (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13)
-LEFT_RIGHT_PAIRS: tuple[tuple[int, int], ...] = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
+LEFT_RIGHT_PAIRS: tuple[tuple[int, int], ...] = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15),
+                                                 (13, 16))
 
 # Which side each bone belongs to, for rendering: "left", "right" or "centre".
 def _side(joint: int) -> str:

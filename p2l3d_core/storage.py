@@ -138,7 +138,8 @@ def ensure_bucket(uri: str) -> None:
     bucket = uri[len("s3://"):].split("/", 1)[0]
     info = fs.get_file_info(bucket)
     if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"S3 bucket {bucket!r} (from {uri}) does not exist or is not visible")
+        raise FileNotFoundError(f"S3 bucket {bucket!r} (from {uri}) "
+                                "does not exist or is not visible")
 
 
 def upload_folder(local: str, uri: str) -> None:

@@ -33,7 +33,8 @@ def plan(config: DatasetConfig) -> list[tuple[int, int, int]]:
             for i in range(n)]
 
 
-def render_shard(index: int, start: int, count: int, config: DatasetConfig, dataset_uri: str) -> dict:
+def render_shard(index: int, start: int, count: int, config: DatasetConfig,
+                 dataset_uri: str) -> dict:
     """Build, render and write one shard; returns its stats (the unit of work of a task)."""
     t0 = time.perf_counter()
     records = load_records(config.source, config.seed, start, count, twin_prob=config.twin_prob)
@@ -41,7 +42,8 @@ def render_shard(index: int, start: int, count: int, config: DatasetConfig, data
     table = shards.with_failures(result.table, result.failures)
     uri = shards.write_shard(dataset_uri, index, table)
     stats = shards.shard_stats(table)
-    stats.update(path=shards.shard_name(index), index=index, seconds=time.perf_counter() - t0, uri=uri)
+    stats.update(path=shards.shard_name(index), index=index, seconds=time.perf_counter() - t0,
+                 uri=uri)
     return stats
 
 
@@ -68,7 +70,8 @@ def _guard_config(dataset_uri: str, config: DatasetConfig, overwrite: bool) -> N
             for uri in storage.list_files(storage.join(dataset_uri, "shards")):
                 storage.delete(uri)
             storage.delete(storage.join(dataset_uri, "manifest.json"))
-    storage.write_json(config_uri, {"fingerprint": config.fingerprint(), "config": config.to_dict()})
+    storage.write_json(config_uri,
+                       {"fingerprint": config.fingerprint(), "config": config.to_dict()})
 
 
 def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool = False,

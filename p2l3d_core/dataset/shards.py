@@ -121,15 +121,17 @@ def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | 
     return pa.concat_tables(tables)
 
 
-def first_row(dataset_uri: str, columns: tuple[str, ...] = ("pose_id", "action", "captions", "questions",
-                                                          "answers", "needs_depth")) -> dict:
+def first_row(dataset_uri: str,
+              columns: tuple[str, ...] = ("pose_id", "action", "captions", "questions",
+                                          "answers", "needs_depth")) -> dict:
     """The first row of the first shard (text columns only): a cheap look at what is inside."""
     uri = shard_uris(dataset_uri)[0]
     table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=list(columns))
     return table.slice(0, 1).to_pylist()[0]
 
 
-TRAINING_COLUMNS = ["pose_id", "split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d",
+TRAINING_COLUMNS = ["pose_id", "split", "action", "image_2d", "image_3d", "keypoints_2d",
+                    "visible_2d",
                     "keypoints_3d", "camera", "captions", "questions", "answers",
                     "question_families"]
 

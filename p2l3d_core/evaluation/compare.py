@@ -67,26 +67,32 @@ def _relative(a: float, b: float) -> float:
 
 TARGETS: list[tuple[str, Callable[[dict], tuple[float, float] | None], str]] = [
     ("student_vs_baseline_2d_depth_points",
-     lambda m: (100 * (m["student"]["vqa_depth_accuracy"] - m["baseline_2d"]["vqa_depth_accuracy"]), 5.0),
+     lambda m: (100 * (m["student"]["vqa_depth_accuracy"]
+                       - m["baseline_2d"]["vqa_depth_accuracy"]), 5.0),
      "student over baseline_2d on needs_depth questions, points (mean over seeds) >= 5"),
     ("student_vs_baseline_2d_no3d_vqa_relative_pct",
-     lambda m: (100 * _relative(m["student"]["vqa_accuracy"], m["baseline_2d_no3d"]["vqa_accuracy"]), 20.8),
+     lambda m: (100 * _relative(m["student"]["vqa_accuracy"],
+                                m["baseline_2d_no3d"]["vqa_accuracy"]), 20.8),
      "student over baseline_2d_no3d, VQA accuracy, relative % >= 20.8 (paper)"),
     ("student_vs_baseline_2d_no3d_bleu4_relative_pct",
      lambda m: (100 * _relative(m["student"]["BLEU-4"], m["baseline_2d_no3d"]["BLEU-4"]), 44.1),
      "student over baseline_2d_no3d, BLEU-4, relative % >= 44.1 (paper)"),
     ("student_vs_coords_2d_depth_points",
-     lambda m: (100 * (m["student"]["vqa_depth_accuracy"] - m["coords_2d"]["vqa_depth_accuracy"]), 0.0),
+     lambda m: (100 * (m["student"]["vqa_depth_accuracy"]
+                       - m["coords_2d"]["vqa_depth_accuracy"]), 0.0),
      "student depth accuracy at least coords_2d's, points >= 0"),
     ("student_vs_lifter_depth_points",
-     lambda m: (100 * (m["student"]["vqa_depth_accuracy"] - m["lifter"]["vqa_depth_accuracy"]), 1e-9),
+     lambda m: (100 * (m["student"]["vqa_depth_accuracy"]
+                       - m["lifter"]["vqa_depth_accuracy"]), 1e-9),
      "student depth accuracy above lifter's, points > 0"),
     ("lifter_vs_student_latency_ratio",
      lambda m: (m["lifter"]["latency_p50_ms"] / m["student"]["latency_p50_ms"], 1.0 + 1e-9),
      "student faster than the lifter pipeline: lifter p50 / student p50 > 1"),
     ("lifter_vs_student_answer_latency_ratio",
-     lambda m: (m["lifter"]["answer_latency_p50_ms"] / m["student"]["answer_latency_p50_ms"], 1.0 + 1e-9),
-     "answering one question, student faster than the lifter pipeline: lifter p50 / student p50 > 1"),
+     lambda m: (m["lifter"]["answer_latency_p50_ms"] / m["student"]["answer_latency_p50_ms"],
+                1.0 + 1e-9),
+     ("answering one question, student faster than the lifter pipeline: "
+      "lifter p50 / student p50 > 1")),
     ("student_of_teacher_vqa_pct",
      lambda m: (100 * m["student"]["vqa_accuracy"] / m["teacher"]["vqa_accuracy"], 90.0),
      "student VQA accuracy at least 90 % of the teacher's"),

@@ -45,7 +45,8 @@ class Lifter(nn.Module):
         blocks: list[nn.Module] = []
         width = KEYPOINT_FEATURES
         for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout)]
+            blocks += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                       nn.Dropout(dropout)]
             width = hidden
         self.net = nn.Sequential(*blocks, nn.Linear(width, NUM_JOINTS * 3))
 
@@ -87,5 +88,6 @@ def train_lifter(keypoints_2d: np.ndarray, visible: np.ndarray, joints_3d: np.nd
             total += float(loss.detach()) * len(idx)
         sched.step()
         if log is not None and (epoch + 1) % 10 == 0:
-            log(f"  lifter epoch {epoch + 1}/{epochs}: mean joint error {100 * total / len(x):.1f} cm")
+            log(f"  lifter epoch {epoch + 1}/{epochs}: mean joint error "
+                f"{100 * total / len(x):.1f} cm")
     return model.eval()

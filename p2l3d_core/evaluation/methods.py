@@ -58,22 +58,26 @@ class EvalSet:
 
     def batch(self, rows: np.ndarray) -> dict:
         """Rows as a batch in the rendered dataset's column names (what training reads)."""
-        return {"image_2d": [self.image_2d[i] for i in rows], "image_3d": [self.image_3d[i] for i in rows],
+        return {"image_2d": [self.image_2d[i] for i in rows],
+                "image_3d": [self.image_3d[i] for i in rows],
                 "keypoints_2d": self.keypoints_2d[rows], "visible_2d": self.visible[rows],
-                "keypoints_3d": self.joints_3d[rows], "camera": [self.cameras[i].to_row() for i in rows]}
+                "keypoints_3d": self.joints_3d[rows],
+                "camera": [self.cameras[i].to_row() for i in rows]}
 
     def spread_questions(self, count: int) -> list[int]:
         """``count`` question indices spread evenly over the set (every family among them):
         the questions a latency measurement asks."""
         count = min(count, len(self.qa_row))
-        return [int(k) for k in np.linspace(0, len(self.qa_row) - 1, count).round()] if count else []
+        return ([int(k) for k in np.linspace(0, len(self.qa_row) - 1, count).round()]
+                if count else [])
 
     @property
     def camera_positions(self) -> np.ndarray:
         return np.stack([c.position for c in self.cameras])
 
     @classmethod
-    def from_table(cls, name: str, table: pa.Table, limit: int | None = None, seed: int = 0) -> EvalSet:
+    def from_table(cls, name: str, table: pa.Table, limit: int | None = None,
+                   seed: int = 0) -> EvalSet:
         """Rows of a rendered dataset (one split); ``limit`` draws that many at random."""
         if limit is not None and limit < table.num_rows:
             rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, limit, replace=False))
@@ -81,13 +85,15 @@ class EvalSet:
         col = {k: table.column(k).to_pylist() for k in (
             "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "keypoints_3d",
             "camera", "captions", "questions", "answers", "question_families", "needs_depth")}
-        out = cls(name=name, actions=col["action"], image_2d=col["image_2d"], image_3d=col["image_3d"],
+        out = cls(name=name, actions=col["action"], image_2d=col["image_2d"],
+                  image_3d=col["image_3d"],
                   keypoints_2d=np.array(col["keypoints_2d"], dtype=np.float64),
                   visible=np.array(col["visible_2d"], dtype=bool),
                   joints_3d=np.array(col["keypoints_3d"], dtype=np.float64),
                   cameras=[Camera.from_dict(c) for c in col["camera"]], captions=col["captions"])
         for i, (qs, ans, fam, depth) in enumerate(zip(col["questions"], col["answers"],
-                                                      col["question_families"], col["needs_depth"])):
+                                                      col["question_families"],
+                                                      col["needs_depth"])):
             for q, a, f, d in zip(qs, ans, fam, depth):
                 out.qa_row.append(i)
                 out.qa_question.append(q)
@@ -156,7 +162,8 @@ class ModelMethod:
     def _encode_one(self, data: EvalSet, i: int) -> torch.Tensor:
         """Embedding of pose ``i`` from its keypoints, everything on the way included: the
         images are drawn here, not read from the dataset."""
-        keypoints = {"keypoints_2d": data.keypoints_2d[i:i + 1], "visible_2d": data.visible[i:i + 1]}
+        keypoints = {"keypoints_2d": data.keypoints_2d[i:i + 1],
+                     "visible_2d": data.visible[i:i + 1]}
         inputs = pose_inputs(keypoints, "keypoints") if "keypoints" in self.pose_input else {}
         if "image" in self.pose_input:
             inputs["image"] = images_to_tensor(render_2d(data.keypoints_2d[i], self.render)[None])

@@ -3,7 +3,8 @@
 The image-plane joints are lifted to a flat pseudo-3D pose (image right = x, image up = z,
 depth = 0, scaled so the torso is ``TORSO_METRES`` long, the lowest joint on the ground) and
 described by the same rules as true 3D. Whatever needs depth then falls in the posecodes' dead
-bands or is declared unknown (``DEPTH_CODES``), so it is never asked; heights, bends and distances are measured as they look in the image.
+bands or is declared unknown (``DEPTH_CODES``), so it is never asked; heights, bends and
+distances are measured as they look in the image.
 The ``baseline_2d_no3d`` ablation trains on this text, so it never sees any 3D.
 """
 
@@ -24,7 +25,8 @@ def flat_pose(keypoints_2d: np.ndarray, visible: np.ndarray | None = None) -> np
     """``(N, 17, 2)`` pixels -> ``(N, 17, 3)`` flat pseudo-3D metres (NaN where unseen)."""
     kp = np.asarray(keypoints_2d, dtype=np.float64).reshape(-1, NUM_JOINTS, 2)
     if visible is not None:
-        kp = np.where(np.asarray(visible, dtype=bool).reshape(-1, NUM_JOINTS)[..., None], kp, np.nan)
+        kp = np.where(np.asarray(visible, dtype=bool).reshape(-1, NUM_JOINTS)[..., None], kp,
+                      np.nan)
     torso = np.linalg.norm(kp[:, J["thorax"]] - kp[:, J["pelvis"]], axis=-1)
     with np.errstate(invalid="ignore"):
         height = np.nanmax(kp[..., 1], axis=1) - np.nanmin(kp[..., 1], axis=1)
@@ -53,5 +55,6 @@ def describe_batch_2d(keypoints_2d: np.ndarray, actions: Sequence[str],
     out = []
     for i, action in enumerate(actions):
         rng = None if seeds is None else np.random.default_rng(seeds[i])
-        out.append(PoseText(describe(codes, i, action, rng, num_captions), ask(codes, i, action, rng)))
+        out.append(PoseText(describe(codes, i, action, rng, num_captions),
+                            ask(codes, i, action, rng)))
     return out

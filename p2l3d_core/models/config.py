@@ -1,4 +1,5 @@
-"""Model shapes as small typed configs (open_clip style): JSON in ``config.json`` of a saved model."""
+"""Model shapes as small typed configs (open_clip style): JSON in ``config.json`` of a saved
+model."""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def preset(name: str, image_size: int = 128, pose_input: str = "image",
     if name == "small":
         return PoseModelConfig(
             pose_input=pose_input, pose_input_3d=pose_input_3d,
-            vision=VisionConfig(kind="resnet", image_size=image_size, resnet_widths=(16, 32, 64, 128)),
+            vision=VisionConfig(kind="resnet", image_size=image_size,
+                                resnet_widths=(16, 32, 64, 128)),
             decoder=DecoderConfig(num_layers=2, hidden_size=128, num_heads=4, prefix_tokens=4))
     if name == "base":
         return PoseModelConfig(pose_input=pose_input, pose_input_3d=pose_input_3d,

@@ -150,13 +150,16 @@ class PrefixDecoder(nn.Module):
         prefix = self._prefix(embedding)
         k = prefix.shape[1]
         embeds = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
-        full_mask = torch.cat([torch.ones(len(seqs), k, dtype=mask.dtype, device=device), mask], 1)
-        hidden = self.lm.base_model(inputs_embeds=embeds, attention_mask=full_mask).last_hidden_state
+        full_mask = torch.cat([torch.ones(len(seqs), k, dtype=mask.dtype, device=device),
+                               mask], 1)
+        hidden = self.lm.base_model(inputs_embeds=embeds,
+                                    attention_mask=full_mask).last_hidden_state
         rows, cols = torch.nonzero(lab != -100, as_tuple=True)
         logits = self.lm.get_output_embeddings()(hidden[rows, cols + k - 1]).float()
         return logits, lab[rows, cols], rows
 
-    def forward(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+    def forward(self, embedding: torch.Tensor, prompts: list[str],
+                targets: list[str]) -> torch.Tensor:
         """Mean cross-entropy of ``targets`` given the pose embedding and ``prompts``.
 
         Short and long samples run as separate passes (:func:`length_groups`): a training batch
@@ -173,7 +176,8 @@ class PrefixDecoder(nn.Module):
         return total / max(count, 1)
 
     @torch.no_grad()
-    def score(self, embedding: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+    def score(self, embedding: torch.Tensor, prompts: list[str],
+              targets: list[str]) -> torch.Tensor:
         """Log-likelihood of each target (summed over its tokens and the closing ``[SEP]``):
         ranks the candidates of a closed answer vocabulary."""
         logits, labels, rows = self._target_logits(embedding, prompts, targets)
@@ -181,7 +185,8 @@ class PrefixDecoder(nn.Module):
         return torch.zeros(len(prompts), device=logits.device).index_add_(0, rows, token_ll)
 
     @torch.no_grad()
-    def generate(self, embedding: torch.Tensor, prompts: list[str], max_new_tokens: int | None = None,
+    def generate(self, embedding: torch.Tensor, prompts: list[str],
+                 max_new_tokens: int | None = None,
                  no_repeat_ngram: int | None = NO_REPEAT_NGRAM) -> list[str]:
         """Greedy decoding, batched: prompts are left-padded and positions follow the mask.
         Keys and values of earlier positions are cached, so each new token costs one position
@@ -209,7 +214,8 @@ class PrefixDecoder(nn.Module):
         seen = [RepeatedNgrams(no_repeat_ngram) for _ in prompts] if no_repeat_ngram else []
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
-        full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device), mask], 1)
+        full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device),
+                               mask], 1)
         past = None
         lean = gpt2_step.LeanPass(self.lm) if gpt2_step.supports(self.lm) else None
         for _ in range(max(max_new_tokens, 0)):
@@ -231,7 +237,8 @@ class PrefixDecoder(nn.Module):
                 break
             step_input = self.lm.get_input_embeddings()(nxt[:, None])
             full_mask = torch.cat([full_mask, (~done | (nxt == self.eos_id)).long()[:, None]], 1)
-        return [self.tokenizer.decode([self._global[t] for t in w], skip_special_tokens=True).strip()
+        return [self.tokenizer.decode([self._global[t] for t in w],
+                                      skip_special_tokens=True).strip()
                 for w in written]
 
     def _next_logits(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,

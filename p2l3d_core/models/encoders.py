@@ -44,7 +44,8 @@ def _auto_model(path: str, weights: bool) -> nn.Module:
 
 
 def build_vision_backbone(cfg: VisionConfig, weights: bool = True) -> tuple[nn.Module, int]:
-    """``(backbone, feature width)``: from ``cfg.pretrained`` when set, else built from the config."""
+    """``(backbone, feature width)``: from ``cfg.pretrained`` when set, else built from the
+    config."""
     from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTModel
 
     if cfg.pretrained:
@@ -57,7 +58,8 @@ def build_vision_backbone(cfg: VisionConfig, weights: bool = True) -> tuple[nn.M
             add_pooling_layer=False)
     elif cfg.kind == "resnet":
         model = ResNetModel(ResNetConfig(
-            num_channels=3, embedding_size=cfg.resnet_widths[0], hidden_sizes=list(cfg.resnet_widths),
+            num_channels=3, embedding_size=cfg.resnet_widths[0],
+            hidden_sizes=list(cfg.resnet_widths),
             depths=[1] * len(cfg.resnet_widths), layer_type="basic"))
     else:
         raise ValueError(f"unknown vision backbone kind {cfg.kind!r}: use 'vit' or 'resnet'")
@@ -82,7 +84,8 @@ class ImageEncoder(nn.Module):
         self.proj = nn.Linear(width, embed_dim)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.proj(_pooled(self.backbone(pixel_values=pixels))), dim=-1)
+        return nn.functional.normalize(self.proj(_pooled(self.backbone(pixel_values=pixels))),
+                                       dim=-1)
 
 
 TEXT_CACHE_SIZE = 200_000
@@ -134,7 +137,8 @@ class TextEncoder(nn.Module):
         return self
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+        return self.tokenizer(list(texts), padding=True, truncation=True,
+                              max_length=self.max_length,
                               return_tensors="pt")
 
     def features(self, texts: list[str]) -> torch.Tensor:
@@ -172,14 +176,16 @@ class PoseEncoder(nn.Module):
     """A pose branch: a rendered skeleton image, keypoint coordinates, or both (their
     embeddings summed, then normalised). Inputs: ``{"image": (B,3,H,W), "keypoints": (B,F)}``."""
 
-    def __init__(self, cfg: PoseModelConfig, uses: str, keypoint_features: int, weights: bool = True):
+    def __init__(self, cfg: PoseModelConfig, uses: str, keypoint_features: int,
+                 weights: bool = True):
         super().__init__()
         from p2l3d_core.models.keypoints import KeypointEncoder
 
         if uses not in POSE_INPUTS:
             raise ValueError(f"unknown pose_input {uses!r}: use one of {POSE_INPUTS}")
         self.uses = tuple(uses.split("+"))
-        self.image = ImageEncoder(cfg.vision, cfg.embed_dim, weights) if "image" in self.uses else None
+        self.image = (ImageEncoder(cfg.vision, cfg.embed_dim, weights)
+                      if "image" in self.uses else None)
         self.keypoints = (KeypointEncoder(cfg.embed_dim, in_features=keypoint_features)
                           if "keypoints" in self.uses else None)
 

@@ -26,7 +26,8 @@ Cache = list[torch.Tensor]  # keys and values of each block in turn: k0, v0, k1,
 
 # transformers' GPT-2 activation names -> the pass's codes (torch has the tanh GELU that
 # GPT-2's default ``gelu_new`` writes as seven operations as one kernel)
-ACTIVATIONS = {"gelu_new": 0, "gelu_pytorch_tanh": 0, "gelu": 1, "relu": 2, "silu": 3, "swish": 3, "tanh": 4}
+ACTIVATIONS = {"gelu_new": 0, "gelu_pytorch_tanh": 0, "gelu": 1, "relu": 2, "silu": 3, "swish": 3,
+               "tanh": 4}
 
 
 def supports(lm: nn.Module) -> bool:
@@ -61,7 +62,8 @@ def _blocks(embeds: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | 
             v = torch.cat([cache[2 * i + 1], v], 2)
         extended.append(k)
         extended.append(v)
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scales[i])
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                               scale=scales[i])
         out = torch.addmm(w[5], out.transpose(1, 2).reshape(-1, width), w[4])
         hidden = hidden + out.view(batch, new, width)
         x = torch.nn.functional.layer_norm(hidden, [width], w[6], w[7], eps)

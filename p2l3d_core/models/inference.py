@@ -32,7 +32,8 @@ def _conv_norm_layers(model: nn.Module) -> list[nn.Module]:
     from transformers.models.resnet.modeling_resnet import ResNetConvLayer, ResNetShortCut
 
     return [m for m in model.modules() if isinstance(m, (ResNetConvLayer, ResNetShortCut))
-            and isinstance(m.convolution, nn.Conv2d) and isinstance(m.normalization, nn.BatchNorm2d)]
+            and isinstance(m.convolution, nn.Conv2d)
+            and isinstance(m.normalization, nn.BatchNorm2d)]
 
 
 def fold_batch_norm(model: nn.Module) -> int:
@@ -47,7 +48,8 @@ def fold_batch_norm(model: nn.Module) -> int:
     return len(layers)
 
 
-def _example_inputs(branch: nn.Module, batch: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
+def _example_inputs(branch: nn.Module, batch: int, image_size: int,
+                    seed: int) -> dict[str, torch.Tensor]:
     """Random inputs of every kind ``branch`` (a ``PoseEncoder``) reads, on its device."""
     device = next(branch.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -77,7 +79,8 @@ def _frozen_graph(branch: nn.Module, image_size: int) -> torch.jit.ScriptModule 
             graph = torch.jit.freeze(torch.jit.trace(branch.eval(), (example,), check_trace=False))
             difference = float((graph(check) - branch(check)).abs().max())
     except (RuntimeError, TypeError, ValueError) as err:
-        LOG.warning("pose encoder reading %s kept in Python: tracing failed (%s)", "+".join(branch.uses), err)
+        LOG.warning("pose encoder reading %s kept in Python: tracing failed (%s)",
+                    "+".join(branch.uses), err)
         return None
     finally:
         library_log.setLevel(level)

@@ -20,7 +20,8 @@ from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
 FORMAT = "p2l3d-model/2"  # 2: the answer head
 
 
-def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict | None = None) -> Path:
+def save_pretrained(model: _PoseLanguageModel, folder: str | Path,
+                    extra: dict | None = None) -> Path:
     """Write ``model`` to ``folder``; ``extra`` (e.g. render settings, metrics) goes into
     ``config.json`` beside the model config. A model made ready for inference
     (``models/inference.for_inference``) is refused: its batch norms are folded away and its
@@ -36,7 +37,8 @@ def save_pretrained(model: _PoseLanguageModel, folder: str | Path, extra: dict |
     model.text.tokenizer.save_pretrained(folder)  # tokenizer files at the top, for users
     text_cfg = dataclasses.replace(cfg.text, pretrained="text")
     vision_cfg = cfg.vision
-    image_encoder = model.encoder_2d.image or getattr(getattr(model, "encoder_3d", None), "image", None)
+    image_encoder = (model.encoder_2d.image
+                     or getattr(getattr(model, "encoder_3d", None), "image", None))
     if cfg.vision.pretrained and image_encoder is not None:
         image_encoder.backbone.config.save_pretrained(folder / "vision")
         vision_cfg = dataclasses.replace(cfg.vision, pretrained="vision")

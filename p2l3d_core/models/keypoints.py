@@ -35,7 +35,8 @@ def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = Non
     scale = np.abs(rel).reshape(len(kp), -1).max(axis=1)
     scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)
     rel = rel / scale[:, None, None]
-    return np.concatenate([rel, seen[..., None].astype(np.float64)], -1).reshape(len(kp), -1).astype(np.float32)
+    return (np.concatenate([rel, seen[..., None].astype(np.float64)], -1)
+            .reshape(len(kp), -1).astype(np.float32))
 
 
 def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np.ndarray:

@@ -39,7 +39,8 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | floa
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
-def embedding_match(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+def embedding_match(student: torch.Tensor, teacher: torch.Tensor,
+                    kind: str = "cosine") -> torch.Tensor:
     """Pull each student embedding onto its teacher's (teacher detached)."""
     teacher = teacher.detach()
     if kind == "cosine":

@@ -30,9 +30,11 @@ class _PoseLanguageModel(nn.Module):
         self.logit_scale = LogitScale(cfg.init_temperature)
         self.answers = AnswerHead(cfg.embed_dim)
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
+                    inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
-        """Pose embedding from the 2D inputs (``Pose2DEncoder``) and, for a teacher, the 3D image."""
+        """Pose embedding from the 2D inputs (``Pose2DEncoder``) and, for a teacher, the 3D
+        image."""
         raise NotImplementedError
 
     def with_every_parameter(self, loss: torch.Tensor) -> torch.Tensor:
@@ -42,7 +44,8 @@ class _PoseLanguageModel(nn.Module):
         leave its buffers a different size from the others' and stall or break the all-reduce."""
         return loss + 0.0 * sum(p.reshape(-1)[0] for p in self.parameters() if p.requires_grad)
 
-    def language_loss(self, pose: torch.Tensor, prompts: list[str], targets: list[str]) -> torch.Tensor:
+    def language_loss(self, pose: torch.Tensor, prompts: list[str],
+                      targets: list[str]) -> torch.Tensor:
         """Decoder cross-entropy of captions/answers given the pose embeddings."""
         return self.decoder(pose, prompts, targets)
 
@@ -83,13 +86,15 @@ class Teacher(_PoseLanguageModel):
         fused = nn.functional.normalize(self.fuse(torch.cat([z2, z3], -1)) + z2 + z3, dim=-1)
         return {"z2d": z2, "z3d": z3, "fused": fused}
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
+                    inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
         if inputs_3d is None:
             return self.encoder_2d(inputs_2d)  # partial input: 2D alone is aligned too
         return self.encode_all(inputs_2d, inputs_3d)["fused"]
 
-    def contrastive_loss(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor,
+    def contrastive_loss(self, inputs_2d: dict[str, torch.Tensor],
+                         inputs_3d: dict[str, torch.Tensor] | torch.Tensor,
                          text: torch.Tensor,
                          partial_weight: float = 0.5) -> dict[str, torch.Tensor]:
         """InfoNCE of the fused embedding with the text, plus each image alone (partial)."""
@@ -99,7 +104,8 @@ class Teacher(_PoseLanguageModel):
         terms["loss"] = terms["fused"] + partial_weight * (terms["z2d"] + terms["z3d"])
         return {**terms, **{f"emb_{k}": v for k, v in z.items()}}
 
-    def forward(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor, texts: list[str],
+    def forward(self, inputs_2d: dict[str, torch.Tensor],
+                inputs_3d: dict[str, torch.Tensor] | torch.Tensor, texts: list[str],
                 prompts: list[str], targets: list[str], asked: Asked | None = None,
                 partial_weight: float = 0.5, lm_weight: float = 1.0,
                 answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
@@ -124,7 +130,8 @@ class Student(_PoseLanguageModel):
         super().__init__(cfg, weights)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
 
-    def encode_pose(self, inputs_2d: dict[str, torch.Tensor], inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
+    def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
+                    inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
                     ) -> torch.Tensor:
         return self.encoder_2d(inputs_2d)
 

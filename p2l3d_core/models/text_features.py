@@ -81,7 +81,8 @@ class SharedSentences:
             return 0
         data = save_safetensors({
             "features": torch.stack([cache[s] for s in new]).float().contiguous(),
-            "sentences_utf8": torch.tensor(list(json.dumps(new).encode("utf-8")), dtype=torch.uint8),
+            "sentences_utf8": torch.tensor(list(json.dumps(new).encode("utf-8")),
+                                           dtype=torch.uint8),
         })
         storage.write_bytes(storage.join(self.path, f"{uuid.uuid4().hex}.safetensors"), data)
         self.known.update(new)

@@ -225,7 +225,8 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
         records.append(PoseRecord(
             pose_id=f"bvh/{path.stem}/{frame:06d}", joints_3d=joints[k], camera=camera,
             action=label, source="bvh",
-            meta={"file": str(path), "split_group": f"bvh/{path.stem}", "frame": int(frame), "fps": 1.0 / clip.frame_time,
+            meta={"file": str(path), "split_group": f"bvh/{path.stem}", "frame": int(frame),
+                  "fps": 1.0 / clip.frame_time,
                   "units": unit}))
     return records
 

@@ -64,7 +64,8 @@ class Camera:
         return uv, visible
 
     def to_dict(self) -> dict:
-        return {k: (np.asarray(v).tolist() if k in ("R", "t") else v) for k, v in asdict(self).items()}
+        return {k: (np.asarray(v).tolist() if k in ("R", "t") else v)
+                for k, v in asdict(self).items()}
 
     def to_row(self) -> dict:
         """The ``camera`` column of a rendered dataset (``R`` flattened to 9 values)."""
@@ -75,7 +76,8 @@ class Camera:
     @classmethod
     def from_dict(cls, d: dict) -> Camera:
         """From :meth:`to_dict` or :meth:`to_row` (``R`` as 3x3 or flattened)."""
-        R = tuple(tuple(float(x) for x in row) for row in np.asarray(d["R"], dtype=np.float64).reshape(3, 3))
+        R = tuple(tuple(float(x) for x in row)
+                  for row in np.asarray(d["R"], dtype=np.float64).reshape(3, 3))
         t = tuple(float(x) for x in np.asarray(d["t"], dtype=np.float64).reshape(3))
         return cls(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), R, t,
                    int(d["width"]), int(d["height"]))
@@ -89,7 +91,10 @@ class Camera:
                               "width": width, "height": height})
 
 
-def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])
+_UP = np.array([0.0, 0.0, 1.0])
+
+
+def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = _UP
             ) -> tuple[np.ndarray, np.ndarray]:
     """Rotation and translation of a camera at ``position`` looking at ``target`` (world up)."""
     position = np.asarray(position, dtype=np.float64)

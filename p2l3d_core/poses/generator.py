@@ -59,11 +59,13 @@ def _rz(a: float) -> np.ndarray:
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cross product of two 3-vectors (``np.cross`` costs ~40 us a call on tiny inputs)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
 
 
 def _rodrigues(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    return v * np.cos(angle) + _cross(axis, v) * np.sin(angle) + axis * (axis @ v) * (1 - np.cos(angle))
+    return (v * np.cos(angle) + _cross(axis, v) * np.sin(angle)
+            + axis * (axis @ v) * (1 - np.cos(angle)))
 
 
 _DOWN = np.array([0.0, 0.0, -1.0])
@@ -133,7 +135,8 @@ def _clip(name: str, value: float) -> float:
 def forward_kinematics(angles: BodyAngles, bones: dict[str, float]) -> np.ndarray:
     """Joint positions ``(17, 3)`` in the body frame (pelvis at the origin)."""
     out = np.zeros((NUM_JOINTS, 3))
-    bend, lean, twist = (np.deg2rad(_clip(k, getattr(angles, k))) for k in ("bend", "lean", "twist"))
+    bend, lean, twist = (np.deg2rad(_clip(k, getattr(angles, k)))
+                         for k in ("bend", "lean", "twist"))
     torso = _rz(twist) @ _ry(bend) @ _rx(-lean)
     half = _rz(twist / 2) @ _ry(bend / 2) @ _rx(-lean / 2)
     out[J["spine"]] = half @ np.array([0, 0, bones["lower_spine"]])
@@ -156,7 +159,8 @@ def forward_kinematics(angles: BodyAngles, bones: dict[str, float]) -> np.ndarra
 
         # Arms hang from the torso frame.
         arm = angles.arms[side]
-        shoulder = out[J["thorax"]] + torso @ np.array([0.0, sign * bones["shoulder_half_width"], -0.03])
+        shoulder = out[J["thorax"]] + torso @ np.array([0.0, sign * bones["shoulder_half_width"],
+                                                        -0.03])
         if arm.target is not None:
             pole = arm.pole if arm.pole is not None else np.array([-0.3, sign * 0.7, -1.0])
             elbow, wrist = _two_bone_ik(shoulder, shoulder + torso @ arm.target, bones["upper_arm"],
@@ -169,7 +173,8 @@ def forward_kinematics(angles: BodyAngles, bones: dict[str, float]) -> np.ndarra
             fore = np.cos(elbow_bend) * upper + np.sin(elbow_bend) * bend_dir
             elbow = shoulder + upper * bones["upper_arm"]
             wrist = elbow + fore * bones["forearm"]
-        out[J[f"{side}_shoulder"]], out[J[f"{side}_elbow"]], out[J[f"{side}_wrist"]] = shoulder, elbow, wrist
+        (out[J[f"{side}_shoulder"]], out[J[f"{side}_elbow"]],
+         out[J[f"{side}_wrist"]]) = shoulder, elbow, wrist
     return out
 
 
@@ -217,7 +222,8 @@ def _gait(rng: np.random.Generator, hip_amp: float, arm_amp: float, knees: tuple
     a = _base(rng)
     phase = rng.uniform(-1, 1)
     front = "l" if phase > 0 else "r"
-    a.legs[front] = Limb(flex=abs(phase) * hip_amp, abd=rng.uniform(0, 6), bend=rng.uniform(*knees[0]))
+    a.legs[front] = Limb(flex=abs(phase) * hip_amp, abd=rng.uniform(0, 6),
+                         bend=rng.uniform(*knees[0]))
     a.legs[_other(front)] = Limb(flex=-abs(phase) * hip_amp * 0.7, abd=rng.uniform(0, 6),
                                  bend=rng.uniform(*knees[1]))
     a.arms[front] = Limb(flex=-abs(phase) * arm_amp, abd=rng.uniform(3, 15),
@@ -241,8 +247,10 @@ def _running(rng: np.random.Generator) -> BodyAngles:
 def _sitting(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     for s in SIDES:
-        a.legs[s] = Limb(flex=rng.uniform(75, 100), abd=rng.uniform(0, 20), bend=rng.uniform(65, 110))
-        a.arms[s] = Limb(flex=rng.uniform(10, 55), abd=rng.uniform(0, 20), bend=rng.uniform(40, 100),
+        a.legs[s] = Limb(flex=rng.uniform(75, 100), abd=rng.uniform(0, 20),
+                         bend=rng.uniform(65, 110))
+        a.arms[s] = Limb(flex=rng.uniform(10, 55), abd=rng.uniform(0, 20),
+                         bend=rng.uniform(40, 100),
                          rot=rng.uniform(0, 45))
     a.bend = rng.uniform(-12, 20)
     return a
@@ -251,7 +259,8 @@ def _sitting(rng: np.random.Generator) -> BodyAngles:
 def _squatting(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     for s in SIDES:
-        a.legs[s] = Limb(flex=rng.uniform(95, 130), abd=rng.uniform(10, 30), bend=rng.uniform(105, 145))
+        a.legs[s] = Limb(flex=rng.uniform(95, 130), abd=rng.uniform(10, 30),
+                         bend=rng.uniform(105, 145))
         a.arms[s] = Limb(flex=rng.uniform(20, 90), abd=rng.uniform(0, 25), bend=rng.uniform(0, 70))
     a.bend = rng.uniform(20, 50)
     return a
@@ -261,11 +270,14 @@ def _kneeling(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     if rng.random() < 0.5:  # both knees down, shins back along the floor
         for s in SIDES:
-            a.legs[s] = Limb(flex=rng.uniform(-5, 15), abd=rng.uniform(0, 10), bend=rng.uniform(80, 100))
+            a.legs[s] = Limb(flex=rng.uniform(-5, 15), abd=rng.uniform(0, 10),
+                             bend=rng.uniform(80, 100))
     else:  # one knee down, the other foot planted in front
         up = SIDES[int(rng.integers(2))]
-        a.legs[up] = Limb(flex=rng.uniform(80, 100), abd=rng.uniform(0, 15), bend=rng.uniform(80, 100))
-        a.legs[_other(up)] = Limb(flex=rng.uniform(-10, 5), abd=rng.uniform(0, 10), bend=rng.uniform(85, 100))
+        a.legs[up] = Limb(flex=rng.uniform(80, 100), abd=rng.uniform(0, 15),
+                          bend=rng.uniform(80, 100))
+        a.legs[_other(up)] = Limb(flex=rng.uniform(-10, 5), abd=rng.uniform(0, 10),
+                                  bend=rng.uniform(85, 100))
     a.bend = rng.uniform(-5, 15)
     return a
 
@@ -287,7 +299,8 @@ def _jumping(rng: np.random.Generator) -> BodyAngles:
         a.legs[s] = Limb(flex=rng.uniform(5, 60), abd=rng.uniform(0, 20), bend=rng.uniform(10, 90))
     arms_up = rng.random() < 0.6
     for s in SIDES:
-        a.arms[s] = (Limb(flex=rng.uniform(110, 175), abd=rng.uniform(0, 40), bend=rng.uniform(0, 30))
+        a.arms[s] = (Limb(flex=rng.uniform(110, 175), abd=rng.uniform(0, 40),
+                          bend=rng.uniform(0, 30))
                      if arms_up else _relaxed_arm(rng, 50))
     a.lift = rng.uniform(0.15, 0.5)
     return a
@@ -297,14 +310,16 @@ def _reaching_up(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     sides = SIDES if rng.random() < 0.5 else (SIDES[int(rng.integers(2))],)
     for s in sides:
-        a.arms[s] = Limb(flex=rng.uniform(145, 180), abd=rng.uniform(0, 30), bend=rng.uniform(0, 20))
+        a.arms[s] = Limb(flex=rng.uniform(145, 180), abd=rng.uniform(0, 30),
+                         bend=rng.uniform(0, 20))
     return a
 
 
 def _waving(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     s = SIDES[int(rng.integers(2))]
-    a.arms[s] = Limb(target=np.array([rng.uniform(-0.05, 0.25), (1 if s == "l" else -1) * rng.uniform(0.2, 0.45),
+    a.arms[s] = Limb(target=np.array([rng.uniform(-0.05, 0.25),
+                                      (1 if s == "l" else -1) * rng.uniform(0.2, 0.45),
                                       rng.uniform(0.15, 0.45)]),
                      pole=np.array([-0.2, (1 if s == "l" else -1) * 1.0, -0.8]))
     return a
@@ -322,15 +337,18 @@ def _bending_forward(rng: np.random.Generator) -> BodyAngles:
     a.bend = rng.uniform(50, 100)
     for s in SIDES:
         a.legs[s] = Limb(flex=rng.uniform(-5, 8), abd=rng.uniform(0, 12), bend=rng.uniform(0, 25))
-        a.arms[s] = Limb(flex=a.bend + rng.uniform(-25, 20), abd=rng.uniform(0, 20), bend=rng.uniform(0, 40))
+        a.arms[s] = Limb(flex=a.bend + rng.uniform(-25, 20), abd=rng.uniform(0, 20),
+                         bend=rng.uniform(0, 40))
     return a
 
 
 def _lunging(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     front = SIDES[int(rng.integers(2))]
-    a.legs[front] = Limb(flex=rng.uniform(55, 90), abd=rng.uniform(0, 12), bend=rng.uniform(65, 100))
-    a.legs[_other(front)] = Limb(flex=rng.uniform(-35, -15), abd=rng.uniform(0, 10), bend=rng.uniform(0, 35))
+    a.legs[front] = Limb(flex=rng.uniform(55, 90), abd=rng.uniform(0, 12),
+                         bend=rng.uniform(65, 100))
+    a.legs[_other(front)] = Limb(flex=rng.uniform(-35, -15), abd=rng.uniform(0, 10),
+                                 bend=rng.uniform(0, 35))
     a.bend = rng.uniform(-8, 10)
     return a
 
@@ -373,7 +391,8 @@ def _kicking(rng: np.random.Generator) -> BodyAngles:
                  if forward else Limb(flex=rng.uniform(-40, -20), abd=rng.uniform(0, 10),
                                       bend=rng.uniform(30, 90)))
     for arm in SIDES:
-        a.arms[arm] = Limb(flex=rng.uniform(-20, 40), abd=rng.uniform(20, 55), bend=rng.uniform(10, 60))
+        a.arms[arm] = Limb(flex=rng.uniform(-20, 40), abd=rng.uniform(20, 55),
+                           bend=rng.uniform(10, 60))
     a.bend = rng.uniform(-15, 10)
     return a
 
@@ -381,7 +400,8 @@ def _kicking(rng: np.random.Generator) -> BodyAngles:
 def _balancing(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     for s in SIDES:
-        a.arms[s] = Limb(flex=rng.uniform(-10, 15), abd=rng.uniform(70, 100), bend=rng.uniform(0, 15))
+        a.arms[s] = Limb(flex=rng.uniform(-10, 15), abd=rng.uniform(70, 100),
+                         bend=rng.uniform(0, 15))
     s = SIDES[int(rng.integers(2))]
     a.legs[s] = Limb(flex=rng.uniform(10, 90), abd=rng.uniform(0, 25), bend=rng.uniform(30, 100))
     return a
@@ -400,10 +420,12 @@ def sample_bones(rng: np.random.Generator, height_range: tuple[float, float] = (
     return {k: v * size * rng.uniform(1 - jitter, 1 + jitter) for k, v in NOMINAL_BONES.items()}
 
 
-_LYING = {"back": _ry(-np.pi / 2), "front": _ry(np.pi / 2), "left": _rx(-np.pi / 2), "right": _rx(np.pi / 2)}
+_LYING = {"back": _ry(-np.pi / 2), "front": _ry(np.pi / 2), "left": _rx(-np.pi / 2),
+          "right": _rx(np.pi / 2)}
 
 
-def place_in_world(body: np.ndarray, heading_deg: float, lying: str | None, lift: float) -> np.ndarray:
+def place_in_world(body: np.ndarray, heading_deg: float, lying: str | None,
+                   lift: float) -> np.ndarray:
     """Turn a body-frame pose to ``heading_deg`` (0 = facing +x), lay it down if asked, and put
     its lowest joint ``lift`` metres above the ground at the world origin."""
     rot = _rz(np.deg2rad(heading_deg))
@@ -446,7 +468,7 @@ class GeneratorConfig:
 
     actions: tuple[str, ...] = ACTIONS
     twin_prob: float = 0.3
-    camera: CameraRanges = CameraRanges()
+    camera: CameraRanges = CameraRanges()  # noqa: RUF009 - frozen (immutable), safe to share
     height_range: tuple[float, float] = (0.85, 1.12)
 
 
@@ -460,7 +482,8 @@ def generate_pose(rng: np.random.Generator, action: str, config: GeneratorConfig
     world = place_in_world(body, rng.uniform(0, 360), angles.lying, angles.lift)
     camera = framing_camera(world, rng, config.camera)
     if rng.random() < config.twin_prob:
-        chains = list(ARM_CHAINS) + [c for c, s in zip(LEG_CHAINS, SIDES) if angles.legs[s].bend < 20]
+        chains = list(ARM_CHAINS) + [c for c, s in zip(LEG_CHAINS, SIDES)
+                                     if angles.legs[s].bend < 20]
         twinned = depth_twin(world, camera, chains[int(rng.integers(len(chains)))])
         if twinned[:, 2].min() >= world[:, 2].min() - 0.05:  # never push a limb through the floor
             world = twinned
@@ -477,6 +500,7 @@ def generate_records(seed: int, start: int, count: int, config: GeneratorConfig 
         rng = np.random.default_rng([seed, index])
         action = config.actions[index % len(config.actions)]
         joints, camera = generate_pose(rng, action, config)
-        records.append(PoseRecord(pose_id=f"syn-{seed}-{index:08d}", joints_3d=joints, camera=camera,
+        records.append(PoseRecord(pose_id=f"syn-{seed}-{index:08d}", joints_3d=joints,
+                                  camera=camera,
                                   action=action, source="synthetic"))
     return records

@@ -166,9 +166,9 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
     The file has no cameras. With ``cameras`` (mmpose-style dict keyed ``(subject, camera_id)``
     holding R/T/f/c/w/h dicts or :class:`Camera` objects) each record gets that subject's
     camera ``camera_id`` (default: its first camera id in sorted order); without, a random
-    camera per record (:func:`p2l3d_core.poses.camera.framing_camera`, ``np.random.default_rng(seed)``) aimed at
-    and framing the pose. The object array is read with the restricted unpickler, never
-    ``allow_pickle``.
+    camera per record (:func:`p2l3d_core.poses.camera.framing_camera`,
+    ``np.random.default_rng(seed)``) aimed at and framing the pose. The object array is read with
+    the restricted unpickler, never ``allow_pickle``.
     """
     npz_path = Path(npz_path)
     positions = load_npz_object(npz_path, "positions_3d")
@@ -192,7 +192,8 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
                     pose_id=f"h36m_vp3d/{subject}/{action_raw}/{frame:06d}",
                     joints_3d=joints, camera=camera, action=canonical_action(action_raw),
                     source="h36m_videopose3d",
-                    meta={"subject": subject, "split_group": f"h36m/{subject}", "action_raw": action_raw, "frame": frame,
+                    meta={"subject": subject, "split_group": f"h36m/{subject}",
+                          "action_raw": action_raw, "frame": frame,
                           "camera_id": cam_name, "file": str(npz_path)}))
     return records
 

@@ -52,7 +52,8 @@ def _read_file(kind: str, file: Path, action: str | None, seed: int) -> tuple[Po
     try:
         return _parse_file(kind, file, action, seed)
     except (zipfile.BadZipFile, EOFError, KeyError, IndexError, OSError) as err:
-        raise ValueError(f"{kind} source {file} cannot be read: {type(err).__name__}: {err}") from err
+        raise ValueError(f"{kind} source {file} cannot be read: "
+                         f"{type(err).__name__}: {err}") from err
 
 
 def _parse_file(kind: str, file: Path, action: str | None, seed: int) -> tuple[PoseRecord, ...]:

@@ -73,7 +73,8 @@ def stack_column(column) -> np.ndarray:
     if isinstance(column, np.ndarray) and column.dtype != object:
         return column
     return np.stack([np.stack(list(row)) if isinstance(row, (list, np.ndarray)) and len(row)
-                     and isinstance(row[0], (list, np.ndarray)) else np.asarray(row) for row in column])
+                     and isinstance(row[0], (list, np.ndarray)) else np.asarray(row)
+                     for row in column])
 
 
 def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Tensor]:
@@ -82,7 +83,8 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
     if "image" in pose_input:
         out["image"] = images_to_tensor(decode_images(batch["image_2d"])).to(device)
     if "keypoints" in pose_input:
-        feats = keypoint_features(stack_column(batch["keypoints_2d"]), stack_column(batch["visible_2d"]))
+        feats = keypoint_features(stack_column(batch["keypoints_2d"]),
+                                  stack_column(batch["visible_2d"]))
         out["keypoints"] = torch.from_numpy(feats).to(device)
     return out
 
@@ -112,7 +114,8 @@ def language_2d(batch: dict, seed: int) -> dict:
     from p2l3d_core.language.from_2d import describe_batch_2d
 
     seeds = [int(stable_unit(f"2d:{seed}:{p}") * 2**31) for p in batch["pose_id"]]
-    texts = describe_batch_2d(stack_column(batch["keypoints_2d"]), [str(a) for a in batch["action"]],
+    texts = describe_batch_2d(stack_column(batch["keypoints_2d"]),
+                              [str(a) for a in batch["action"]],
                               stack_column(batch["visible_2d"]), seeds)
     out = dict(batch)
     out["captions"] = _objects([t.captions for t in texts])

@@ -124,10 +124,10 @@ class TrainConfig:
 
 
 def deepspeed_config(cfg: TrainConfig) -> dict:
-    """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU (``uses_bf16``), torch's AdamW
-    (DeepSpeed's fused CPU Adam would compile an extension at run time) and, for a cosine run,
-    DeepSpeed's ``WarmupCosineLR`` (its state is in the checkpoint: a resumed run goes on with
-    the same learning rate)."""
+    """DeepSpeed config: ZeRO stage from the run, bf16 on GPU and fp32 on CPU (``uses_bf16``),
+    torch's AdamW (DeepSpeed's fused CPU Adam would compile an extension at run time) and, for a
+    cosine run, DeepSpeed's ``WarmupCosineLR`` (its state is in the checkpoint: a resumed run goes
+    on with the same learning rate)."""
     config = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,

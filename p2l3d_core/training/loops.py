@@ -71,7 +71,8 @@ def validate_teacher(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float
     fused, z2d, texts, answers = [], [], [], _AnswerTally()
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
         z = model.encode_all(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
-                             cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype))
+                             cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device),
+                                         dtype))
         fused.append(z["fused"].float())
         z2d.append(z["z2d"].float())
         texts.append(model.text(first_captions(batch["captions"])).float())
@@ -142,8 +143,9 @@ class _Run:
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
 
     def fit(self, stage: str, step, evaluate, extra_metrics=dict) -> None:
-        """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are averaged into ``train_*`` metrics; ``evaluate()`` adds
-        validation metrics; every epoch ends with a report and a checkpoint."""
+        """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are
+        averaged into ``train_*`` metrics; ``evaluate()`` adds validation metrics; every epoch
+        ends with a report and a checkpoint."""
         engine = self.engine
         for epoch in range(self.start, self.cfg.epochs):
             engine.train()
@@ -201,7 +203,8 @@ def epoch_summary(metrics: dict) -> str:
     nan = float("nan")
     return (f"loss {metrics.get('train_loss', nan):.3f}, "
             f"val pose->text R@5 {metrics.get('val_pose_to_text_R@5', nan):.3f}, "
-            f"VQA {metrics.get('val_vqa', nan):.3f} (depth {metrics.get('val_vqa_depth', nan):.3f})")
+            f"VQA {metrics.get('val_vqa', nan):.3f} "
+            f"(depth {metrics.get('val_vqa_depth', nan):.3f})")
 
 
 PROGRESS_EVERY_S = 30.0
@@ -276,12 +279,14 @@ def validate_student(student: Student, teacher: Teacher | None, shard, cfg: Trai
     device, dtype = student.text.proj.weight.device, student.text.proj.weight.dtype
     text_encoder = teacher.text if teacher is not None else student.text
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        z = student.encode_pose(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype))
+        z = student.encode_pose(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device),
+                                            dtype))
         answers.add(student, z, batch)
         zs.append(z.float())
         if teacher is not None:
             zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
-                                         pose_inputs_3d(batch, teacher.cfg.pose_input_3d, device))["fused"])
+                                         pose_inputs_3d(batch, teacher.cfg.pose_input_3d,
+                                                        device))["fused"])
         texts.append(text_encoder(first_captions(batch["captions"])).float())
     if not zs:
         return {}

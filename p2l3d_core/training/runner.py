@@ -154,7 +154,8 @@ def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConf
 
     if model.decoder.pretrained:
         return model
-    table = load_table(dataset_uri, split="train", columns=["split", "captions", "questions", "answers"])
+    table = load_table(dataset_uri, split="train",
+                       columns=["split", "captions", "questions", "answers"])
     texts = [t for column in ("captions", "questions", "answers")
              for row in table.column(column).to_pylist() for t in row]
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(model.text.pretrained))

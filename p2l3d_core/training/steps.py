@@ -98,7 +98,8 @@ class TeacherTargets:
                 self._poses[ids[i]] = (fused[j], kept[j])
         fused = torch.stack([self._poses[p][0] for p in ids]).to(device)
         answers = torch.zeros(len(ids), *self._bank_mask.shape, device=device)
-        answers[:, self._bank_mask.to(device)] = torch.stack([self._poses[p][1] for p in ids]).to(device)
+        answers[:, self._bank_mask.to(device)] = (torch.stack([self._poses[p][1] for p in ids])
+                                                  .to(device))
         return fused, answers.flatten(0, 1)
 
     @torch.no_grad()
@@ -110,7 +111,8 @@ class TeacherTargets:
         new = [p for p in dict.fromkeys(ids) if p not in self._captions]
         if new:
             fused = torch.stack([self._poses[p][0] for p in new]).to(device)
-            self._captions.update(zip(new, self.teacher.decoder.generate(fused, [CAPTION_PROMPT] * len(new))))
+            self._captions.update(zip(new, self.teacher.decoder.generate(
+                fused, [CAPTION_PROMPT] * len(new))))
         return [self._captions[p] for p in ids]
 
 

@@ -18,7 +18,8 @@ def test_renders_shards_and_manifest(ray_local, tmp_path):
     out = str(tmp_path / "ds")
     manifest = render_dataset(out, SMALL, log=lambda m: None)
     assert manifest["num_rows"] == 90 and len(manifest["shards"]) == 4
-    assert sum(manifest["splits"].values()) == 90 and set(manifest["splits"]) <= {"train", "val", "test"}
+    assert (sum(manifest["splits"].values()) == 90
+            and set(manifest["splits"]) <= {"train", "val", "test"})
     assert sum(manifest["actions"].values()) == 90 and len(manifest["actions"]) >= 15
     assert manifest["config"]["num_poses"] == 90 and manifest["code_version"]
     table = load_table(out)
@@ -34,7 +35,8 @@ def test_rerun_is_idempotent_and_resumes_after_a_crash(ray_local, tmp_path):
     # Simulate a job killed midway: one shard missing, a half-written temp file, no manifest.
     storage.delete(storage.join(out, shard_name(2)))
     storage.delete(storage.join(out, "manifest.json"))
-    (tmp_path / "ds" / "shards" / f"part-00002.parquet{storage.TMP_MARKER}dead").write_bytes(b"PAR1junk")
+    (tmp_path / "ds" / "shards"
+     / f"part-00002.parquet{storage.TMP_MARKER}dead").write_bytes(b"PAR1junk")
     with pytest.raises(FileNotFoundError, match="has not finished"):
         read_manifest(out)
 
@@ -91,5 +93,6 @@ def test_unreadable_source_fails_before_writing_anything(tmp_path):
     bad.write_bytes(b"not a zip archive")
     out = tmp_path / "ds"
     with pytest.raises(ValueError, match="cannot be read"):
-        render_dataset(str(out), DatasetConfig(num_poses=10, source=f"h36m:{bad}"), log=lambda m: None)
+        render_dataset(str(out), DatasetConfig(num_poses=10, source=f"h36m:{bad}"),
+                       log=lambda m: None)
     assert not out.exists()  # no _config.json left to block a corrected re-run

@@ -34,13 +34,16 @@ def test_aggregate_one_run_has_no_std():
 
 def _methods():
     return {
-        "student": {"vqa_accuracy": 0.6, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.30, "latency_p50_ms": 2.0,
+        "student": {"vqa_accuracy": 0.6, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.30,
+                    "latency_p50_ms": 2.0,
                     "answer_latency_p50_ms": 4.0},
-        "teacher": {"vqa_accuracy": 0.7, "vqa_depth_accuracy": 0.8, "BLEU-4": 0.4, "latency_p50_ms": 9.0},
+        "teacher": {"vqa_accuracy": 0.7, "vqa_depth_accuracy": 0.8, "BLEU-4": 0.4,
+                    "latency_p50_ms": 9.0},
         "baseline_2d": {"vqa_accuracy": 0.5, "vqa_depth_accuracy": 0.45, "BLEU-4": 0.25},
         "baseline_2d_no3d": {"vqa_accuracy": 0.5, "vqa_depth_accuracy": 0.4, "BLEU-4": 0.20},
         "coords_2d": {"vqa_accuracy": 0.55, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.28},
-        "lifter": {"vqa_accuracy": 0.58, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.5, "latency_p50_ms": 5.0,
+        "lifter": {"vqa_accuracy": 0.58, "vqa_depth_accuracy": 0.55, "BLEU-4": 0.5,
+                   "latency_p50_ms": 5.0,
                    "answer_latency_p50_ms": 1.0},
     }
 

@@ -117,7 +117,8 @@ def test_viewer_frame_centres_the_pelvis_and_turns_the_camera_behind_minus_y():
     camera = np.array([5.0, 5.0, 1.6])  # from the camera to the pelvis: (-3, -4), 5 m
     toward = np.array([3.0, 4.0]) / 5.0  # unit, pelvis -> camera
     side = np.array([-0.8, 0.6])  # unit, toward turned 90 degrees clockwise
-    pose[J["head"]] = [2.0 + 0.5 * toward[0], 1.0 + 0.5 * toward[1], 1.7]  # 0.5 m towards the camera
+    # 0.5 m towards the camera
+    pose[J["head"]] = [2.0 + 0.5 * toward[0], 1.0 + 0.5 * toward[1], 1.7]
     pose[J["l_wrist"]] = [2.0 + 0.3 * side[0], 1.0 + 0.3 * side[1], 1.1]
     out = viewer_frame(pose[None], camera[None])
     assert out.shape == (1, NUM_JOINTS, 3)
@@ -160,7 +161,8 @@ def test_perfect_lifting_into_the_viewer_frame_keeps_every_answer(data):
     codes = measure_posecodes(joints, viewer_cameras(len(joints)))
     tables = [answer_table(codes, i, a) for i, a in enumerate(data.actions)]
     answers = [tables[r].get(q, "") for r, q in zip(data.qa_row, data.qa_question)]
-    assert vqa_scores(answers, data.qa_answer, data.qa_family, data.qa_needs_depth)["vqa_accuracy"] == 1.0
+    assert vqa_scores(answers, data.qa_answer, data.qa_family,
+                      data.qa_needs_depth)["vqa_accuracy"] == 1.0
 
 
 def test_trained_lifter_beats_an_untrained_one(data, lifter):
@@ -174,7 +176,8 @@ def test_trained_lifter_beats_an_untrained_one(data, lifter):
 def test_lifted_rules_answer_every_question_and_caption_every_pose(data, lifter):
     preds = RuleMethod("lifter", lifter).predict(data)
     assert len(preds.answers) == len(data.qa_row)
-    assert len(preds.captions) == len(data) and all(isinstance(c, str) and c for c in preds.captions)
+    assert (len(preds.captions) == len(data)
+            and all(isinstance(c, str) and c for c in preds.captions))
     # an answer from the family's vocabulary: the nearest category where the lifted pose falls
     # in a dead band. Only the action (no recogniser) and codes a lifted pose leaves
     # unmeasurable (lying: no forward axis) stay unanswered.
@@ -182,10 +185,12 @@ def test_lifted_rules_answer_every_question_and_caption_every_pose(data, lifter)
     open_answers = [a for a, f in zip(preds.answers, data.qa_family) if f != "action"]
     assert sum(a == "" for a in open_answers) <= 0.03 * len(open_answers)
     assert all(a == "" for a, f in zip(preds.answers, data.qa_family) if f == "action")
-    acc = vqa_scores(preds.answers, data.qa_answer, data.qa_family, data.qa_needs_depth)["vqa_accuracy"]
+    acc = vqa_scores(preds.answers, data.qa_answer, data.qa_family,
+                     data.qa_needs_depth)["vqa_accuracy"]
     torch.manual_seed(0)
     untrained = RuleMethod("lifter", Lifter()).predict(data)
-    acc0 = vqa_scores(untrained.answers, data.qa_answer, data.qa_family, data.qa_needs_depth)["vqa_accuracy"]
+    acc0 = vqa_scores(untrained.answers, data.qa_answer, data.qa_family,
+                      data.qa_needs_depth)["vqa_accuracy"]
     assert acc0 < acc < 1.0
     assert isinstance(RuleMethod("lifter", lifter).predict_one(data, 0), str)
 
@@ -207,7 +212,8 @@ def test_compare_latency_times_every_method_on_one_thread_and_restores_threads(d
             seen_threads.append(torch.get_num_threads())
             return super().answer_one(d, k)
 
-    out = compare_latency({"rules_3d": Recording("rules_3d"), "lifter": RuleMethod("lifter", lifter)},
+    out = compare_latency({"rules_3d": Recording("rules_3d"),
+                           "lifter": RuleMethod("lifter", lifter)},
                           data, samples=4, rounds=2)
     assert set(out) == {"rules_3d", "lifter"}
     for name, m in out.items():

@@ -27,7 +27,8 @@ def test_vqa_scores_overall_depth_nondepth_and_family():
     assert out["vqa_family/c"] == pytest.approx(1 / 2)
     assert out["vqa_questions"] == 6.0
     assert out["vqa_depth_questions"] == 3.0
-    assert {k for k in out if k.startswith("vqa_family/")} == {"vqa_family/a", "vqa_family/b", "vqa_family/c"}
+    assert ({k for k in out if k.startswith("vqa_family/")}
+            == {"vqa_family/a", "vqa_family/b", "vqa_family/c"})
 
 
 def test_vqa_scores_match_ignores_case_and_surrounding_space_only():
@@ -72,7 +73,8 @@ def test_caption_scores_identical_candidate_is_perfect_bleu_and_positive_cider()
 
 
 def test_caption_scores_tokenise_case_and_punctuation_away():
-    cands = ["The Person RAISES the left-arm, above the head!", REFS[1][0].upper(), REFS[2][0] + "."]
+    cands = ["The Person RAISES the left-arm, above the head!", REFS[1][0].upper(),
+             REFS[2][0] + "."]
     out = caption_scores(cands, REFS, meteor=False)
     for n in range(1, 5):
         assert out[f"BLEU-{n}"] == pytest.approx(1.0, abs=1e-6)
@@ -131,10 +133,12 @@ def test_interleaved_latency_warms_every_sample_then_alternates_the_methods_orde
             time.sleep(seconds)
         return call
 
-    out = interleaved_latency({"a": method("a", 0.0005), "b": method("b", 0.003)}, count=2, rounds=3)
+    out = interleaved_latency({"a": method("a", 0.0005), "b": method("b", 0.003)}, count=2,
+                              rounds=3)
     warm = [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     a, b = [("a", 0), ("a", 1)], [("b", 0), ("b", 1)]
     assert calls == warm + a + b + b + a + a + b
     assert set(out) == {"a", "b"}
     assert set(out["a"]) == {"latency_p50_ms", "latency_p90_ms"}
-    assert out["a"]["latency_p50_ms"] < 3.0 <= out["b"]["latency_p50_ms"] <= out["b"]["latency_p90_ms"]
+    assert (out["a"]["latency_p50_ms"] < 3.0 <= out["b"]["latency_p50_ms"]
+            <= out["b"]["latency_p90_ms"])

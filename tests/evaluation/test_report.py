@@ -52,7 +52,8 @@ def test_report_json_round_trips(written):
     folder, _ = written
     data = json.loads((folder / "report.json").read_text())
     assert data["methods"]["student"]["vqa_accuracy"] == pytest.approx(0.6)
-    assert data["methods"]["rules_3d"]["BLEU-1"] == pytest.approx(0.73)  # numpy float written as a number
+    # numpy float written as a number
+    assert data["methods"]["rules_3d"]["BLEU-1"] == pytest.approx(0.73)
     assert data["sets"]["test"]["poses"] == 3 and data["sets"]["test"]["questions"] == 9
     assert data["sets"]["test"]["methods"]["student"]["vqa_family/facing"] == pytest.approx(0.75)
     assert data["targets"]["student_of_teacher_vqa_pct"]["met"] is False

@@ -45,7 +45,8 @@ def test_family_mask_allows_only_the_family_answers():
 def test_question_bank_covers_every_question_the_dataset_asks():
     records = generate_records(3, 0, 60)
     cams = np.stack([r.camera.position for r in records])
-    texts = describe_batch(np.stack([r.joints_3d for r in records]), [r.action for r in records], cams,
+    texts = describe_batch(np.stack([r.joints_3d for r in records]), [r.action for r in records],
+                           cams,
                            seeds=list(range(60)))
     bank = set(QUESTION_BANK)
     asked = {(qa.family, qa.question) for t in texts for qa in t.qas}

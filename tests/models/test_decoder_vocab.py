@@ -175,7 +175,8 @@ def test_score_is_one_finite_non_positive_value_per_sample(tokenizer, vocab):
         dec.score(emb, [CAPTION_PROMPT], ["left"])
 
 
-def _greedy_without_cache(dec: PrefixDecoder, emb: torch.Tensor, prompt: str, steps: int) -> list[int]:
+def _greedy_without_cache(dec: PrefixDecoder, emb: torch.Tensor, prompt: str,
+                          steps: int) -> list[int]:
     """Reference: one prompt, no padding, the whole sequence recomputed for every token."""
     ids = torch.tensor([[dec.bos_id] + dec._ids(prompt)])
     out: list[int] = []
@@ -190,8 +191,9 @@ def _greedy_without_cache(dec: PrefixDecoder, emb: torch.Tensor, prompt: str, st
 
 
 def test_cached_batched_generation_equals_recomputing_each_prompt_alone(tokenizer, vocab):
-    words = ("person standing kneeling left right hand foot raised bent straight forward behind "
-             "front torso head shoulder knee elbow apart together leaning upright").split()
+    words = ["person", "standing", "kneeling", "left", "right", "hand", "foot", "raised", "bent",
+             "straight", "forward", "behind", "front", "torso", "head", "shoulder", "knee",
+             "elbow", "apart", "together", "leaning", "upright"]
     dec = _decoder(tokenizer, corpus_vocab(tokenizer, words), seed=5).eval()
     torch.manual_seed(2)
     with torch.no_grad():  # large random weights: the next token depends on all the context

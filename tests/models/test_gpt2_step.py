@@ -79,7 +79,8 @@ def test_generation_writes_the_same_tokens_as_the_transformers_forward(tokenizer
     decoder = _decoder(tokenizer)
     z = torch.randn(len(PROMPTS), EMBED, generator=torch.Generator().manual_seed(2))
     lean = decoder.generate(z, PROMPTS, max_new_tokens=20)
-    single = [decoder.generate(z[i:i + 1], [p], max_new_tokens=20)[0] for i, p in enumerate(PROMPTS)]
+    single = [decoder.generate(z[i:i + 1], [p], max_new_tokens=20)[0]
+              for i, p in enumerate(PROMPTS)]
     _transformers_only(monkeypatch)
     assert decoder.generate(z, PROMPTS, max_new_tokens=20) == lean
     assert lean == single  # padding in a batch changes nothing

@@ -17,7 +17,8 @@ from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D
 
 
 def _images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
-    return images_to_tensor(np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8))
+    return images_to_tensor(np.random.default_rng(seed).integers(0, 255, (n, size, size, 3),
+                                                                 dtype=np.uint8))
 
 
 def _trained_statistics(model: Student) -> Student:
@@ -31,7 +32,8 @@ def _trained_statistics(model: Student) -> Student:
                 m.bias.uniform_(-0.5, 0.5)
         model.train()
         for seed in range(3):
-            inputs = {"image": _images(8, seed=seed) * 3 + 0.5, "keypoints": torch.randn(8, KEYPOINT_FEATURES)}
+            inputs = {"image": _images(8, seed=seed) * 3 + 0.5,
+                      "keypoints": torch.randn(8, KEYPOINT_FEATURES)}
             model.encoder_2d({k: inputs[k] for k in model.encoder_2d.uses})
     return model.eval()
 
@@ -66,12 +68,16 @@ def test_for_inference_folds_no_vit_norm_but_freezes_its_graph_and_its_gradients
 def test_frozen_pose_graphs_give_the_trained_embeddings_at_any_batch_size():
     """Image and keypoints through one graph each branch: a student's, and a teacher's 2D and
     3D branches (3D keypoints are wider)."""
-    student = _trained_statistics(Student(preset("small", image_size=32, pose_input="image+keypoints")))
+    student = _trained_statistics(Student(preset("small", image_size=32,
+                                                 pose_input="image+keypoints")))
     teacher = Teacher(preset("small", image_size=32, pose_input="image+keypoints",
                              pose_input_3d="image+keypoints")).eval()
     rng = torch.Generator().manual_seed(0)
-    cases = [(n, {"image": _images(n, seed=n), "keypoints": torch.randn(n, KEYPOINT_FEATURES, generator=rng)},
-              {"image": _images(n, seed=n + 1), "keypoints": torch.randn(n, KEYPOINT_FEATURES_3D, generator=rng)})
+    cases = [(n,
+              {"image": _images(n, seed=n),
+               "keypoints": torch.randn(n, KEYPOINT_FEATURES, generator=rng)},
+              {"image": _images(n, seed=n + 1),
+               "keypoints": torch.randn(n, KEYPOINT_FEATURES_3D, generator=rng)})
              for n in (1, 5, 64)]
     with torch.no_grad():
         before = [(student.encode_pose(x2), teacher.encode_pose(x2, x3)) for _, x2, x3 in cases]

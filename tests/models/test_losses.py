@@ -21,7 +21,8 @@ def test_clip_loss_matches_a_hand_computation():
     b = _unit(torch.tensor([[1.0, 0.1], [0.2, 1.0]]))
     s = 10.0
     logits = s * a @ b.t()
-    manual = 0.5 * (-(logits.log_softmax(1).diag().mean()) - (logits.t().log_softmax(1).diag().mean()))
+    manual = 0.5 * (-(logits.log_softmax(1).diag().mean())
+                    - (logits.t().log_softmax(1).diag().mean()))
     assert torch.allclose(clip_loss(a, b, s), manual)
 
 

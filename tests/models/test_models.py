@@ -13,12 +13,14 @@ TINY = PoseModelConfig(
     embed_dim=32,
     vision=VisionConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2,
                         intermediate_size=64),
-    decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2, max_length=24),
+    decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
+                          max_length=24),
 )
 
 
 def _images(n, size=32, seed=0):
-    return images_to_tensor(np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8))
+    return images_to_tensor(np.random.default_rng(seed).integers(0, 255, (n, size, size, 3),
+                                                                 dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_text_encoder_is_the_pretrained_minilm(teacher):
         "The person lifts the left hand over the head.",
         "Stock markets fell sharply on Monday."]), dim=-1)
     sim = feats @ feats.t()
-    assert sim[0, 1] > 0.7 > 0.3 > sim[0, 2]  # pretrained semantics, no download
+    assert sim[0, 1] > 0.7 and 0.3 > sim[0, 2]  # pretrained semantics, no download
     assert not any(p.requires_grad for p in teacher.text.backbone.parameters())
 
 
@@ -69,18 +71,21 @@ def test_a_few_steps_fit_captions_and_answers():
         opt.step()
     assert float(loss) < first / 5
     model.eval()
-    assert model.decoder.generate(model.encode_pose({"image": x}), prompts, max_new_tokens=8) == targets
+    assert model.decoder.generate(model.encode_pose({"image": x}), prompts,
+                                  max_new_tokens=8) == targets
 
 
 def test_save_and_load_round_trip(tmp_path, teacher):
     teacher.eval()
     x2, x3 = _images(3), _images(3, seed=2)
     folder = save_pretrained(teacher, tmp_path / "teacher", extra={"render": {"image_size": 32}})
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    assert ({"config.json", "model.safetensors", "tokenizer.json"}
+            <= {p.name for p in folder.iterdir()})
     again = load_pretrained(folder)
     assert isinstance(again, Teacher)
     with torch.no_grad():
-        assert torch.allclose(teacher.encode_pose({"image": x2}, x3), again.encode_pose({"image": x2}, x3), atol=1e-6)
+        assert torch.allclose(teacher.encode_pose({"image": x2}, x3),
+                              again.encode_pose({"image": x2}, x3), atol=1e-6)
         assert torch.allclose(teacher.text(["hello"]), again.text(["hello"]), atol=1e-6)
 
 

@@ -38,7 +38,8 @@ def test_a_later_encoder_reads_what_an_earlier_one_computed_without_running_its_
     later.features(["The person is standing."])
     assert shared_later.save_new() == 1
     assert shared_later.save_new() == 0  # stored once
-    assert len(text_features.SharedSentences(_encoder(), str(tmp_path)).load()) == len(SENTENCES) + 1
+    assert (len(text_features.SharedSentences(_encoder(), str(tmp_path)).load())
+            == len(SENTENCES) + 1)
 
 
 def test_features_are_read_only_by_an_encoder_with_the_same_weights(tmp_path):

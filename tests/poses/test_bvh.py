@@ -101,7 +101,8 @@ def test_cmu_clip_matches_its_metre_copy(shared_file) -> None:
     assert unit_scale(raw) == (pytest.approx(CMU_UNIT_M), "cmu")
     assert unit_scale(scaled) == (1.0, "m")
     # thigh offset: 6.85026 CMU units == 0.386656 m (the y component of LeftKnee's offset)
-    assert raw.offsets[raw.index("LeftKnee"), 1] * CMU_UNIT_M == pytest.approx(-0.386656, abs=1e-5)  # file rounded to 6 digits
+    assert (raw.offsets[raw.index("LeftKnee"), 1] * CMU_UNIT_M
+            == pytest.approx(-0.386656, abs=1e-5))  # file rounded to 6 digits
     a, _ = bvh_to_world(raw)
     b, _ = bvh_to_world(scaled)
     n = min(len(a), len(b))  # the metre copy repeats the last frame once (995 vs 994 rows)

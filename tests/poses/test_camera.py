@@ -5,7 +5,8 @@ from p2l3d_core.poses.camera import Camera, look_at, random_camera
 
 def test_look_at_puts_target_on_the_optical_axis():
     R, t = look_at(np.array([4.0, 0.0, 1.5]), np.array([0.0, 0.0, 1.0]))
-    cam = Camera.from_matrices(np.array([[1000, 0, 500], [0, 1000, 400], [0, 0, 1]]), R, t, 1000, 800)
+    cam = Camera.from_matrices(np.array([[1000, 0, 500], [0, 1000, 400], [0, 0, 1]]), R, t,
+                               1000, 800)
     uv, visible = cam.project(np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 2.0], [0.0, 1.0, 1.0]]))
     assert np.allclose(uv[0], [500, 400])
     assert uv[1, 1] < uv[0, 1]  # higher in the world -> higher in the image (smaller v)

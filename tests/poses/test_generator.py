@@ -31,14 +31,15 @@ def test_every_family_gives_plausible_bodies(action):
         lengths = _bone_lengths(joints)
         assert lengths.min() > 0.05 and lengths.max() < 0.65  # metres
         assert joints[:, 2].min() >= -1e-9  # nobody is below the ground
-        uv, visible = camera.project(joints)
+        _uv, visible = camera.project(joints)
         assert visible.mean() > 0.9  # the camera films the person
 
 
 def test_bone_lengths_vary_between_people_but_pairs_stay_symmetric():
     thighs = []
     for i in range(30):
-        joints, _ = g.generate_pose(np.random.default_rng([2, i]), "standing", g.GeneratorConfig(twin_prob=0))
+        joints, _ = g.generate_pose(np.random.default_rng([2, i]), "standing",
+                                    g.GeneratorConfig(twin_prob=0))
         left = np.linalg.norm(joints[J["l_knee"]] - joints[J["l_hip"]])
         right = np.linalg.norm(joints[J["r_knee"]] - joints[J["r_hip"]])
         assert abs(left - right) < 1e-9
@@ -48,7 +49,8 @@ def test_bone_lengths_vary_between_people_but_pairs_stay_symmetric():
 
 def test_actions_have_their_own_shapes():
     def mean_pose(action, key):
-        return np.mean([key(g.generate_pose(np.random.default_rng([3, i]), action)[0]) for i in range(30)])
+        return np.mean([key(g.generate_pose(np.random.default_rng([3, i]), action)[0])
+                        for i in range(30)])
 
     pelvis_height = lambda j: j[J["pelvis"], 2]
     hand_height = lambda j: max(j[J["l_wrist"], 2], j[J["r_wrist"], 2]) - j[J["head"], 2]
@@ -80,7 +82,8 @@ def test_depth_twin_keeps_2d_and_bones_but_swaps_front_and_back():
     from p2l3d_core.poses.camera import Camera, look_at
 
     R, t = look_at(np.array([5.0, 0.0, 1.2]), np.array([0.0, 0.0, 1.0]))  # camera in front
-    cam = Camera.from_matrices(np.array([[1200, 0, 500], [0, 1200, 500], [0, 0, 1]]), R, t, 1000, 1000)
+    cam = Camera.from_matrices(np.array([[1200, 0, 500], [0, 1200, 500], [0, 0, 1]]), R, t,
+                               1000, 1000)
     twin = g.depth_twin(world, cam, g.ARM_CHAINS[0])
     assert np.allclose(_bone_lengths(twin), _bone_lengths(world))
     uv, _ = cam.project(world)

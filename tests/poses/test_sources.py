@@ -43,7 +43,8 @@ def test_bvh_source_renders_with_its_action(shared_data):
     assert all(np.isfinite(r.joints_3d).all() for r in records)
     result = build_table(records, DatasetConfig(num_poses=6, source=spec, image_size=64))
     assert result.table.num_rows == 6
-    assert any("hop" in c.lower() for c in sum(result.table.column("captions").to_pylist(), []))
+    assert any("hop" in c.lower()
+               for captions in result.table.column("captions").to_pylist() for c in captions)
 
 
 def test_wrong_layout_npz_is_a_clear_error(shared_data):
@@ -56,7 +57,8 @@ def test_real_data_splits_by_subject_or_clip(shared_data):
     from p2l3d_core.dataset.build import split_of
 
     clip = load_records(f"bvh:{shared_data / 'mocap/131_02.bvh'}", 0, 0, 50)
-    assert len({split_of(r.split_group, SplitFractions()) for r in clip}) == 1  # one clip, one split
+    # one clip, one split
+    assert len({split_of(r.split_group, SplitFractions()) for r in clip}) == 1
     h36m = load_records(f"h36m:{shared_data / 'poses/mmpose/h36m/test_h36m_body3d.npz'}", 0, 0, 4)
     assert [r.split_group for r in h36m] == ["h36m/S1", "h36m/S5", "h36m/S7", "h36m/S8"]
 

@@ -22,7 +22,8 @@ def test_asked_questions_keep_each_row_question_answer_and_family(batch):
     asked = asked_questions(batch, [1, 4])
     qs = list(batch["questions"][1]) + list(batch["questions"][4])
     assert asked.questions == qs
-    assert asked.rows.tolist() == [1] * len(batch["questions"][1]) + [4] * len(batch["questions"][4])
+    assert asked.rows.tolist() == ([1] * len(batch["questions"][1])
+                                   + [4] * len(batch["questions"][4]))
     answers = list(batch["answers"][1]) + list(batch["answers"][4])
     assert [ANSWERS[i] for i in asked.answers.tolist()] == answers
     families = list(batch["question_families"][1]) + list(batch["question_families"][4])

@@ -12,7 +12,8 @@ def test_constant_learning_rate_has_no_scheduler():
 
 
 def test_cosine_schedule_warms_up_then_anneals_over_the_runs_steps():
-    params = deepspeed_config(TrainConfig(lr_schedule="cosine", total_steps=400))["scheduler"]["params"]
+    params = deepspeed_config(TrainConfig(lr_schedule="cosine",
+                                          total_steps=400))["scheduler"]["params"]
     assert params["total_num_steps"] == 400 and params["warmup_num_steps"] == 20  # 5 %
     assert params["warmup_type"] == "linear" and params["cos_min_ratio"] == 0.01
 

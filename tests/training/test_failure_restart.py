@@ -42,7 +42,8 @@ def teacher_that_crashes_once(config: dict) -> None:
 
 
 def test_failed_worker_restarts_from_the_last_checkpoint(ray_local, tmp_path):
-    table = build_table(generate_records(4, 0, 96), DatasetConfig(num_poses=96, image_size=32)).table
+    table = build_table(generate_records(4, 0, 96),
+                        DatasetConfig(num_poses=96, image_size=32)).table
     data = {"train": ray.data.from_arrow(table.slice(0, 64).select(COLS)),
             "val": ray.data.from_arrow(table.slice(64, 32).select(COLS))}
     marker = tmp_path / "crashed"

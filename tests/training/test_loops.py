@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def val_shard(ray_local):
     """A real Ray dataset of 12 rendered poses, read as a worker reads its validation shard."""
-    table = build_table(generate_records(5, 0, 12), DatasetConfig(num_poses=12, image_size=32)).table
+    table = build_table(generate_records(5, 0, 12),
+                        DatasetConfig(num_poses=12, image_size=32)).table
     return ray_local.data.from_arrow(table)
 
 
@@ -36,7 +37,8 @@ def test_a_bf16_teacher_is_validated(val_shard):
     torch.manual_seed(0)
     cfg = preset("tiny", 32)
     teacher = Teacher(cfg).to(torch.bfloat16)
-    _finite_metrics(loops.validate_teacher(teacher, val_shard, TrainConfig(model=cfg, batch_size=8)))
+    _finite_metrics(loops.validate_teacher(teacher, val_shard,
+                                           TrainConfig(model=cfg, batch_size=8)))
 
 
 def test_a_bf16_student_is_validated_beside_its_float32_teacher(val_shard):
@@ -45,6 +47,7 @@ def test_a_bf16_student_is_validated_beside_its_float32_teacher(val_shard):
     teacher, student = Teacher(cfg).eval(), Student(cfg)
     student.adopt_language(teacher)
     student.to(torch.bfloat16)
-    metrics = loops.validate_student(student, teacher, val_shard, TrainConfig(model=cfg, batch_size=8))
+    metrics = loops.validate_student(student, teacher, val_shard,
+                                     TrainConfig(model=cfg, batch_size=8))
     _finite_metrics(metrics)
     assert -1.0 <= metrics["val_cosine_to_teacher"] <= 1.0

@@ -22,7 +22,8 @@ FRACTION = 0.5
 
 @pytest.fixture(scope="module")
 def batch() -> dict:
-    table = build_table(generate_records(3, 0, 16), DatasetConfig(num_poses=16, image_size=32)).table
+    table = build_table(generate_records(3, 0, 16),
+                        DatasetConfig(num_poses=16, image_size=32)).table
     return {k: v.to_numpy(zero_copy_only=False) for k, v in zip(table.column_names, table.columns)}
 
 
@@ -152,6 +153,7 @@ def test_pool_rows_drawn_for_captions_learn_the_teachers_greedy_caption(batch, m
     assert torch.isfinite(out["lm"]) and torch.isfinite(out["loss"])
 
     calls, generate = [], teacher.decoder.generate
-    monkeypatch.setattr(teacher.decoder, "generate", lambda *a, **k: calls.append(a) or generate(*a, **k))
+    monkeypatch.setattr(teacher.decoder, "generate",
+                        lambda *a, **k: calls.append(a) or generate(*a, **k))
     assert targets.captions(batch, drawn[::-1]) == own[::-1]
     assert not calls  # kept, not written again

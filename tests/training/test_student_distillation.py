@@ -25,7 +25,8 @@ COLS = ["pose_id", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "captio
 
 @pytest.fixture(scope="module")
 def data():
-    table = build_table(generate_records(1, 0, 224), DatasetConfig(num_poses=224, image_size=32)).table
+    table = build_table(generate_records(1, 0, 224),
+                        DatasetConfig(num_poses=224, image_size=32)).table
     return {"train": ray.data.from_arrow(table.slice(0, 160).select(COLS)),
             "val": ray.data.from_arrow(table.slice(160, 64).select(COLS)), "table": table}
 
@@ -34,7 +35,8 @@ def data():
 def teacher_dir(ray_local, data, tmp_path_factory) -> str:
     """One trained teacher for the module's students (a Ray Train fit costs ~45 s here)."""
     tmp = tmp_path_factory.mktemp("teacher")
-    cfg = TrainConfig(model=preset("tiny", 32), epochs=2, batch_size=16, lr=3e-3, labelled_fraction=0.5)
+    cfg = TrainConfig(model=preset("tiny", 32), epochs=2, batch_size=16, lr=3e-3,
+                      labelled_fraction=0.5)
     run = fit(train_teacher, cfg, {"train": data["train"], "val": data["val"]}, name="teacher",
               storage_path=str(tmp), max_failures=0)
     return str(export_model(run, tmp / "export" / "teacher"))
@@ -75,7 +77,8 @@ def test_student_distils_from_the_teacher(ray_local, data, teacher_dir, tmp_path
         assert torch.allclose(student.text(texts), teacher.text(texts), atol=1e-6)
         row = data["table"].slice(170, 2).to_pylist()
         x = images_to_tensor(np.stack([decode_png(r["image_2d"]) for r in row]))
-        captions = student.decoder.generate(student.encode_pose({"image": x}), [CAPTION_PROMPT] * 2, max_new_tokens=12)
+        captions = student.decoder.generate(student.encode_pose({"image": x}), [CAPTION_PROMPT] * 2,
+                                            max_new_tokens=12)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
 
 
@@ -84,17 +87,21 @@ def test_a_student_may_read_other_inputs_than_its_teacher(ray_local, data, teach
     splits = {"train": data["train"], "val": data["val"]}
     cfg = TrainConfig(model=preset("tiny", 32, pose_input="keypoints"), epochs=1, batch_size=16,
                       labelled_fraction=0.5, teacher_path=teacher_dir)
-    result = fit(train_student, cfg, splits, name="student", storage_path=str(tmp_path), max_failures=0)
+    result = fit(train_student, cfg, splits, name="student", storage_path=str(tmp_path),
+                 max_failures=0)
     assert result.error is None and result.metrics["epoch"] == 0
-    assert 0.0 < result.metrics["train_answer_kd"] and -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0
+    assert (0.0 < result.metrics["train_answer_kd"]
+            and -1.0 <= result.metrics["val_cosine_to_teacher"] <= 1.0)
     student = load_pretrained(export_model(result, tmp_path / "export" / "student"))
     assert student.cfg.pose_input == "keypoints" and student.encoder_2d.image is None
 
 
-def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, teacher_dir, tmp_path):
+def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, teacher_dir,
+                                                              tmp_path):
     """The GPU path's precision (DeepSpeed bf16, the frozen teacher float32) on CPU workers: CI
     has no GPU. Before, the shared sentence cache and validation mixed the two dtypes."""
-    cfg = TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16, lr=3e-3, labelled_fraction=0.5,
+    cfg = TrainConfig(model=preset("tiny", 32), epochs=1, batch_size=16, lr=3e-3,
+                      labelled_fraction=0.5,
                       teacher_path=teacher_dir, pool_captions=2, bf16=True,
                       text_features=str(tmp_path / "text_features"))
     result = fit(train_student, cfg, {"train": data["train"], "val": data["val"]},
@@ -105,7 +112,8 @@ def test_a_student_distils_in_bf16_beside_its_float32_teacher(ray_local, data, t
     exported = export_model(result, tmp_path / "export" / "student")
     from safetensors.torch import load_file
 
-    assert {t.dtype for t in load_file(f"{exported}/model.safetensors").values()} == {torch.bfloat16}
+    assert ({t.dtype for t in load_file(f"{exported}/model.safetensors").values()}
+            == {torch.bfloat16})
     student = load_pretrained(exported)  # loads as float32, as inference runs
     assert next(student.parameters()).dtype == torch.float32
     # Its bf16-rounded sentence features are stored apart, where no float32 run reads them.

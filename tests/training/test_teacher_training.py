@@ -25,13 +25,15 @@ TINY_MODEL = PoseModelConfig(
     embed_dim=32,
     vision=VisionConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2,
                         intermediate_size=64),
-    decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2, max_length=32),
+    decoder=DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
+                          max_length=32),
 )
 
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    table = build_table(generate_records(0, 0, 224), DatasetConfig(num_poses=224, image_size=32)).table
+    table = build_table(generate_records(0, 0, 224),
+                        DatasetConfig(num_poses=224, image_size=32)).table
     cols = ["image_2d", "image_3d", "captions", "questions", "answers", "question_families"]
     train = ray.data.from_arrow(table.slice(0, 160).select(cols))
     val = ray.data.from_arrow(table.slice(160, 64).select(cols))
@@ -48,14 +50,16 @@ def test_deepspeed_config_follows_the_device():
 
 
 def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tmp_path):
-    cfg = TrainConfig(model=TINY_MODEL, epochs=1, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1,
+    cfg = TrainConfig(model=TINY_MODEL, epochs=1, batch_size=16, lr=3e-3, zero_stage=2,
+                      lm_weight=0.1,
                       answer_weight=0.1)
     first = fit(train_teacher, cfg, tiny_data, name="teacher", storage_path=str(tmp_path),
                 num_workers=2, cpus_per_worker=1, max_failures=0)
     assert first.error is None and first.metrics["epoch"] == 0
 
     # Same name and storage: the run resumes after epoch 0 instead of starting over.
-    cfg3 = TrainConfig(model=TINY_MODEL, epochs=9, batch_size=16, lr=3e-3, zero_stage=2, lm_weight=0.1,
+    cfg3 = TrainConfig(model=TINY_MODEL, epochs=9, batch_size=16, lr=3e-3, zero_stage=2,
+                       lm_weight=0.1,
                       answer_weight=0.1)
     # A build killed earlier left DeepSpeed's op lock behind: without clearing it, the workers
     # would wait on it forever after "Setting accelerator to CPU".
@@ -74,7 +78,8 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     assert result.metrics["epoch"] == 8
     assert epochs == list(range(9)), f"epoch 0 trained again, or history lost: {epochs}"
     # Kept on disk: the best val_vqa checkpoint and the latest, not all nine.
-    assert 1 <= len(result.best_checkpoints) <= 2 and len(list(tmp_path.glob("teacher/checkpoint_2*"))) <= 2
+    assert (1 <= len(result.best_checkpoints) <= 2
+            and len(list(tmp_path.glob("teacher/checkpoint_2*"))) <= 2)
     first_loss = first.metrics["train_loss"]
     assert result.metrics["train_loss"] < first_loss  # it learns
     chance = 5 / result.metrics["val_size"]  # R@5 by chance on this worker's shard
@@ -90,7 +95,8 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     # The exported epoch: the best validation answer accuracy, the last without a metric.
     checkpoint, chosen = best_epoch(result)
     assert chosen["val_vqa"] == max(m["val_vqa"] for m in history)
-    assert best_epoch(result, None)[1]["epoch"] == best_epoch(result, "no_such_metric")[1]["epoch"] == 8
+    assert (best_epoch(result, None)[1]["epoch"]
+            == best_epoch(result, "no_such_metric")[1]["epoch"] == 8)
     best = Path(export_model(result, tmp_path / "export" / "best", checkpoint))
     assert json.loads((best / "config.json").read_text())["metrics"]["epoch"] == chosen["epoch"]
     model = load_pretrained(exported)
