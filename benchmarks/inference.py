@@ -23,9 +23,9 @@ from common import eval_set, parser, write_results
 from p2l3d_core import storage
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.metrics import latency_ms
-from p2l3d_core.evaluation.run import find_models
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.io import load_pretrained
+from p2l3d_core.training.plan import find_models
 
 
 def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:

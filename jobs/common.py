@@ -103,3 +103,21 @@ def _export_address():
         os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
     return export_address
+
+
+def print_summary(report: dict, written: list[str], run: str, data: str) -> None:
+    """The end of an evaluated run on the terminal: each target met or missed, the main table,
+    and where every output went."""
+    from p2l3d_core import storage
+    from p2l3d_core.evaluation.report import summary_table
+
+    for target in report["targets"].values():
+        LOG.info("%s %s: %.2f (threshold %.2f)", "MET   " if target["met"] else "MISSED",
+                 target["target"], target["value"], target["threshold"])
+    where = [("dataset", data), ("models", run),
+             ("report", storage.join(run, "report", "report.md")),
+             ("charts", ", ".join(p.rsplit("/", 1)[-1] for p in written if p.endswith(".png"))),
+             ("training report", storage.join(run, "report", "training.json"))]
+    width = max(len(name) for name, _ in where)
+    print("\n" + summary_table(report) + "\n\nOutputs:\n"
+          + "\n".join(f"  {name.ljust(width)}  {place}" for name, place in where), flush=True)

@@ -2,8 +2,10 @@
 
 Examples:
   python jobs/train_teacher.py --data runs/quickstart/dataset --output runs/quickstart
-  ray job submit --working-dir . -- python jobs/train_teacher.py --data s3://b/ds --output s3://b/run \\
-      --num-workers 4 --use-gpu
+  python jobs/train_teacher.py --preset study --data runs/study/dataset --output runs/study \\
+      --epochs 30
+  ray job submit --working-dir . -- python jobs/train_teacher.py --data s3://b/ds \\
+      --output s3://b/run --num-workers 4 --use-gpu
 
 Writes OUTPUT/teacher/ (config.json, model.safetensors, tokenizer). Checkpoints live under
 OUTPUT/ray/teacher; running the same command again resumes from the last finished epoch.
@@ -12,7 +14,6 @@ OUTPUT/ray/teacher; running the same command again resumes from the last finishe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from common import LOG, add_num_cpus, init_ray, refuse_without_gpus, setup_logging
@@ -21,40 +22,29 @@ from ray.train import TrainingFailedError
 from p2l3d_core import storage
 from p2l3d_core.dataset.shards import read_manifest, training_splits
 from p2l3d_core.models.config import preset
-from p2l3d_core.models.encoders import POSE_INPUTS
-from p2l3d_core.training.config import LR_SCHEDULES, ZERO_STAGES, TrainConfig
+from p2l3d_core.training.plan import plan_runs
+from p2l3d_core.training.presets import add_preset_arguments, preset_from_args
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
+
+TEACHER_FLAGS = ["model", "pose_input", "pose_input_3d", "labelled_fraction", "teacher_epochs",
+                 "batch_size", "grad_accum", "lr", "lr_schedule", "zero_stage", "num_workers",
+                 "use_gpu"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     # Local paths are made absolute as they are parsed: Ray workers run in other directories.
     p.add_argument("--data", required=True, type=storage.absolute,
                    help="rendered dataset (local folder or s3://)")
     p.add_argument("--output", required=True, type=storage.absolute,
                    help="run folder (local folder or s3://)")
-    p.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="model size preset")
-    p.add_argument("--pose-input", default="image+keypoints", choices=list(POSE_INPUTS),
-                   help="what the 2D branch reads")
-    p.add_argument("--pose-input-3d", default="image+keypoints", choices=list(POSE_INPUTS),
-                   help="what the 3D branch reads: the rendered 3D views and/or the 3D joints")
-    p.add_argument("--labelled-fraction", type=float, default=1.0,
-                   help="share of the training split with language (the teacher learns from it)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64, help="per worker and step")
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
-                   help="constant, or cosine (5%% linear warm-up, then annealed to 1%% of --lr)")
-    p.add_argument("--zero-stage", type=int, default=2, choices=ZERO_STAGES,
-                   help="DeepSpeed ZeRO stage (default 2); stage 3 is not supported "
-                        "(why: p2l3d_core/training/config.py)")
-    p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=False,
-                   help="one GPU per worker, bf16")
     p.add_argument("--seed", type=int, default=0)
     add_num_cpus(p)
+    add_preset_arguments(p.add_argument_group(
+        "preset", "the teacher's settings come from the preset (as in jobs/distill.py); each "
+                  "flag overrides one field"), TEACHER_FLAGS, rename={"teacher_epochs": "epochs"})
     return p.parse_args(argv)
 
 
@@ -62,13 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     try:  # the arguments first (the model waits for the dataset's image size), then the data
-        cfg = TrainConfig(epochs=args.epochs, labelled_fraction=args.labelled_fraction,
-                          batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                          lr_schedule=args.lr_schedule, zero_stage=args.zero_stage,
-                          use_gpu=args.use_gpu, seed=args.seed)
-        if args.num_workers < 1 or args.cpus_per_worker <= 0:
-            raise ValueError(f"--num-workers must be >= 1 and --cpus-per-worker > 0, got "
-                             f"{args.num_workers} and {args.cpus_per_worker}")
+        p = preset_from_args(args)
+        if args.cpus_per_worker <= 0:
+            raise ValueError(f"--cpus-per-worker must be > 0, got {args.cpus_per_worker}")
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
         return 2
@@ -78,18 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     image_size = manifest["config"]["image_size"]
-    model = with_corpus_vocab(preset(args.model, image_size, args.pose_input, args.pose_input_3d),
-                              args.data)
-    cfg = dataclasses.replace(cfg, model=model)
+    model = with_corpus_vocab(preset(p.model, image_size, p.pose_input, p.pose_input_3d), args.data)
+    [teacher] = plan_runs(p, ["teacher"], model, args.output, args.seed)
     init_ray(num_cpus=args.num_cpus)
-    if args.use_gpu and refuse_without_gpus(args.num_workers):
+    if p.train.use_gpu and refuse_without_gpus(p.num_workers):
         return 2
     datasets = training_splits(args.data)
-    LOG.info("teacher: %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", args.model,
-             args.epochs, args.num_workers, args.zero_stage, args.data, manifest["splits"])
+    LOG.info("teacher (preset %s): %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", p.name,
+             p.model, teacher.config.epochs, p.num_workers, teacher.config.zero_stage, args.data,
+             manifest["splits"])
     try:
-        run_stage("teacher", cfg, datasets, args.output,
-                  num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker, log=LOG.info)
+        run_stage(teacher.stage, teacher.config, datasets, args.output, name=teacher.name,
+                  num_workers=p.num_workers, cpus_per_worker=args.cpus_per_worker, log=LOG.info)
     except TrainingFailedError as err:
         LOG.error("training failed: %s", err)
         return 1

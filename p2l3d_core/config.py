@@ -65,3 +65,33 @@ class DatasetConfig:
         """Hash of the content-defining fields: equal fingerprints mean identical datasets."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a run is evaluated: the one place these defaults live (``jobs/evaluate.py``'s flags
+    and the presets' ``evaluate:`` section both read them).
+
+    ``eval_poses``: poses drawn per evaluation set (None: every pose). ``latency_samples`` test
+    poses are captioned and asked one question each, at batch 1 on one thread, in
+    ``latency_rounds`` rounds with the methods interleaved (0 samples: no latency).
+    ``lifter_epochs``: training of the 2D->3D lifter baseline. ``meteor``: METEOR needs Java.
+    """
+
+    eval_poses: int | None = 1000
+    latency_samples: int = 30
+    latency_rounds: int = 5
+    lifter_epochs: int = 30
+    meteor: bool = True
+
+    def __post_init__(self) -> None:
+        if self.eval_poses is not None and self.eval_poses < 1:
+            raise ValueError(f"eval_poses must be >= 1, got {self.eval_poses}")
+        if self.latency_samples < 0 or self.latency_rounds < 1:
+            raise ValueError(f"latency_samples must be >= 0 and latency_rounds >= 1, got "
+                             f"{self.latency_samples} and {self.latency_rounds}")
+        if self.lifter_epochs < 1:
+            raise ValueError(f"lifter_epochs must be >= 1, got {self.lifter_epochs}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,63 +1,33 @@
 """Evaluate a finished training run: every method it holds, on its test split and on any
-further rendered sets (real 3D data), into one report.
-
-Layout of a run folder (written by ``jobs/distill.py``)::
-
-    teacher/  student/  seeds/student-s1/ ...          the method and its extra seeds
-    baselines/baseline_2d/  seeds/baseline_2d-s1/ ...  the same architecture, no teacher
-    baselines/baseline_2d_no3d/  baselines/coords_2d/
-    curve/f0.05/{teacher,student,baseline_2d}/ ...     learning-curve points
+further rendered sets (real 3D data), into one report. The run's layout is the run plan's
+(``p2l3d_core/training/plan.py``), read here through ``find_models``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Callable
 
 import numpy as np
 
 from p2l3d_core import storage
+from p2l3d_core.config import EvalSettings
 from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.compare import aggregate, check_targets, compare_latency, score_method
 from p2l3d_core.evaluation.lifter import train_lifter
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod, RuleMethod, lifter_error_cm
+from p2l3d_core.evaluation.report import write_report
 from p2l3d_core.models import text_features
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.training.batches import labelled_mask
+from p2l3d_core.training.plan import METHOD_FOLDERS, curve_fractions, find_models
 
 LOG = logging.getLogger(__name__)
 
-# method -> folders relative to the run (first = seed 0)
-MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
-    "student": ("student", "seeds/student-s*"),
-    "teacher": ("teacher",),
-    "baseline_2d": ("baselines/baseline_2d", "seeds/baseline_2d-s*"),
-    "baseline_2d_no3d": ("baselines/baseline_2d_no3d",),
-    "coords_2d": ("baselines/coords_2d",),
-}
-EVAL_COLUMNS = ["split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "keypoints_3d",
-                "camera", "captions", "questions", "answers", "question_families", "needs_depth"]
-
-
-def _folders(run: str, pattern: str) -> list[str]:
-    """Model folders (holding ``config.json``) matching ``pattern``; ``*`` in the last part."""
-    parent, _, glob = pattern.rpartition("/")
-    base = storage.join(run, *parent.split("/")) if parent else run
-    names = [n for n in storage.list_folders(base) if fnmatch.fnmatch(n, glob)]
-    return [storage.join(base, n) for n in names if storage.exists(storage.join(base, n, "config.json"))]
-
-
-def find_models(run: str, prefix: str = "") -> dict[str, list[str]]:
-    """Trained models of a run by method (seed 0 first); methods not trained are absent."""
-    base = storage.join(run, *prefix.split("/")) if prefix else run
-    out = {}
-    for method, patterns in MODEL_FOLDERS.items():
-        paths = [p for pattern in patterns for p in _folders(base, pattern)]
-        if paths:
-            out[method] = paths
-    return out
+EVAL_COLUMNS = ["split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d",
+                "keypoints_3d", "camera", "captions", "questions", "answers", "question_families",
+                "needs_depth"]
 
 
 class ModelLoader:
@@ -71,7 +41,8 @@ class ModelLoader:
     def method(self, name: str, path: str) -> ModelMethod:
         model = load_pretrained(path)
         if model.text.frozen:
-            model.text.sentence_cache = self.caches.setdefault(text_features.fingerprint(model.text), {})
+            model.text.sentence_cache = self.caches.setdefault(
+                text_features.fingerprint(model.text), {})
         return ModelMethod(name, model)
 
 
@@ -92,22 +63,26 @@ def _score(loader: ModelLoader, name: str, paths: list[str], sets: dict[str, Eva
     return {set_name: aggregate(scores) for set_name, scores in runs.items()}, first
 
 
-def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = None,
-                 eval_poses: int | None = 1000, latency_samples: int = 30, latency_rounds: int = 5,
-                 meteor: bool = True, lifter_epochs: int = 30, seed: int = 0,
+def evaluate_run(run: str, dataset: str, settings: EvalSettings | None = None, *,
+                 extra_sets: dict[str, str] | None = None, seed: int = 0,
                  log: Callable[[str], None] = LOG.info) -> dict:
     """The report of a run: per set, every method's metrics (mean and spread over seeds);
     latency of every method on the test split, timed together (seed 0 of each; 0 samples:
     none); targets checked on the test split; the learning curve when the run has one."""
-    kw = {"meteor": meteor}
+    settings = settings or EvalSettings()
+    eval_poses, latency_samples = settings.eval_poses, settings.latency_samples
+    latency_rounds, lifter_epochs = settings.latency_rounds, settings.lifter_epochs
+    kw = {"meteor": settings.meteor}
     models = find_models(run)
     if not models:
-        raise FileNotFoundError(f"no trained models under {run} (expected {', '.join(MODEL_FOLDERS)})")
+        raise FileNotFoundError(f"no trained models under {run} "
+                                f"(expected {', '.join(METHOD_FOLDERS.values())})")
     # Every set is read before the lifter trains: a wrong --set fails in seconds, not minutes.
     sets = {"test": load_table(dataset, "test", EVAL_COLUMNS)}
     for name, uri in (extra_sets or {}).items():
         sets[name] = load_table(uri, None, EVAL_COLUMNS)
-    train = load_table(dataset, "train", ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
+    train = load_table(dataset, "train",
+                       ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
     log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")
     cams = np.stack([Camera.from_dict(c).position for c in train.column("camera").to_pylist()])
     lifter = train_lifter(np.array(train.column("keypoints_2d").to_pylist(), dtype=np.float64),
@@ -115,18 +90,21 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
                           np.array(train.column("keypoints_3d").to_pylist(), dtype=np.float64),
                           cams, epochs=lifter_epochs, seed=seed, log=log)
     report: dict = {"run": run, "dataset": dataset, "sets": {},
-                    "settings": {"eval_poses": eval_poses, "latency": "p50 of single-pose captions, "
+                    "settings": {"eval_poses": eval_poses,
+                                 "latency": "p50 of single-pose captions, "
                                  "batch 1, 1 CPU thread, keypoints in -> caption out; test split, "
                                  f"{latency_samples} poses x {latency_rounds} rounds, the methods "
                                  "interleaved (order reversed each round) after a warm-up pass",
                                  "answer_latency": "p50 of one question about one pose, batch 1, "
-                                                   "1 CPU thread, keypoints and question text in -> answer out "
-                                                   "(a known question's text embedding cached, as in a service); "
+                                                   "1 CPU thread, keypoints and question text in "
+                                                   "-> answer out (a known question's text "
+                                                   "embedding cached, as in a service); "
                                                    "timed as latency is",
                                  "vqa": "closed vocabulary: a learned model's answer head picks "
                                         "among the family's answers; rule methods read their "
                                         "posecodes (the lifter's: nearest category)"}}
-    evaluated = {name: EvalSet.from_table(name, table, eval_poses, seed) for name, table in sets.items()}
+    evaluated = {name: EvalSet.from_table(name, table, eval_poses, seed)
+                 for name, table in sets.items()}
     loader = ModelLoader()
     scored: dict[str, dict[str, dict[str, float]]] = {set_name: {} for set_name in evaluated}
     timed: dict = {}  # seed 0 of each method, kept for the latency phase
@@ -143,10 +121,12 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
             log(f"  {set_name}: {name}")
             methods[name] = score_method(method, data, **kw)
         methods["lifter"]["lift_error_cm"] = lifter_error_cm(lifter, data)
-        report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row), "methods": methods}
+        report["sets"][set_name] = {"poses": len(data), "questions": len(data.qa_row),
+                                    "methods": methods}
     report["methods"] = report["sets"]["test"]["methods"]
     if latency_samples > 0:
-        log(f"latency: {len(models) + 2} methods interleaved, {latency_samples} samples x {latency_rounds} rounds")
+        log(f"latency: {len(models) + 2} methods interleaved, {latency_samples} samples x "
+            f"{latency_rounds} rounds")
         for name, latency in compare_latency({**timed, **rules}, evaluated["test"], latency_samples,
                                              latency_rounds).items():
             report["methods"][name].update(latency)
@@ -161,19 +141,29 @@ def evaluate_run(run: str, dataset: str, *, extra_sets: dict[str, str] | None = 
     pose_ids = train.column("pose_id").to_pylist()
     for point in curve:
         point["labelled_poses"] = int(labelled_mask(pose_ids, point["labelled_fraction"]).sum())
-    report["learning_curve"] = sorted(curve, key=lambda p: p["labelled_fraction"]) if len(curve) > 1 else []
+    report["learning_curve"] = (sorted(curve, key=lambda p: p["labelled_fraction"])
+                                if len(curve) > 1 else [])
     return report
+
+
+def evaluate_to_folder(run: str, dataset: str, settings: EvalSettings | None = None, *,
+                       extra_sets: dict[str, str] | None = None, seed: int = 0,
+                       log: Callable[[str], None] = LOG.info) -> tuple[dict, list[str]]:
+    """Evaluate ``run`` and write its report under ``RUN/report/``: the one evaluation both
+    ``jobs/evaluate.py`` and ``jobs/distill.py`` run. Returns the report and the paths written."""
+    report = evaluate_run(run, dataset, settings, extra_sets=extra_sets, seed=seed, log=log)
+    return report, write_report(storage.join(run, "report"), report)
 
 
 def _learning_curve(loader: ModelLoader, run: str, data: EvalSet, log, kw) -> list[dict]:
     """needs_depth accuracy of student and baseline_2d on ``data`` (the test poses) at each
     labelled fraction trained under ``curve/``; the caller adds the main run's own point."""
     points = []
-    for name in storage.list_folders(storage.join(run, "curve")):
-        models = find_models(run, f"curve/{name}")
+    for fraction in curve_fractions(run):
+        models = find_models(run, fraction)
         if not models:
             continue
-        point: dict = {"labelled_fraction": float(name.lstrip("f"))}
+        point: dict = {"labelled_fraction": fraction}
         for method in ("student", "baseline_2d"):
             if method in models:
                 scores, _ = _score(loader, method, models[method][:1], {data.name: data}, log, **kw)

@@ -1,100 +1,255 @@
-"""Named scales of the full pipeline (render -> teacher -> student), litgpt-recipe style.
+"""Named scales of the whole pipeline (render -> teacher -> student -> baselines -> evaluate),
+kept as YAML files in ``p2l3d_core/configs/presets/``, one a preset, as open_clip keeps its
+model configs: ``smoke`` (seconds; the tests), ``quickstart`` (the whole system in minutes on
+2 CPU cores), ``study`` (the full comparison: hours there) and ``paper`` (the paper's scale, for
+a GPU cluster). A user's own file works the same way (``--preset my.yaml``).
 
-``quickstart`` is the scale the README's results are measured at on 2 CPU cores (15 models, hours
-there, not the minutes the issue asked for; ``--seeds 1`` and fewer stages cut it); ``paper`` is
-the 80K-pose scale of the paper for a GPU cluster; ``smoke`` is the seconds-long run the tests use.
-Command-line flags override single fields.
+A preset file holds :class:`PipelinePreset`'s top-level fields and three sections, each read
+into the dataclass that owns those fields' defaults and checks, so that each has one source:
+``dataset`` (:class:`DatasetConfig`), ``train`` (:class:`TrainConfig`: what every training of
+the run shares) and ``evaluate`` (:class:`EvalSettings`). Command-line flags override single
+fields; :data:`OVERRIDES` lists them once for every job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from p2l3d_core.config import DatasetConfig, EvalSettings
+from p2l3d_core.training.config import (
+    LR_SCHEDULES,
+    ZERO_STAGES,
+    TrainConfig,
+    check_at_least,
+    check_fraction,
+)
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "presets"
+BASELINES = ("baseline_2d", "baseline_2d_no3d", "coords_2d")
+MODEL_SIZES = ("tiny", "small", "base")  # p2l3d_core.models.config.preset
+POSE_INPUTS = ("image", "keypoints", "image+keypoints")  # p2l3d_core.models.encoders
+# Fields the run plan or the job sets itself, which a preset's sections may not hold.
+NOT_IN_SECTIONS = {
+    "dataset": {"seed": "--seed", "source": "the job (synthetic poses; --real for real sets)"},
+    "train": {name: "the run plan (p2l3d_core/training/plan.py)" for name in (
+        "model", "epochs", "seed", "teacher_path", "language", "total_steps", "text_features")},
+    "evaluate": {},
+}
+SECTIONS = {"dataset": DatasetConfig, "train": TrainConfig, "evaluate": EvalSettings}
 
 
 @dataclass(frozen=True)
 class PipelinePreset:
-    num_poses: int
-    image_size: int
-    model: str  # p2l3d_core.models.config.preset name
+    """One scale of the pipeline. The per-training settings live in ``train``; the fields here
+    say which models the run trains and for how long."""
+
+    name: str
     teacher_epochs: int
     student_epochs: int
-    # The labelled-only models (baseline_2d and its ablations) see ~1/labelled_fraction fewer
-    # rows an epoch than the distilled student: they train this many epochs, and every model
-    # exports its best validation epoch, so the student is compared with converged baselines.
-    # The teacher learns from the labelled rows alone too; presets give it as many epochs.
+    # The labelled-only models (the baselines) see ~1/labelled_fraction fewer rows an epoch than
+    # the distilled student, so they train their own number of epochs; every model exports its
+    # best validation epoch.
     baseline_epochs: int
-    batch_size: int
-    lr: float
-    labelled_fraction: float  # of the training split; the rest is the unlabelled pool
-    num_workers: int
-    use_gpu: bool = False
-    zero_stage: int = 2
-    lr_schedule: str = "constant"  # or "cosine" (training/config.py), for every training
+    model: str = "small"  # a model size: MODEL_SIZES
+    description: str = ""
+    num_workers: int = 2
+    seeds: int = 1  # student and baseline_2d are trained this many times
+    baselines: tuple[str, ...] = BASELINES  # which labelled-only models the run trains
+    curve: tuple[float, ...] = ()  # labelled fractions of the learning curve (each: 3 models)
     pose_input: str = "image+keypoints"  # the teacher's 2D branch, and the student's by default
     pose_input_3d: str = "image+keypoints"  # the teacher's 3D branch
-    # What the student and its own-architecture baselines (baseline_2d, baseline_2d_no3d) read,
-    # when not ``pose_input``: "keypoints" distils the teacher into a keypoint network (then
-    # baseline_2d is that network without a teacher, which is what coords_2d is).
+    # What the student and its own-architecture baselines read, when not ``pose_input``:
+    # "keypoints" distils the image teacher into a keypoint network (baseline_2d is then the
+    # same network as coords_2d, which is not trained twice).
     student_pose_input: str | None = None
-    lm_weight: float = 1.0
-    # Distilled student only: weights of its teacher-matching terms (embedding match, relational
-    # KD over the batch's texts, the teacher's answer distributions on every row).
-    match_weight: float = 1.0
-    rkd_weight: float = 1.0
-    answer_kd_weight: float = 1.0
-    # Unlabelled rows of each batch that learn the teacher's caption of the pose: chosen on the
-    # validation split (runs/fast, 2026-12-04: student BLEU-4 0.450 -> 0.473 with 16 of 64).
-    pool_captions: int = 0
-    seeds: int = 3  # student and baseline_2d are trained this many times
-    # Labelled fractions of the learning curve (each needs its own teacher); empty: none.
-    curve: tuple[float, ...] = ()
-    eval_poses: int | None = 1000  # test poses scored per method (None: the whole split)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvalSettings = field(default_factory=EvalSettings)
 
-    def __post_init__(self):
-        from p2l3d_core.models.encoders import POSE_INPUTS
-        from p2l3d_core.training.config import check_at_least, check_fraction, check_lr_schedule
-
-        check_at_least(self, ("teacher_epochs", "student_epochs", "baseline_epochs", "batch_size",
+    def __post_init__(self) -> None:
+        check_at_least(self, ("teacher_epochs", "student_epochs", "baseline_epochs",
                               "num_workers", "seeds"), 1)
-        if self.eval_poses is not None:
-            check_at_least(self, ("eval_poses",), 1)
-        check_lr_schedule(self.lr_schedule)
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        check_fraction("labelled_fraction", self.labelled_fraction)
         for fraction in self.curve:
             check_fraction("each learning-curve fraction", fraction)
-        check_at_least(self, ("lm_weight", "match_weight", "rkd_weight", "answer_kd_weight",
-                              "pool_captions"), 0)
-        for field in ("pose_input", "pose_input_3d", "student_pose_input"):
-            value = getattr(self, field)
-            if value is not None and value not in POSE_INPUTS:
-                raise ValueError(f"{field} must be one of {', '.join(POSE_INPUTS)}, got {value!r}")
+        _check_choice("model", self.model, MODEL_SIZES)
+        for name in ("pose_input", "pose_input_3d", "student_pose_input"):
+            if getattr(self, name) is not None:
+                _check_choice(name, getattr(self, name), POSE_INPUTS)
+        for baseline in self.baselines:
+            _check_choice("each of baselines", baseline, BASELINES)
 
     @property
     def student_input(self) -> str:
         """What the student reads: ``student_pose_input``, else the teacher's ``pose_input``."""
         return self.student_pose_input or self.pose_input
 
-
-PRESETS: dict[str, PipelinePreset] = {
-    # 23,000 poses: ~18,400 train = ~2,040 labelled + ~16,300 unlabelled pool.
-    "quickstart": PipelinePreset(num_poses=23_000, image_size=64, model="small", teacher_epochs=24,
-                                 student_epochs=12, baseline_epochs=24, batch_size=64, lr=1e-3,
-                                 labelled_fraction=0.111, num_workers=2, curve=(0.05, 0.25),
-                                 pool_captions=16),
-    "paper": PipelinePreset(num_poses=80_000, image_size=128, model="base", teacher_epochs=20,
-                            student_epochs=20, baseline_epochs=60, batch_size=128, lr=3e-4,
-                            labelled_fraction=0.1, num_workers=8, use_gpu=True,
-                            curve=(0.05, 0.25, 1.0), eval_poses=8000, pool_captions=32),
-    "smoke": PipelinePreset(num_poses=240, image_size=32, model="tiny", teacher_epochs=1,
-                            student_epochs=1, baseline_epochs=1, batch_size=16, lr=3e-3,
-                            labelled_fraction=0.5, num_workers=2, seeds=1, eval_poses=24,
-                            pool_captions=4),
-}
+    def to_dict(self) -> dict:
+        """JSON-ready, in the layout of the preset file (the training report keeps it)."""
+        return dataclasses.asdict(self)
 
 
-def get_preset(name: str, **overrides) -> PipelinePreset:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def preset_names() -> list[str]:
+    """The presets shipped with the package (file names without ``.yaml``)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A shipped preset's file, or a user's own ``.yaml``/``.yml``/``.json`` file."""
+    if name_or_path in preset_names():
+        return PRESET_DIR / f"{name_or_path}.yaml"
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise ValueError(f"preset file {name_or_path} does not exist")
+        return path
+    raise ValueError(f"unknown preset {name_or_path!r}: choose from {', '.join(preset_names())}, "
+                     f"or give a .yaml file")
+
+
+def load_preset(name_or_path: str, **overrides: object) -> PipelinePreset:
+    """Read a preset file and apply ``overrides`` (flat field names, as :data:`OVERRIDES` and
+    the top-level fields spell them; None values are skipped). Every field is checked by the
+    dataclass that owns it; an error names the file and the field."""
+    path = preset_path(name_or_path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        # ValueError, as for every other fault of a preset: the jobs report those as usage errors.
+        raise ValueError(  # noqa: TRY004
+            f"preset {path}: expected a mapping of fields, got {type(raw).__name__}")
+    top = {f.name for f in dataclasses.fields(PipelinePreset)} - {"name", *SECTIONS}
+    unknown = set(raw) - top - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"preset {path}: unknown field(s) {', '.join(sorted(unknown))} "
+                         f"(fields: {', '.join(sorted(top | set(SECTIONS)))})")
+    sections = {name: _section(path, name, raw.get(name)) for name in SECTIONS}
+    fields = {k: v for k, v in raw.items() if k not in SECTIONS}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section = _SECTION_OF.get(key)
+        if section is None and key not in top:
+            raise ValueError(f"unknown preset field {key!r}")
+        (sections[section] if section else fields)[key] = value
+    for key in ("baselines", "curve"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    try:
+        built = {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
+        return PipelinePreset(name=path.stem, **fields, **built)
+    except TypeError as err:  # a value of the wrong kind, e.g. a list where a number goes
+        raise ValueError(f"preset {path}: {err}") from None
+
+
+def _section(path: Path, name: str, value: object) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"preset {path}: {name} must be a mapping, got {value!r}")  # noqa: TRY004
+    owned = {f.name for f in dataclasses.fields(SECTIONS[name])}
+    for key in value:
+        if key in NOT_IN_SECTIONS[name]:
+            raise ValueError(f"preset {path}: {name}.{key} is set by {NOT_IN_SECTIONS[name][key]}, "
+                             "not by a preset")
+        if key not in owned:
+            raise ValueError(f"preset {path}: unknown field {name}.{key} (fields of "
+                             f"{SECTIONS[name].__name__}: {', '.join(sorted(owned))})")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Override:
+    """A command-line flag that overrides one preset field (``--field-name``)."""
+
+    field: str
+    section: str | None  # None: a top-level field of PipelinePreset
+    help: str
+    choices: tuple | None = None
+
+
+OVERRIDES: tuple[Override, ...] = (
+    Override("num_poses", "dataset", "poses to render"),
+    Override("image_size", "dataset", "side of the rendered skeleton images, px"),
+    Override("model", None, "model size", MODEL_SIZES),
+    Override("pose_input", None, "what the teacher's 2D branch reads", POSE_INPUTS),
+    Override("pose_input_3d", None, "what the teacher's 3D branch reads: the rendered 3D views "
+             "and/or the 3D joints", POSE_INPUTS),
+    Override("student_pose_input", None, "what the student (and baseline_2d, baseline_2d_no3d) "
+             "reads; default the teacher's. 'keypoints': a keypoint network distilled from the "
+             "image teacher", POSE_INPUTS),
+    Override("teacher_epochs", None, "epochs of the teacher"),
+    Override("student_epochs", None, "epochs of each distilled student"),
+    Override("baseline_epochs", None, "epochs of the labelled-only baselines (they see fewer "
+             "rows an epoch)"),
+    Override("seeds", None, "how many seeds student and baseline_2d are trained with"),
+    Override("num_workers", None, "Ray Train workers of each training"),
+    Override("batch_size", "train", "rows per worker and step"),
+    Override("grad_accum", "train", "steps accumulated per optimizer step"),
+    Override("lr", "train", "learning rate"),
+    Override("lr_schedule", "train", "learning rate over a training: constant, or cosine (5%% "
+             "linear warm-up, then annealed to 1%% of the rate by the last step)", LR_SCHEDULES),
+    Override("labelled_fraction", "train", "share of the training split with language; the rest "
+             "is the unlabelled pool"),
+    Override("zero_stage", "train", "DeepSpeed ZeRO stage; stage 3 is not supported (why: "
+             "p2l3d_core/training/config.py)", ZERO_STAGES),
+    Override("use_gpu", "train", "one GPU per worker, bf16"),
+    Override("match_weight", "train", "distilled student: weight of the cosine match to the "
+             "teacher's fused embedding"),
+    Override("rkd_weight", "train", "distilled student: weight of relational KD over the batch's "
+             "texts"),
+    Override("answer_kd_weight", "train", "distilled student: weight of the teacher's answer "
+             "distributions on every row"),
+    Override("pool_captions", "train", "distilled student: unlabelled rows of each batch that "
+             "also learn the teacher's greedy caption of the pose"),
+    Override("eval_poses", "evaluate", "test poses scored per method"),
+)
+_SECTION_OF = {o.field: o.section for o in OVERRIDES if o.section}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _field_type(o: Override) -> type:
+    owner = SECTIONS[o.section] if o.section else PipelinePreset
+    hints = typing.get_type_hints(owner)
+    hint = hints[o.field]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return args[0] if args[0] in _TYPES.values() else str
+
+
+def add_preset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                         names: list[str] | None = None, rename: dict[str, str] | None = None,
+                         default: str = "quickstart") -> None:
+    """``--preset`` and the override flags ``names`` (default: all of :data:`OVERRIDES`); each
+    defaults to None, meaning the preset's value. ``rename`` maps a field to another flag name
+    (the teacher job's ``--epochs`` is ``teacher_epochs``)."""
+    parser.add_argument("--preset", default=default, metavar="NAME|FILE",
+                        help=f"scale of the run: {', '.join(preset_names())} (files in "
+                             f"p2l3d_core/configs/presets/), or a .yaml file of your own "
+                             f"(default {default})")
+    rename = rename or {}
+    for o in OVERRIDES:
+        if names is not None and o.field not in names:
+            continue
+        flag = "--" + rename.get(o.field, o.field).replace("_", "-")
+        kind = _field_type(o)
+        if kind is bool:
+            parser.add_argument(flag, dest=o.field, action=argparse.BooleanOptionalAction,
+                                default=None, help=f"{o.help} (default: the preset's)")
+        else:
+            parser.add_argument(flag, dest=o.field, type=kind, default=None, choices=o.choices,
+                                help=f"{o.help} (default: the preset's)")
+
+
+def preset_from_args(args: argparse.Namespace) -> PipelinePreset:
+    """The preset ``args.preset`` with every override flag the user gave."""
+    given = {o.field: getattr(args, o.field) for o in OVERRIDES if hasattr(args, o.field)}
+    return load_preset(args.preset, **given)

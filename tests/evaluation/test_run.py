@@ -5,30 +5,19 @@ import dataclasses
 import pytest
 import torch
 
-from p2l3d_core.config import DatasetConfig
+from p2l3d_core.config import DatasetConfig, EvalSettings
 from p2l3d_core.dataset.pipeline import render_dataset
-from p2l3d_core.evaluation.run import ModelLoader, evaluate_run, find_models
+from p2l3d_core.evaluation.run import ModelLoader, evaluate_run
 from p2l3d_core.models import Student, load_pretrained, save_pretrained
 from p2l3d_core.models.config import TextConfig, preset
-
-
-def test_find_models_takes_seed_zero_first_and_skips_folders_without_a_config(tmp_path):
-    for folder in ("student", "seeds/student-s2", "seeds/student-s1", "baselines/coords_2d",
-                   "baselines/baseline_2d_no3d"):
-        (tmp_path / folder).mkdir(parents=True)
-        if folder != "baselines/baseline_2d_no3d":  # an unfinished export: no config.json yet
-            (tmp_path / folder / "config.json").write_text("{}")
-    models = find_models(str(tmp_path))
-    assert list(models) == ["student", "coords_2d"]
-    assert [p.rsplit("/", 2)[-2:] for p in models["student"]] == [
-        [tmp_path.name, "student"], ["seeds", "student-s1"], ["seeds", "student-s2"]]
 
 
 @pytest.mark.slow
 def test_a_missing_extra_set_fails_before_the_lifter_trains(ray_local, tmp_path):
     """The lifter takes minutes on a real dataset: a mistyped ``--set`` must not wait for it."""
     data = str(tmp_path / "ds")
-    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40), log=lambda m: None)
+    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40),
+                   log=lambda m: None)
     (tmp_path / "run" / "student").mkdir(parents=True)
     (tmp_path / "run" / "student" / "config.json").write_text("{}")
     logged: list[str] = []
@@ -41,7 +30,8 @@ def test_a_missing_extra_set_fails_before_the_lifter_trains(ray_local, tmp_path)
 def test_the_loader_gives_models_with_one_frozen_text_backbone_one_sentence_cache(tmp_path):
     cfg = preset("tiny", 32)
     for name, model in (("a", Student(cfg)), ("b", Student(cfg)),
-                        ("trains", Student(dataclasses.replace(cfg, text=TextConfig(freeze=False))))):
+                        ("trains",
+                         Student(dataclasses.replace(cfg, text=TextConfig(freeze=False))))):
         save_pretrained(model, tmp_path / name)
     loader = ModelLoader()
     a, b, trains = (loader.method(n, str(tmp_path / n)).model for n in ("a", "b", "trains"))
@@ -50,7 +40,8 @@ def test_the_loader_gives_models_with_one_frozen_text_backbone_one_sentence_cach
         want = a.text.features(["The person is kneeling."])
         b.text._features = None  # b must not run its backbone on a sentence a embedded
         torch.testing.assert_close(b.text.features(["The person is kneeling."]), want)
-    assert trains.text.sentence_cache is not a.text.sentence_cache and not trains.text.sentence_cache
+    assert (trains.text.sentence_cache is not a.text.sentence_cache
+            and not trains.text.sentence_cache)
 
 
 @pytest.mark.slow
@@ -61,7 +52,8 @@ def test_each_model_is_loaded_once_for_every_set_and_the_latency_phase(ray_local
     from p2l3d_core.evaluation import run as run_module
 
     data = str(tmp_path / "ds")
-    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40), log=lambda m: None)
+    render_dataset(data, DatasetConfig(num_poses=40, image_size=32, shard_size=40),
+                   log=lambda m: None)
     folders = ("student", "seeds/student-s1", "baselines/baseline_2d")
     for folder in folders:
         save_pretrained(Student(preset("tiny", 32)), tmp_path / "run" / folder)
@@ -72,8 +64,9 @@ def test_each_model_is_loaded_once_for_every_set_and_the_latency_phase(ray_local
         return load_pretrained(path, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "load_pretrained", load_and_count)
-    report = evaluate_run(str(tmp_path / "run"), data, extra_sets={"again": data}, eval_poses=6,
-                          latency_samples=2, latency_rounds=1, meteor=False, lifter_epochs=1,
+    settings = EvalSettings(eval_poses=6, latency_samples=2, latency_rounds=1, meteor=False,
+                            lifter_epochs=1)
+    report = evaluate_run(str(tmp_path / "run"), data, settings, extra_sets={"again": data},
                           log=lambda m: None)
     assert sorted(loaded) == sorted(str(tmp_path / "run" / f) for f in folders)
     for set_name in ("test", "again"):

@@ -1,4 +1,4 @@
-"""Job scripts imported as modules, so tests call their ``parse_args``, ``plan_runs`` or
+"""Job scripts imported as modules, so tests call their ``parse_args`` or
 ``main`` in-process: refusing bad arguments needs no fresh interpreter (each costs seconds of
 imports). The end-to-end tests still run the scripts as users do."""
 
