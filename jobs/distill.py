@@ -32,7 +32,7 @@ from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import read_manifest, training_splits
-from p2l3d_core.evaluation.run import evaluate_to_folder
+from p2l3d_core.evaluation.run import evaluate_to_folder, evaluation_inputs, finished_report
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.training.plan import STAGES, TRAINING_STAGES, PlannedRun, is_trained, plan_runs
 from p2l3d_core.training.presets import add_preset_arguments, preset_from_args
@@ -113,8 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                        log=LOG.info)
         extra[name] = uri
     try:
-        report, written = evaluate_to_folder(args.output, data, p.evaluate, extra_sets=extra,
-                                             seed=args.seed, log=LOG.info)
+        inputs = evaluation_inputs(args.output, data, p.evaluate, extra, args.seed)
+        report = None if args.retrain else finished_report(args.output, inputs)
+        if report is not None:
+            LOG.info("evaluation: finished earlier with these models and settings, kept "
+                     "(report/report.json; --retrain, or jobs/evaluate.py, evaluates again)")
+            written = storage.list_files(storage.join(args.output, "report"))
+        else:
+            report, written = evaluate_to_folder(args.output, data, p.evaluate,
+                                                 extra_sets=extra, seed=args.seed, log=LOG.info)
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2

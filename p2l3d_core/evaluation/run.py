@@ -5,6 +5,7 @@ further rendered sets (real 3D data), into one report. The run's layout is the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -131,6 +132,7 @@ def evaluate_run(run: str, dataset: str, settings: EvalSettings | None = None, *
                                              latency_rounds).items():
             report["methods"][name].update(latency)
     report["targets"] = check_targets(report["methods"])
+    report["inputs"] = evaluation_inputs(run, dataset, settings, extra_sets, seed)
     curve = _learning_curve(loader, run, evaluated["test"], log, kw)
     main_fraction = storage.read_json(storage.join(models["student"][0], "config.json")).get(
         "train", {}).get("labelled_fraction") if "student" in models else None
@@ -153,6 +155,30 @@ def evaluate_to_folder(run: str, dataset: str, settings: EvalSettings | None = N
     ``jobs/evaluate.py`` and ``jobs/distill.py`` run. Returns the report and the paths written."""
     report = evaluate_run(run, dataset, settings, extra_sets=extra_sets, seed=seed, log=log)
     return report, write_report(storage.join(run, "report"), report)
+
+
+def evaluation_inputs(run: str, dataset: str, settings: EvalSettings | None = None,
+                      extra_sets: dict[str, str] | None = None, seed: int = 0) -> dict:
+    """What a report depends on: the sets, the settings, the seed, and every model the run
+    holds, each by a hash of its ``config.json`` (rewritten by every export, so a model trained
+    again counts as changed). A report whose inputs equal these need not be computed again."""
+    models = {}
+    for fraction in [None, *curve_fractions(run)]:
+        for paths in find_models(run, fraction).values():
+            for path in paths:
+                blob = storage.read_bytes(storage.join(path, "config.json"))
+                models[path] = hashlib.sha256(blob).hexdigest()[:16]
+    return {"dataset": dataset, "sets": dict(sorted((extra_sets or {}).items())),
+            "settings": (settings or EvalSettings()).to_dict(), "seed": seed, "models": models}
+
+
+def finished_report(run: str, inputs: dict) -> dict | None:
+    """The run's ``report/report.json`` if it was computed from exactly ``inputs``, else None."""
+    uri = storage.join(run, "report", "report.json")
+    if not storage.exists(uri):
+        return None
+    report = storage.read_json(uri)
+    return report if report.get("inputs") == inputs else None
 
 
 def _learning_curve(loader: ModelLoader, run: str, data: EvalSet, log, kw) -> list[dict]:

@@ -7,7 +7,8 @@ import torch
 
 from p2l3d_core.config import DatasetConfig, EvalSettings
 from p2l3d_core.dataset.pipeline import render_dataset
-from p2l3d_core.evaluation.run import ModelLoader, evaluate_run
+from p2l3d_core.evaluation.report import write_report
+from p2l3d_core.evaluation.run import ModelLoader, evaluate_run, evaluation_inputs, finished_report
 from p2l3d_core.models import Student, load_pretrained, save_pretrained
 from p2l3d_core.models.config import TextConfig, preset
 
@@ -76,3 +77,31 @@ def test_each_model_is_loaded_once_for_every_set_and_the_latency_phase(ray_local
     for name in ("student", "baseline_2d", "lifter"):
         assert report["methods"][name]["latency_p50_ms"] > 0
         assert report["methods"][name]["answer_latency_p50_ms"] > 0
+    # Written and read back, the report is recognised as finished for exactly these inputs.
+    write_report(str(tmp_path / "run" / "report"), report)
+    inputs = evaluation_inputs(str(tmp_path / "run"), data, settings, {"again": data})
+    assert finished_report(str(tmp_path / "run"), inputs) is not None
+
+
+def test_a_report_is_reused_only_for_the_same_models_sets_and_settings(tmp_path):
+    """``jobs/distill.py`` run again keeps a finished evaluation, unless anything it was
+    computed from changed: a model exported again, another set, other settings or seed."""
+    from p2l3d_core import storage
+
+    run = str(tmp_path)
+    for folder in ("student", "baselines/baseline_2d", "curve/f0.05/teacher"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text('{"epoch": 3}')
+    inputs = evaluation_inputs(run, "ds", EvalSettings(eval_poses=10), {"cmu": "c"}, seed=0)
+    assert set(inputs["models"]) == {str(tmp_path / f) for f in (
+        "student", "baselines/baseline_2d", "curve/f0.05/teacher")}
+    assert finished_report(run, inputs) is None  # nothing evaluated yet
+    storage.write_json(str(tmp_path / "report" / "report.json"), {"inputs": inputs, "methods": {}})
+    assert finished_report(run, inputs)["inputs"] == inputs
+    for changed in (evaluation_inputs(run, "ds", EvalSettings(eval_poses=11), {"cmu": "c"}),
+                    evaluation_inputs(run, "ds", EvalSettings(eval_poses=10), {}),
+                    evaluation_inputs(run, "ds", EvalSettings(eval_poses=10), {"cmu": "c"}, 1)):
+        assert finished_report(run, changed) is None
+    (tmp_path / "student" / "config.json").write_text('{"epoch": 4}')  # trained again
+    assert finished_report(run, evaluation_inputs(run, "ds", EvalSettings(eval_poses=10),
+                                                  {"cmu": "c"})) is None
