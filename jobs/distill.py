@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(p, runs: list[PlannedRun], data: str, manifest: dict, args: argparse.Namespace) -> int:
     """Train every planned model not finished yet, adding each to the run's training report."""
-    datasets = training_splits(data)  # read once for every training of this job
+    todo = {r.name for r in runs if args.retrain or not is_trained(args.output, r.name)}
+    datasets = training_splits(data) if todo else {}  # read once for every training of this job
     # A re-run adds to the training report: models kept from an earlier run keep their entries.
     report_uri = storage.join(args.output, "report", "training.json")
     report: dict = storage.read_json(report_uri) if storage.exists(report_uri) else {}
@@ -141,7 +142,7 @@ def _train(p, runs: list[PlannedRun], data: str, manifest: dict, args: argparse.
     try:
         for i, run in enumerate(runs, 1):
             cfg = run.config
-            if not args.retrain and is_trained(args.output, run.name):
+            if run.name not in todo:
                 LOG.info("== %s: finished earlier, kept (training %d of %d; --retrain trains it "
                          "again)", run.name, i, len(runs))
                 continue

@@ -154,7 +154,7 @@ def summary_table(report: dict) -> str:
     VQA on depth questions, BLEU-4 and p50 latencies; then VQA on each further set; then, in
     words, whether the student leads baseline_2d on depth questions."""
     methods = report["methods"]
-    others = [name for name in report["sets"] if name != "test"]
+    others = sorted(name for name in report["sets"] if name != "test")  # as report.json has them
     header = ["method", *(c[0] for c in SUMMARY_COLUMNS), *(f"VQA {n}" for n in others)]
     rows = []
     for name in _ordered(methods):

@@ -126,3 +126,42 @@ def test_a_set_without_latency_gets_no_latency_chart(tmp_path):
     names = {os.path.basename(p) for p in write_report(str(tmp_path), report)}
     assert {"test_latency.png", "cmu_walk_vqa.png", "cmu_walk_captions.png"} <= names
     assert "cmu_walk_latency.png" not in names and not (tmp_path / "cmu_walk_latency.png").exists()
+
+
+def _summary_report(student_depth: float) -> dict:
+    def method(vqa, depth, bleu, **kw):
+        return {"vqa_accuracy": vqa, "vqa_depth_accuracy": depth, "BLEU-4": bleu, **kw}
+
+    test = {"student": method(0.888, student_depth, 0.438, latency_p50_ms=26.5,
+                              answer_latency_p50_ms=2.9),
+            "baseline_2d": method(0.863, 0.770, 0.372, latency_p50_ms=26.8,
+                                  answer_latency_p50_ms=3.1),
+            "rules_3d": method(1.0, 1.0, 0.537)}
+    walk = {"student": method(0.652, 0.6, 0.2), "rules_3d": method(1.0, 1.0, 0.5)}
+    return {"methods": test, "sets": {"test": {"poses": 300, "methods": test},
+                                      "cmu_walk": {"poses": 249, "methods": walk}}}
+
+
+def test_the_summary_table_shows_each_method_and_each_real_set():
+    from p2l3d_core.evaluation.report import summary_table
+
+    text = summary_table(_summary_report(0.814))
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.split() == ["method", "VQA", "VQA", "depth", "BLEU-4", "answer", "ms",
+                              "caption", "ms", "VQA", "cmu_walk"]
+    rows = [line.split() for line in lines[lines.index(header) + 2:]]
+    rows = rows[:rows.index([])]
+    assert [r[0] for r in rows] == ["student", "baseline_2d", "rules_3d"]  # the report's order
+    assert rows[0] == ["student", "0.888", "0.814", "0.438", "2.9", "26.5", "0.652"]
+    assert rows[1][-1] == "-" and rows[2][4:6] == ["-", "-"]  # not measured: a dash, not a zero
+    assert "test split: 300 poses" in text
+    assert "student vs baseline_2d on depth questions: +4.4 points (ahead as expected)" in text
+
+
+def test_the_summary_says_plainly_when_the_student_is_not_ahead():
+    from p2l3d_core.evaluation.report import summary_table
+
+    text = summary_table(_summary_report(0.780))
+    assert "student vs baseline_2d on depth questions: +1.0 points (NOT the +3 points" in text
+    assert "make study" in text
