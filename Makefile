@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 # off this machine (whose pip finds the CPU build on disk) to avoid the multi-GB CUDA build.
 TORCH_PIP_ARGS ?=
 
-.PHONY: venv quickstart study test lint bench clean
+.PHONY: venv pose-models quickstart study test lint bench clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The 2D pose estimator's model files (BlazePose, from the mediapipe 0.10.21 wheel fetched by
+# version from the package index), checked by sha256 and cached in ~/.cache/p2l3d/pose_models
+# (P2L3D_POSE_MODELS moves it). Kept when intact: a second run costs a checksum.
+pose-models: $(STAMP)
+	$(PY) -m p2l3d_core.inference.model_files fetch
 
 # Real 3D data the quickstart also evaluates on, where ../shared/data is beside the clone.
 SHARED ?= ../shared/data
@@ -31,7 +37,7 @@ REAL_SETS := $(if $(wildcard $(SHARED)/mocap/131_01.bvh),\
 # renders a small synthetic dataset, trains the teacher, distils the student, trains
 # baseline_2d and evaluates them (with the lifter and the rules on true 3D), then prints the
 # main table. Re-running resumes and redoes nothing finished.
-quickstart: $(STAMP)
+quickstart: $(STAMP) pose-models
 	$(PY) jobs/distill.py --preset quickstart --output runs/quickstart $(REAL_SETS)
 
 # The full comparison behind the README's results: three seeds, every baseline, the learning
@@ -39,7 +45,7 @@ quickstart: $(STAMP)
 study: $(STAMP)
 	$(PY) jobs/distill.py --preset study --output runs/study $(REAL_SETS)
 
-test: $(STAMP)
+test: $(STAMP) pose-models
 	$(PY) -m pytest -q
 
 # ruff over the tree, with the line length pyproject.toml declares.
