@@ -27,6 +27,7 @@ from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.training.batches import asked_questions, first_captions, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
+from p2l3d_core.training.safe_checkpoint import load_checkpoint
 from p2l3d_core.training.steps import TeacherTargets, cast_inputs, student_step, teacher_step
 
 STATE_FILE = "train_state.json"
@@ -42,7 +43,8 @@ def _restore(engine) -> tuple[int, list[dict]]:
     if checkpoint is None:
         return 0, []
     with checkpoint.as_directory() as folder:
-        engine.load_checkpoint(os.path.join(folder, "deepspeed"), tag=CKPT_TAG)
+        # Tensors and plain data only: a pickle planted in the run's folder must not run.
+        load_checkpoint(engine, os.path.join(folder, "deepspeed"), CKPT_TAG)
         with open(os.path.join(folder, STATE_FILE)) as f:
             state = json.load(f)
     return int(state["epoch"]) + 1, _history(state)
