@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 LOG = logging.getLogger("p2l3d")
@@ -27,6 +28,38 @@ def add_num_cpus(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--num-cpus", type=at_least_one, default=None,
                         help="CPUs of a local Ray instance (default: the cores + 2)")
+
+
+def location(text: str) -> str:
+    """An argparse type for ``--output``, ``--data`` and ``--run``: a local folder made absolute
+    (Ray workers run in other directories) or an ``s3://`` URI; an empty one is refused."""
+    from p2l3d_core import storage
+
+    try:
+        return storage.absolute(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_set_names(names: list[str], flag: str) -> str | None:
+    """Why the names of extra evaluation sets (``--set NAME=...``, ``--real NAME=...``) cannot
+    be used, or None. A name becomes a report section and part of file paths: ``test`` would
+    replace the test split the targets are computed on, a repeated name would replace another
+    set, and a path separator or ``..`` would write outside the report folder."""
+    seen: set[str] = set()
+    for name in names:
+        if name == "test":
+            return f"{flag} test=...: 'test' is the dataset's own test split; choose another name"
+        if not SET_NAME.fullmatch(name) or ".." in name:
+            return (f"{flag} {name!r}=...: a set name is letters, digits, '_', '-' and '.', "
+                    "starting with a letter or digit (no path separators or '..')")
+        if name in seen:
+            return f"{flag} {name}=... is given twice"
+        seen.add(name)
+    return None
 
 
 def setup_logging() -> None:

@@ -25,7 +25,16 @@ import json
 import sys
 import time
 
-from common import LOG, add_num_cpus, init_ray, print_summary, refuse_without_gpus, setup_logging
+from common import (
+    LOG,
+    add_num_cpus,
+    check_set_names,
+    init_ray,
+    location,
+    print_summary,
+    refuse_without_gpus,
+    setup_logging,
+)
 from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
@@ -34,6 +43,7 @@ from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.dataset.shards import read_manifest, training_splits
 from p2l3d_core.evaluation.run import evaluate_to_folder, evaluation_inputs, finished_report
 from p2l3d_core.models.config import preset as model_preset
+from p2l3d_core.poses.sources import parse_source
 from p2l3d_core.training.plan import STAGES, TRAINING_STAGES, PlannedRun, is_trained, plan_runs
 from p2l3d_core.training.presets import add_preset_arguments, preset_from_args
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
@@ -43,9 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # Local paths are made absolute as they are parsed: Ray workers run in other directories.
-    p.add_argument("--output", required=True, type=storage.absolute,
+    p.add_argument("--output", required=True, type=location,
                    help="run folder: local path or s3://bucket/prefix")
-    p.add_argument("--data", default=None, type=storage.absolute,
+    p.add_argument("--data", default=None, type=location,
                    help="an existing rendered dataset (skips rendering)")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
@@ -82,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             LOG.error("--real wants NAME=SOURCE, got %r", text)
             return 2
         real_sets.append((name, source))
+    # Every input named on the command line is checked before the first training, not after.
+    problem = check_set_names([name for name, _ in real_sets], "--real")
+    try:
+        for _, source in real_sets:
+            parse_source(source)
+    except (ValueError, FileNotFoundError) as err:
+        problem = problem or f"--real: {err}"
+    if problem:
+        LOG.error("invalid arguments: %s", problem)
+        return 2
     data = args.data or storage.join(args.output, "dataset")
     LOG.info("preset %s: %s", p.name, p.description or "(no description)")
     init_ray(num_cpus=args.num_cpus)

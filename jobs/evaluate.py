@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, print_summary, setup_logging
+from common import LOG, check_set_names, location, print_summary, setup_logging
 
 from p2l3d_core import storage
 from p2l3d_core.config import EvalSettings
@@ -34,9 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = EvalSettings()
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, type=storage.absolute,
+    p.add_argument("--run", required=True, type=location,
                    help="a run folder written by jobs/distill.py (local or s3://)")
-    p.add_argument("--data", default=None, type=storage.absolute,
+    p.add_argument("--data", default=None, type=location,
                    help="rendered dataset (default: RUN/dataset)")
     p.add_argument("--set", dest="sets", action="append", type=_named_set, default=[],
                    help="another rendered dataset to evaluate on, NAME=URI (repeatable)")
@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    problem = check_set_names([name for name, _ in args.sets], "--set")
+    if problem:
+        p.error(problem)
     try:
         args.settings = EvalSettings(eval_poses=args.eval_poses or None,
                                      latency_samples=args.latency_samples,

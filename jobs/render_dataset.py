@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, add_num_cpus, init_ray, setup_logging
+from common import LOG, add_num_cpus, init_ray, location, setup_logging
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
@@ -24,7 +24,7 @@ from p2l3d_core.poses.sources import parse_source
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", required=True,
+    p.add_argument("--output", required=True, type=location,
                    help="local folder or s3://bucket/prefix (S3 settings from AWS_ENDPOINT_URL, "
                         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
     p.add_argument("--num-poses", type=int, default=2000, help="poses to render (default 2000)")

@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, add_num_cpus, init_ray, refuse_without_gpus, setup_logging
+from common import LOG, add_num_cpus, init_ray, location, refuse_without_gpus, setup_logging
 from ray.train import TrainingFailedError
 
-from p2l3d_core import storage
 from p2l3d_core.dataset.shards import read_manifest, training_splits
 from p2l3d_core.models.config import preset
 from p2l3d_core.training.plan import plan_runs
@@ -35,9 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # Local paths are made absolute as they are parsed: Ray workers run in other directories.
-    p.add_argument("--data", required=True, type=storage.absolute,
+    p.add_argument("--data", required=True, type=location,
                    help="rendered dataset (local folder or s3://)")
-    p.add_argument("--output", required=True, type=storage.absolute,
+    p.add_argument("--output", required=True, type=location,
                    help="run folder (local folder or s3://)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)

@@ -48,6 +48,8 @@ class DatasetConfig:
             raise ValueError(f"image_size must be within 16..1024 px, got {self.image_size}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.num_captions < 1:  # rows without text: a teacher would "learn" from nothing
+            raise ValueError(f"num_captions must be >= 1, got {self.num_captions}")
         if not 0.0 <= self.twin_prob <= 1.0:
             raise ValueError(f"twin_prob must be within 0..1, got {self.twin_prob}")
 

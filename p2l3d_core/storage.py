@@ -65,7 +65,10 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def absolute(uri: str) -> str:
-    """A local path made absolute (Ray workers run in other directories); URIs unchanged."""
+    """A local path made absolute (Ray workers run in other directories); URIs unchanged. An
+    empty one is refused: ``os.path.abspath("")`` is the current directory, which nobody means."""
+    if not uri.strip():
+        raise ValueError("an empty path or URI: name a folder, or s3://bucket/prefix")
     return uri if "://" in uri else os.path.abspath(uri)
 
 

@@ -54,62 +54,136 @@ class BvhClip:
         return self.names.index(name)
 
 
+def _tokens(path: str | Path) -> tuple[list[str], list[int]]:
+    """The file's whitespace-separated tokens and the line each is on (1-based)."""
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text BVH file (binary data)") from None
+    tokens: list[str] = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for token in line.split():
+            tokens.append(token)
+            lines.append(number)
+    return tokens, lines
+
+
 def parse_bvh(path: str | Path) -> BvhClip:
-    """Parse the HIERARCHY and MOTION sections. Tolerates CRLF, tabs and a ``Frames:`` count
-    that disagrees with the rows present (the rows win)."""
-    tokens = Path(path).read_text().split()
+    """Parse the HIERARCHY and MOTION sections (CRLF and tabs are fine). A damaged file is
+    refused with its path and line, never read as a different motion: every ``{`` closed before
+    MOTION and no ``}`` too many, a number where one belongs, ``Frames:`` equal to the rows
+    present (a file cut short has fewer), and each row as wide as the channels."""
+    tokens, lines = _tokens(path)
     names: list[str] = []
     parents: list[int] = []
     offsets: list[list[float]] = []
     channels: list[list[str]] = []
+    opened_at: list[int] = []  # line of each joint's "{"
     stack: list[int] = []
     pos = 0
     pending: tuple[str, int] | None = None
-    while tokens[pos] != "MOTION":
+
+    def where(k: int) -> str:
+        return f"{path}:{lines[min(k, len(lines) - 1)]}" if lines else str(path)
+
+    def numbers(k: int, count: int, what: str) -> list[float]:
+        if len(tokens) < k + count:
+            raise ValueError(f"{where(k)}: {what} needs {count} number(s); the file ends")
+        try:
+            return [float(v) for v in tokens[k:k + count]]
+        except ValueError:
+            raise ValueError(f"{where(k)}: {what} must be numbers, got "
+                             f"{' '.join(tokens[k:k + count])!r}") from None
+
+    while pos < len(tokens) and tokens[pos] != "MOTION":
         tok = tokens[pos]
         if tok in ("ROOT", "JOINT"):
             pending = (tokens[pos + 1], stack[-1] if stack else -1)
             pos += 2
         elif tok == "End":  # "End Site"
+            if not stack:
+                raise ValueError(f"{where(pos)}: 'End Site' outside any joint")
             parent = stack[-1]
             pending = (f"{names[parent]}_end", parent)
             pos += 2
         elif tok == "{":
             if pending is None:
-                raise ValueError(f"{path}: '{{' without a joint at token {pos}")
+                raise ValueError(f"{where(pos)}: '{{' without a joint")
             names.append(pending[0])
             parents.append(pending[1])
             offsets.append([0.0, 0.0, 0.0])
             channels.append([])
+            opened_at.append(lines[pos])
             stack.append(len(names) - 1)
             pending = None
             pos += 1
         elif tok == "}":
+            if not stack:
+                raise ValueError(f"{where(pos)}: '}}' closes no joint (one too many)")
             stack.pop()
             pos += 1
         elif tok == "OFFSET":
-            offsets[stack[-1]] = [float(v) for v in tokens[pos + 1 : pos + 4]]
+            if not stack:
+                raise ValueError(f"{where(pos)}: OFFSET outside any joint")
+            offsets[stack[-1]] = numbers(pos + 1, 3, "an OFFSET")
             pos += 4
         elif tok == "CHANNELS":
-            count = int(tokens[pos + 1])
+            if not stack:
+                raise ValueError(f"{where(pos)}: CHANNELS outside any joint")
+            count = int(numbers(pos + 1, 1, "a CHANNELS count")[0])
             channels[stack[-1]] = tokens[pos + 2 : pos + 2 + count]
             pos += 2 + count
         elif tok == "HIERARCHY":
             pos += 1
         else:
-            raise ValueError(f"{path}: unexpected token {tok!r} in HIERARCHY")
+            raise ValueError(f"{where(pos)}: unexpected token {tok!r} in HIERARCHY")
+    if pos >= len(tokens):
+        raise ValueError(f"{path}: no MOTION section (the file ends in the HIERARCHY)")
+    if stack:
+        joint = stack[-1]
+        raise ValueError(f"{where(pos)}: MOTION begins with {len(stack)} joint(s) not closed: the "
+                         f"'{{' of {names[joint]} at line {opened_at[joint]} has no '}}'")
+    if not names:
+        raise ValueError(f"{where(pos)}: the HIERARCHY holds no joint")
     # MOTION / Frames: N / Frame Time: dt / rows
-    declared = int(tokens[pos + 2])
-    frame_time = float(tokens[pos + 5])
-    values = np.asarray(tokens[pos + 6 :], dtype=np.float64)
+    header = tokens[pos + 1 : pos + 6]
+    if len(header) < 5 or header[0] != "Frames:" or header[2:4] != ["Frame", "Time:"]:
+        raise ValueError(f"{where(pos)}: MOTION must be followed by 'Frames: N' and "
+                         f"'Frame Time: T', got {' '.join(header)!r}")
+    declared = int(numbers(pos + 2, 1, "the Frames: count")[0])
+    frame_time = numbers(pos + 5, 1, "the Frame Time")[0]
     starts = np.cumsum([0] + [len(c) for c in channels])
     width = int(starts[-1])
-    rows = len(values) // width if width else declared
-    if width and len(values) % width:
-        raise ValueError(f"{path}: {len(values)} motion values is not a multiple of {width}")
-    motion = values.reshape(rows, width) if width else np.zeros((declared, 0))
+    first = pos + 6
+    rows: list[list[str]] = []
+    for k in range(first, len(tokens)):
+        if k == first or lines[k] != lines[k - 1]:
+            rows.append([])
+        rows[-1].append(tokens[k])
+    for r, row in enumerate(rows):
+        if len(row) != width:
+            line = lines[first + sum(len(x) for x in rows[:r])]
+            raise ValueError(f"{path}:{line}: frame {r} has {len(row)} values, the channels "
+                             f"need {width}")
+    if len(rows) != declared:
+        raise ValueError(f"{where(pos + 1)}: 'Frames: {declared}' but {len(rows)} frame rows "
+                         "follow (the file is cut short, or the count is wrong)")
+    try:
+        motion = np.asarray(tokens[first:], dtype=np.float64).reshape(len(rows), width)
+    except ValueError:
+        bad = next(k for k in range(first, len(tokens)) if not _is_number(tokens[k]))
+        raise ValueError(f"{where(bad)}: a motion value is not a number: {tokens[bad]!r}") from None
     return BvhClip(names, parents, np.asarray(offsets), channels, [int(s) for s in starts[:-1]],
                    motion, frame_time)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _axis_rotations(axis: str, degrees: np.ndarray) -> np.ndarray:

@@ -31,6 +31,11 @@ def train_teacher_job():
     return _import_job("train_teacher")
 
 
+@pytest.fixture(scope="module")
+def evaluate_job():
+    return _import_job("evaluate")
+
+
 @pytest.fixture
 def call_main(capsys, caplog) -> Callable[..., tuple[int, str]]:
     """``call_main(job, *argv)`` -> (exit code, everything it printed or logged)."""

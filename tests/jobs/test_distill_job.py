@@ -30,6 +30,10 @@ def _env(tmp_path: Path) -> dict:
     (["--labelled-fraction", "1.5"], "labelled_fraction must be in (0, 1]"),
     (["--seeds", "0"], "seeds must be >= 1, got 0"),
     (["--num-cpus", "0"], "argument --num-cpus: must be >= 1, got 0"),
+    # Every input on the command line is checked before the first training, not after it.
+    (["--real", "walk=bvh:/no/such.bvh"], "--real: pose source 'bvh:/no/such.bvh': no such file"),
+    (["--real", "test=bvh:/no/such.bvh"], "--real test=...: 'test' is the dataset's own test"),
+    (["--real", "../x=h36m:/x.npz"], "--real '../x'=...: a set name is letters"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(distill_job, call_main, args, message,
                                                         tmp_path):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,4 +42,22 @@ def test_distill_malformed_real_set_is_refused_before_anything_runs(tmp_path):
     out = _run(str(REPO / "jobs" / "distill.py"), "--output", str(tmp_path / "run"),
                "--real", "h36m", cwd=REPO)
     assert out.returncode == 2 and "--real wants NAME=SOURCE, got 'h36m'" in out.stdout + out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sets, message", [
+    # --set test=URI replaced the test split, and the targets were computed on the other set.
+    (["test=/data/other"], "--set test=...: 'test' is the dataset's own test split"),
+    (["walk=/a", "walk=/b"], "--set walk=... is given twice"),
+    # A path in a name wrote chart files outside report/.
+    (["../../x=/a"], "--set '../../x'=...: a set name is letters, digits"),
+    (["a/b=/a"], "no path separators or '..'"),
+])
+def test_set_names_that_would_replace_or_escape_are_refused(evaluate_job, call_main, tmp_path,
+                                                            sets, message):
+    argv = ["--run", str(tmp_path / "run")]
+    for s in sets:
+        argv += ["--set", s]
+    code, printed = call_main(evaluate_job, *argv)
+    assert code == 2 and message in printed
     assert not (tmp_path / "run").exists()

@@ -23,11 +23,20 @@ def test_help_explains_the_arguments():
         assert flag in out.stdout
 
 
+def test_an_empty_output_is_refused_not_taken_for_the_current_directory(tmp_path):
+    out = run_job("--output", "")
+    assert out.returncode == 2
+    assert "argument --output: an empty path or URI" in out.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--num-poses", "0"], "num_poses must be >= 1"),
     (["--source", "kinect:foo"], "unknown pose source 'kinect:foo'"),
     (["--source", "bvh:/no/such.bvh"], "no such file"),
     (["--image-size", "8"], "image_size must be within"),
+    # Rows without captions: a teacher "trained" on them reported R@5 = 1.000.
+    (["--num-captions", "0"], "num_captions must be >= 1, got 0"),
+    (["--num-captions", "-1"], "num_captions must be >= 1, got -1"),
 ])
 def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path, args, message):
     out = run_job("--output", str(tmp_path / "x"), *args)

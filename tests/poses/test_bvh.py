@@ -147,3 +147,32 @@ def test_seed_and_action_arguments(shared_file) -> None:
     assert a[0].action == "hop" and b[0].action == "131_03"
     assert [r.camera for r in a] == [r.camera for r in b]
     assert read_bvh(path, every=200, seed=6)[0].camera != a[0].camera
+
+
+@pytest.mark.parametrize("damage, message", [
+    # One '}' missing: the rest would parse with the wrong parents (joints off by up to 0.10 m).
+    (lambda t: t.replace("        OFFSET 0 3 0\n      }\n", "        OFFSET 0 3 0\n", 1),
+     r"tiny.bvh:20: MOTION begins with 1 joint\(s\) not closed: the '\{' of Hips at line 3"),
+    (lambda t: t.replace("}\nMOTION", "}\n}\nMOTION"), r"tiny.bvh:21: '\}' closes no joint"),
+    # Cut at a line boundary: fewer rows than declared (101 of 994 were read silently).
+    (lambda t: t.rsplit("10 20 30", 1)[0], r"tiny.bvh:22: 'Frames: 2' but 1 frame rows follow"),
+    (lambda t: t.replace("0 90 0\n", "0 90\n"), r"tiny.bvh:25: frame 1 has 11 values"),
+    (lambda t: t.replace("10 20 30", "10 twenty 30"),
+     r"tiny.bvh:25: a motion value is not a number: 'twenty'"),
+    (lambda t: t.replace("OFFSET 1 0 0", "OFFSET 1 x 0"), r"tiny.bvh:8: an OFFSET must be numbers"),
+    (lambda t: t.split("MOTION")[0], r"tiny.bvh: no MOTION section"),
+])
+def test_a_damaged_file_is_refused_with_its_line(tmp_path: Path, damage, message) -> None:
+    path = tmp_path / "tiny.bvh"
+    damaged = damage(TINY)
+    assert damaged != TINY
+    path.write_text(damaged)
+    with pytest.raises(ValueError, match=message):
+        parse_bvh(path)
+
+
+def test_a_binary_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clip.bvh"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="clip.bvh: not a text BVH file"):
+        parse_bvh(path)

@@ -63,12 +63,13 @@ def test_real_data_splits_by_subject_or_clip(shared_data):
     assert [r.split_group for r in h36m] == ["h36m/S1", "h36m/S5", "h36m/S7", "h36m/S8"]
 
 
-@pytest.mark.parametrize("kind, name, content", [
-    ("h36m", "bad.npz", b"not a zip archive"),
-    ("bvh", "bad.bvh", b"HIERARCHY\nROOT Hips\n{\n OFFSET 0 0\n"),
+@pytest.mark.parametrize("kind, name, content, message", [
+    ("h36m", "bad.npz", b"not a zip archive", "h36m source .*bad.npz cannot be read"),
+    ("bvh", "bad.bvh", b"HIERARCHY\nROOT Hips\n{\n OFFSET 0 0\n",
+     "bad.bvh:4: an OFFSET needs 3 number"),
 ])
-def test_corrupt_source_files_are_named(tmp_path, kind, name, content):
+def test_corrupt_source_files_are_named(tmp_path, kind, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=f"{kind} source .*{name} cannot be read"):
+    with pytest.raises(ValueError, match=message):
         count_records(f"{kind}:{path}")
