@@ -15,17 +15,21 @@ import sys
 LOG = logging.getLogger("p2l3d")
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a count of CPUs, of parallel tasks)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_num_cpus(parser: argparse.ArgumentParser) -> None:
     """``--num-cpus``, the size of the local Ray instance a job starts when no cluster is named.
     Below 1 no training worker could ever be placed: the job would wait forever, so it is
     refused as it is parsed."""
-
-    def at_least_one(text: str) -> int:
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-        return value
-
     parser.add_argument("--num-cpus", type=at_least_one, default=None,
                         help="CPUs of a local Ray instance (default: the cores + 2)")
 
@@ -36,9 +40,12 @@ def location(text: str) -> str:
     from p2l3d_core import storage
 
     try:
-        return storage.absolute(text)
+        path = storage.absolute(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if not storage.is_s3(path) and os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{path} is an existing file, not a folder")
+    return path
 
 
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

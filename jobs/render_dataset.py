@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, add_num_cpus, init_ray, location, setup_logging
+from common import LOG, add_num_cpus, at_least_one, init_ray, location, setup_logging
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=128, help="image side in pixels (default 128)")
     p.add_argument("--shard-size", type=int, default=500, help="poses per Parquet shard")
     p.add_argument("--num-captions", type=int, default=3, help="captions per pose")
-    p.add_argument("--concurrency", type=int, default=None, help="max parallel shard tasks")
+    p.add_argument("--concurrency", type=at_least_one, default=None,
+                   help="max parallel shard tasks")
     add_num_cpus(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset built with other arguments at --output")

@@ -82,11 +82,22 @@ def read_config(folder: str | Path) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: no config.json")
-    meta = json.loads(path.read_text())
-    if str(meta.get("format", "")).startswith("p2l3d-model/") and meta["format"] != FORMAT:
-        raise ValueError(f"{path}: format {meta['format']!r} was saved by an older version "
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the model folder is damaged") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} holds {type(meta).__name__}, not a model config")  # noqa: TRY004 (callers catch ValueError)
+    found = str(meta.get("format", ""))
+    version = found.removeprefix("p2l3d-model/")
+    if found.startswith("p2l3d-model/") and version.isdigit() and found != FORMAT:
+        ours = int(FORMAT.rsplit("/", 1)[1])
+        if int(version) > ours:
+            raise ValueError(f"{path}: format {found!r} was saved by a newer version of this "
+                             f"package (this one reads {FORMAT!r}): upgrade it to load the model")
+        raise ValueError(f"{path}: format {found!r} was saved by an older version "
                          f"(expected {FORMAT!r}, which adds the answer head): retrain it")
-    if meta.get("format") != FORMAT:
+    if found != FORMAT:
         raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
 

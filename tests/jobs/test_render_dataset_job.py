@@ -23,10 +23,15 @@ def test_help_explains_the_arguments():
         assert flag in out.stdout
 
 
-def test_an_empty_output_is_refused_not_taken_for_the_current_directory(tmp_path):
+def test_an_empty_output_or_a_file_is_refused_not_taken_for_a_folder(tmp_path):
     out = run_job("--output", "")
     assert out.returncode == 2
     assert "argument --output: an empty path or URI" in out.stderr
+    (tmp_path / "notes.txt").write_text("mine")
+    out = run_job("--output", str(tmp_path / "notes.txt"))
+    assert out.returncode == 2
+    assert f"argument --output: {tmp_path / 'notes.txt'} is an existing file" in out.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -37,6 +42,7 @@ def test_an_empty_output_is_refused_not_taken_for_the_current_directory(tmp_path
     # Rows without captions: a teacher "trained" on them reported R@5 = 1.000.
     (["--num-captions", "0"], "num_captions must be >= 1, got 0"),
     (["--num-captions", "-1"], "num_captions must be >= 1, got -1"),
+    (["--concurrency", "0"], "argument --concurrency: must be >= 1, got 0"),
 ])
 def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path, args, message):
     out = run_job("--output", str(tmp_path / "x"), *args)

@@ -98,3 +98,12 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text('{"format": "p2l3d-model/1"}')
     with pytest.raises(ValueError, match="older version.*retrain"):
         load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/7"}')
+    with pytest.raises(ValueError, match="saved by a newer version of this package.*upgrade"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/2", "kind": ')  # cut short
+    with pytest.raises(ValueError, match=f"{tmp_path / 'config.json'} is not valid JSON"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('["p2l3d-model/2"]')
+    with pytest.raises(ValueError, match="holds list, not a model config"):
+        load_pretrained(tmp_path)
