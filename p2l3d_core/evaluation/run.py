@@ -82,6 +82,10 @@ def evaluate_run(run: str, dataset: str, settings: EvalSettings | None = None, *
     sets = {"test": load_table(dataset, "test", EVAL_COLUMNS)}
     for name, uri in (extra_sets or {}).items():
         sets[name] = load_table(uri, None, EVAL_COLUMNS)
+    for name, table in sets.items():
+        if table.num_rows == 0:
+            where = dataset if name == "test" else extra_sets[name]
+            raise ValueError(f"the {name} set has no poses ({where}): nothing to evaluate on")
     train = load_table(dataset, "train",
                        ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
     log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")

@@ -116,6 +116,10 @@ def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
     meta = read_config(folder)
     d = meta["model"]
     d["text"]["pretrained"] = str(folder / d["text"]["pretrained"])
+    tokenizer = Path(d["text"]["pretrained"])
+    if not any((tokenizer / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+        raise FileNotFoundError(f"{folder} is incomplete: no tokenizer files (tokenizer.json) in "
+                                f"{tokenizer}; copy the whole model folder")
     if d["vision"].get("pretrained"):
         d["vision"]["pretrained"] = str(folder / d["vision"]["pretrained"])
     model = MODEL_KINDS[meta["kind"]](PoseModelConfig.from_dict(d), weights=False)

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from p2l3d_core.config import DatasetConfig, EvalSettings
+from p2l3d_core.config import DatasetConfig, EvalSettings, SplitFractions
 from p2l3d_core.dataset.pipeline import render_dataset
 from p2l3d_core.evaluation.report import write_report
 from p2l3d_core.evaluation.run import ModelLoader, evaluate_run, evaluation_inputs, finished_report
@@ -25,6 +25,13 @@ def test_a_missing_extra_set_fails_before_the_lifter_trains(ray_local, tmp_path)
     with pytest.raises(FileNotFoundError, match=f"no manifest.json under {tmp_path / 'nope'}"):
         evaluate_run(str(tmp_path / "run"), data, extra_sets={"h36m": str(tmp_path / "nope")},
                      log=logged.append)
+    assert not any("lifter" in line for line in logged), logged
+    # A dataset without test poses is named too (it failed in torch.cat after the lifter).
+    empty = str(tmp_path / "no-test")
+    render_dataset(empty, DatasetConfig(num_poses=20, image_size=32, shard_size=20,
+                                        splits=SplitFractions(0.9, 0.1, 0.0)), log=lambda m: None)
+    with pytest.raises(ValueError, match=f"the test set has no poses \\({empty}\\)"):
+        evaluate_run(str(tmp_path / "run"), empty, log=logged.append)
     assert not any("lifter" in line for line in logged), logged
 
 

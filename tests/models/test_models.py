@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from p2l3d_core.models import PoseModelConfig, Student, Teacher, load_pretrained, save_pretrained
-from p2l3d_core.models.config import DecoderConfig, VisionConfig
+from p2l3d_core.models.config import DecoderConfig, VisionConfig, preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.encoders import images_to_tensor
 
@@ -107,3 +107,12 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text('["p2l3d-model/2"]')
     with pytest.raises(ValueError, match="holds list, not a model config"):
         load_pretrained(tmp_path)
+
+
+def test_a_model_folder_without_its_tokenizer_is_named(tmp_path):
+    """It failed with ``KeyError: 1`` deep in the decoder."""
+    save_pretrained(Student(preset("tiny", 32)), tmp_path / "m")
+    for path in (tmp_path / "m").rglob("tokenizer*"):
+        path.unlink()
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'm'} is incomplete: no tokenizer"):
+        load_pretrained(tmp_path / "m")
