@@ -48,6 +48,20 @@ def location(text: str) -> str:
     return path
 
 
+def unreachable(*uris: str | None) -> str | None:
+    """Why one of the job's storage locations cannot be reached (an ``s3://`` store without
+    network or settings), in one line; None when all can. Checked before Ray starts."""
+    from p2l3d_core import storage
+
+    for uri in uris:
+        if uri:
+            try:
+                storage.check_reachable(uri)
+            except ValueError as err:
+                return str(err)
+    return None
+
+
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

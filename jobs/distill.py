@@ -34,6 +34,7 @@ from common import (
     print_summary,
     refuse_without_gpus,
     setup_logging,
+    unreachable,
 )
 from ray.train import TrainingFailedError
 
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         problem = problem or f"--real: {err}"
     if problem:
         LOG.error("invalid arguments: %s", problem)
+        return 2
+    problem = unreachable(args.output, args.data)
+    if problem:
+        LOG.error("%s", problem)
         return 2
     data = args.data or storage.join(args.output, "dataset")
     LOG.info("preset %s: %s", p.name, p.description or "(no description)")

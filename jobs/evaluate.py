@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, check_set_names, location, print_summary, setup_logging
+from common import LOG, check_set_names, location, print_summary, setup_logging, unreachable
 
 from p2l3d_core import storage
 from p2l3d_core.config import EvalSettings
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     data = args.data or storage.join(args.run, "dataset")
+    problem = unreachable(args.run, data)
+    if problem:
+        LOG.error("%s", problem)
+        return 2
     try:
         report, written = evaluate_to_folder(args.run, data, args.settings,
                                              extra_sets=dict(args.sets), seed=args.seed,

@@ -16,7 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, add_num_cpus, init_ray, location, refuse_without_gpus, setup_logging
+from common import (
+    LOG,
+    add_num_cpus,
+    init_ray,
+    location,
+    refuse_without_gpus,
+    setup_logging,
+    unreachable,
+)
 from ray.train import TrainingFailedError
 
 from p2l3d_core.dataset.shards import read_manifest, training_splits
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--cpus-per-worker must be > 0, got {args.cpus_per_worker}")
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
+        return 2
+    problem = unreachable(args.data, args.output)
+    if problem:
+        LOG.error("%s", problem)
         return 2
     try:
         manifest = read_manifest(args.data)

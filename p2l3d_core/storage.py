@@ -54,6 +54,25 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
+def check_reachable(uri: str) -> None:
+    """Raise ``ValueError`` in one line if the store behind an ``s3://`` URI cannot be reached
+    (no network, no credentials, a wrong endpoint); local paths pass. Why: pyarrow's error comes
+    minutes into a job as a traceback, and says nothing of the settings it used."""
+    if not is_s3(uri):
+        return
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # offline clients stall on it
+    fs, path = resolve(uri)
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.get_file_info(bucket)
+    except OSError as err:
+        given = [k for k in AWS_ENV_VARS if k in os.environ and k != "AWS_EC2_METADATA_DISABLED"]
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot reach {uri}: {detail}. S3 settings come from AWS_ENDPOINT_URL, "
+                         f"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (set here: "
+                         f"{', '.join(given) or 'none'})") from None
+
+
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """``(filesystem, path inside it)`` for a local path or an ``s3://bucket/key`` URI."""
     if is_s3(uri):

@@ -45,3 +45,26 @@ def test_absolute_makes_local_paths_absolute_and_keeps_uris(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert storage.absolute("a/b") == str(tmp_path / "a" / "b")
     assert storage.absolute("s3://bucket/a") == "s3://bucket/a"
+
+
+def test_an_unreachable_store_is_one_line_naming_the_settings(monkeypatch):
+    """pyarrow's own error came minutes into a job, as a traceback."""
+    from p2l3d_core.storage import check_reachable
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3",
+                "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with pytest.raises(ValueError) as err:
+        check_reachable("s3://bucket/run")
+    text = str(err.value)
+    assert text.startswith("cannot reach s3://bucket/run: ") and "\n" not in text
+    assert "(set here: AWS_ENDPOINT_URL, AWS_REGION)" in text
+    check_reachable("/a/local/path")  # local paths are not checked
+
+
+def test_a_reachable_store_passes(s3_server):
+    from p2l3d_core.storage import check_reachable
+
+    check_reachable("s3://no-such-bucket-yet/run")  # reachable; the bucket is made on write
