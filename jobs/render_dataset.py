@@ -18,7 +18,7 @@ from common import LOG, add_num_cpus, at_least_one, init_ray, location, setup_lo
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
 from p2l3d_core.dataset.shards import first_row
-from p2l3d_core.poses.sources import parse_source
+from p2l3d_core.poses.sources import count_records
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         config = DatasetConfig(num_poses=args.num_poses, seed=args.seed, source=args.source,
                                image_size=args.image_size, shard_size=args.shard_size,
                                num_captions=args.num_captions)
-        parse_source(config.source)
+        count_records(config.source, config.seed)  # a file source is read (and checked) now
     except (ValueError, FileNotFoundError) as err:
         LOG.error("invalid arguments: %s", err)
         return 2

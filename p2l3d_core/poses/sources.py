@@ -10,6 +10,7 @@ to the rendering work; a long mocap archive is split into one source per clip).
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +52,8 @@ def _read_file(kind: str, file: Path, action: str | None, seed: int) -> tuple[Po
     """All records of a file source; an unreadable file is a ``ValueError`` naming it."""
     try:
         return _parse_file(kind, file, action, seed)
-    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, OSError) as err:
+    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, OSError,
+            pickle.UnpicklingError) as err:  # a refused pickle (cameras.pkl) included
         raise ValueError(f"{kind} source {file} cannot be read: "
                          f"{type(err).__name__}: {err}") from err
 

@@ -63,3 +63,30 @@ def test_job_renders_and_a_rerun_does_nothing(tmp_path):
     assert manifest["num_rows"] == 60
     second = run_job(*args)
     assert second.returncode == 0 and "already complete" in second.stdout
+
+
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_refused_pickle_in_cameras_pkl_is_one_line(tmp_path, shared_file):
+    """The restricted unpickler refused it, but the job ended in a traceback."""
+    import pickle
+    import shutil
+
+    source = tmp_path / "h36m"
+    source.mkdir()
+    shutil.copy(shared_file("poses/mmpose/h36m/test_h36m_body3d.npz"), source)
+    marker = tmp_path / "pwned"
+    (source / "cameras.pkl").write_bytes(pickle.dumps({("S1", 1): _RunsACommand(marker)}))
+    out = run_job("--output", str(tmp_path / "out"), "--source",
+                  f"h36m:{source / 'test_h36m_body3d.npz'}")
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
+    assert f"refusing to unpickle {source / 'cameras.pkl'}: global 'posix.system'" in out.stdout
+    assert not marker.exists() and not (tmp_path / "out").exists()
