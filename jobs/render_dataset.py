@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=at_least_one, default=None,
                    help="max parallel shard tasks")
     add_num_cpus(p)
+    p.add_argument("--verify", action="store_true",
+                   help="on a complete dataset, check every shard's sha256 against the manifest "
+                        "(sizes are always checked) and render damaged ones again")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset built with other arguments at --output")
     return p.parse_args(argv)
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     init_ray(num_cpus=args.num_cpus)
     try:
         manifest = render_dataset(args.output, config, overwrite=args.overwrite,
-                                  concurrency=args.concurrency, log=LOG.info)
+                                  concurrency=args.concurrency, verify=args.verify, log=LOG.info)
     except (ConfigMismatch, FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2

@@ -40,10 +40,10 @@ def render_shard(index: int, start: int, count: int, config: DatasetConfig,
     records = load_records(config.source, config.seed, start, count, twin_prob=config.twin_prob)
     result = build_table(records, config)
     table = shards.with_failures(result.table, result.failures)
-    uri = shards.write_shard(dataset_uri, index, table)
+    written = shards.write_shard(dataset_uri, index, table)
     stats = shards.shard_stats(table)
     stats.update(path=shards.shard_name(index), index=index, seconds=time.perf_counter() - t0,
-                 uri=uri)
+                 **written)
     return stats
 
 
@@ -75,11 +75,14 @@ def _guard_config(dataset_uri: str, config: DatasetConfig, overwrite: bool) -> N
 
 
 def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool = False,
-                   concurrency: int | None = None, log: Callable[[str], None] = print) -> dict:
+                   concurrency: int | None = None, verify: bool = False,
+                   log: Callable[[str], None] = print) -> dict:
     """Render ``config`` into ``dataset_uri`` (local folder or ``s3://``) and return the manifest.
 
     Re-running with the same config finishes what is missing and rewrites nothing; a complete
-    dataset is returned as is. ``concurrency`` caps parallel shard tasks (default: what Ray has).
+    dataset is returned as is, once its shards are checked against the manifest: a missing or
+    resized shard (with ``verify``, one whose sha256 differs) is rendered again.
+    ``concurrency`` caps parallel shard tasks (default: what Ray has).
     """
     import ray.data
 
@@ -89,8 +92,16 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
     if storage.exists(manifest_uri) and not overwrite:
         manifest = shards.read_manifest(dataset_uri)
         if manifest["fingerprint"] == config.fingerprint():
-            log(f"{dataset_uri}: already complete ({manifest['num_rows']} poses), nothing to do")
-            return manifest
+            damaged = shards.damaged_shards(dataset_uri, hashes=verify)
+            if not damaged:
+                log(f"{dataset_uri}: already complete ({manifest['num_rows']} poses"
+                    f"{', every shard verified' if verify else ''}), nothing to do")
+                return manifest
+            for uri, why in damaged.items():
+                log(f"  damaged shard {uri} ({why}): rendering it again")
+                if storage.exists(uri):
+                    storage.delete(uri)
+            storage.delete(manifest_uri)
     all_shards = plan(config)  # reads a file source first: a bad file fails before any write
     _guard_config(dataset_uri, config, overwrite)
     done = shards.completed_shards(dataset_uri)
@@ -129,6 +140,7 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "columns": SCHEMA.names,
         "shards": [{"path": shards.shard_name(i), "rows": stats[i]["rows"],
+                    "bytes": stats[i]["bytes"], "sha256": stats[i]["sha256"],
                     "splits": stats[i]["splits"]} for i, _, _ in all_shards],
         **merged,
     }

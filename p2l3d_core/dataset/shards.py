@@ -13,12 +13,15 @@ nothing a reader would use, and a re-run finishes the missing shards.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from p2l3d_core import storage
@@ -38,13 +41,20 @@ def with_failures(table: pa.Table, failures: list[tuple[str, str]]) -> pa.Table:
     return table.replace_schema_metadata(meta)
 
 
-def write_shard(dataset_uri: str, index: int, table: pa.Table) -> str:
-    """Write one shard atomically (failures already attached by :func:`with_failures`)."""
+def write_shard(dataset_uri: str, index: int, table: pa.Table) -> dict:
+    """Write one shard atomically (failures already attached by :func:`with_failures`);
+    returns its ``uri`` and the ``bytes`` and ``sha256`` the manifest records."""
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     uri = storage.join(dataset_uri, shard_name(index))
-    storage.write_bytes(uri, buf.getvalue())
-    return uri
+    data = buf.getvalue()
+    storage.write_bytes(uri, data)
+    return {"uri": uri, **fingerprint(data)}
+
+
+def fingerprint(data: bytes) -> dict:
+    """What the manifest records of a shard's file: its size and sha256."""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def shard_stats(table: pa.Table) -> dict:
@@ -62,7 +72,8 @@ def shard_stats(table: pa.Table) -> dict:
 def read_shard_stats(dataset_uri: str, index: int) -> dict:
     """Stats of a shard already on storage (reads only the two small columns)."""
     data = storage.read_bytes(storage.join(dataset_uri, shard_name(index)))
-    return shard_stats(pq.read_table(io.BytesIO(data), columns=["split", "action"]))
+    stats = shard_stats(pq.read_table(io.BytesIO(data), columns=["split", "action"]))
+    return {**stats, **fingerprint(data)}
 
 
 def completed_shards(dataset_uri: str) -> set[int]:
@@ -101,9 +112,77 @@ def read_manifest(dataset_uri: str) -> dict:
     return manifest
 
 
+SHARD_PATH = re.compile(r"shards/part-\d{5}\.parquet")
+
+
+def shard_entries(dataset_uri: str) -> list[tuple[str, dict]]:
+    """``(uri, manifest entry)`` of every shard a complete dataset lists. A listed path must be
+    a plain shard name inside the dataset: ``../`` or an absolute path would read files outside
+    it (and for an ``s3://`` dataset, local files)."""
+    out = []
+    for entry in read_manifest(dataset_uri)["shards"]:
+        path = str(entry.get("path", ""))
+        if not SHARD_PATH.fullmatch(path):
+            raise ValueError(f"{storage.join(dataset_uri, 'manifest.json')} lists shard {path!r}, "
+                             "which is not a shard of this dataset (shards/part-NNNNN.parquet)")
+        out.append((storage.join(dataset_uri, path), entry))
+    return out
+
+
 def shard_uris(dataset_uri: str) -> list[str]:
     """URIs of the shards a complete dataset's manifest lists."""
-    return [storage.join(dataset_uri, s["path"]) for s in read_manifest(dataset_uri)["shards"]]
+    return [uri for uri, _ in shard_entries(dataset_uri)]
+
+
+def damaged_shards(dataset_uri: str, hashes: bool = False) -> dict[str, str]:
+    """Shards that are missing or not what the manifest recorded, with the reason: their size
+    (a file listing, cheap), and with ``hashes`` their sha256 (a read of every shard).
+    Manifests written before sizes were recorded are checked for presence only."""
+    problems = {}
+    for uri, entry in shard_entries(dataset_uri):
+        fs, path = storage.resolve(uri)
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            problems[uri] = "missing"
+        elif "bytes" in entry and info.size != entry["bytes"]:
+            problems[uri] = f"{info.size} bytes, the manifest recorded {entry['bytes']}"
+        elif hashes and "sha256" in entry:
+            digest = hashlib.sha256(storage.read_bytes(uri)).hexdigest()
+            if digest != entry["sha256"]:
+                problems[uri] = (f"sha256 {digest[:12]}..., the manifest recorded "
+                                 f"{entry['sha256'][:12]}...")
+    return problems
+
+
+def check_shards(dataset_uri: str) -> None:
+    """Refuse a dataset with a missing or resized shard, naming it (before Ray reads them)."""
+    problems = damaged_shards(dataset_uri)
+    if problems:
+        uri, why = next(iter(problems.items()))
+        raise ValueError(f"dataset {dataset_uri}: shard {uri} is damaged ({why})"
+                         + (f", and {len(problems) - 1} more" if len(problems) > 1 else "")
+                         + ": run jobs/render_dataset.py with the same arguments to repair it")
+
+
+def _read_shard(uri: str, entry: dict, columns: list[str] | None) -> pa.Table:
+    """One shard, checked against its manifest entry (size, readable, row count)."""
+    try:
+        data = storage.read_bytes(uri)
+    except (FileNotFoundError, OSError) as err:
+        raise ValueError(f"shard {uri} cannot be read ({err}): run jobs/render_dataset.py with "
+                         "the same arguments to repair the dataset") from None
+    if "bytes" in entry and len(data) != entry["bytes"]:
+        raise ValueError(f"shard {uri} is damaged ({len(data)} bytes, the manifest recorded "
+                         f"{entry['bytes']}): run jobs/render_dataset.py with the same arguments "
+                         "to repair the dataset")
+    try:
+        table = pq.read_table(io.BytesIO(data), columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"shard {uri} is not a readable Parquet file ({err})") from None
+    if table.num_rows != entry.get("rows", table.num_rows):
+        raise ValueError(f"shard {uri} holds {table.num_rows} rows, the manifest recorded "
+                         f"{entry['rows']}")
+    return table
 
 
 def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | None = None
@@ -113,8 +192,8 @@ def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | 
     if columns is not None and split is not None and "split" not in columns:
         columns = [*columns, "split"]
     tables = []
-    for uri in shard_uris(dataset_uri):
-        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+    for uri, entry in shard_entries(dataset_uri):
+        table = _read_shard(uri, entry, columns)
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
         tables.append(table)
@@ -148,6 +227,7 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
     import ray.data
     from ray.data.expressions import col
 
+    check_shards(dataset_uri)  # a missing or cut shard is named here, not in a Ray task
     uris = shard_uris(dataset_uri)
     fs, _ = storage.resolve(uris[0])
     paths = [storage.resolve(u)[1] for u in uris]

@@ -96,3 +96,50 @@ def test_unreadable_source_fails_before_writing_anything(tmp_path):
         render_dataset(str(out), DatasetConfig(num_poses=10, source=f"h36m:{bad}"),
                        log=lambda m: None)
     assert not out.exists()  # no _config.json left to block a corrected re-run
+
+
+def test_a_damaged_shard_is_named_by_readers_and_rendered_again(ray_local, tmp_path):
+    """The manifest records each shard's size, rows and sha256. Readers refuse a cut or
+    missing shard naming it; a re-run renders it again (it said "already complete"), and with
+    verify also a shard of the right size whose bytes changed."""
+    from p2l3d_core.dataset.shards import check_shards, damaged_shards
+
+    out = str(tmp_path / "ds")
+    manifest = render_dataset(out, SMALL, log=lambda m: None)
+    entry = manifest["shards"][1]
+    assert entry["bytes"] > 0 and len(entry["sha256"]) == 64 and entry["rows"] == 25
+    original = {u: storage.read_bytes(u) for u in shard_uris(out)}
+    cut = tmp_path / "ds" / shard_name(1)
+    cut.write_bytes(original[str(cut)][: entry["bytes"] // 2])
+    with pytest.raises(ValueError, match=f"shard {cut} is damaged \\({entry['bytes'] // 2} bytes"):
+        load_table(out)
+    with pytest.raises(ValueError, match=f"dataset {out}: shard {cut} is damaged"):
+        check_shards(out)  # what training_splits runs before Ray reads anything
+    (tmp_path / "ds" / shard_name(3)).unlink()
+    assert set(damaged_shards(out)) == {str(cut), str(tmp_path / "ds" / shard_name(3))}
+
+    logs: list[str] = []
+    render_dataset(out, SMALL, log=logs.append)
+    assert any(f"damaged shard {cut}" in m for m in logs)
+    assert {u: storage.read_bytes(u) for u in shard_uris(out)} == original
+
+    flipped = bytearray(original[str(cut)])
+    flipped[len(flipped) // 2] ^= 0xFF  # same size: only the hash tells
+    cut.write_bytes(bytes(flipped))
+    logs.clear()
+    render_dataset(out, SMALL, log=logs.append)
+    assert any("already complete" in m for m in logs)  # sizes only, by default
+    render_dataset(out, SMALL, verify=True, log=logs.append)
+    assert any(f"damaged shard {cut} (sha256" in m for m in logs)
+    assert storage.read_bytes(str(cut)) == original[str(cut)]
+
+
+def test_a_manifest_listing_a_path_outside_the_dataset_is_refused(tmp_path):
+    """``../`` or an absolute path in a manifest read files outside the dataset (640 rows where
+    it listed 240)."""
+    for path in ("../other/shards/part-00000.parquet", "/etc/passwd", "shards/x.parquet"):
+        (tmp_path / "ds").mkdir(exist_ok=True)
+        (tmp_path / "ds" / "manifest.json").write_text(json.dumps(
+            {"format": "p2l3d-rendered/1", "shards": [{"path": path, "rows": 1}]}))
+        with pytest.raises(ValueError, match=f"lists shard '{path}', which is not a shard"):
+            shard_uris(str(tmp_path / "ds"))
