@@ -41,7 +41,7 @@ from ray.train import TrainingFailedError
 from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import render_dataset
-from p2l3d_core.dataset.shards import read_manifest, training_splits
+from p2l3d_core.dataset.shards import check_shards, read_manifest, training_splits
 from p2l3d_core.evaluation.run import evaluate_to_folder, evaluation_inputs, finished_report
 from p2l3d_core.models.config import preset as model_preset
 from p2l3d_core.poses.sources import parse_source
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         render_dataset(data, dataset_cfg, log=LOG.info)
     try:
         manifest = read_manifest(data)
+        check_shards(data)  # a missing or cut shard is named now, not in a Ray task
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2

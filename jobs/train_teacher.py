@@ -27,7 +27,7 @@ from common import (
 )
 from ray.train import TrainingFailedError
 
-from p2l3d_core.dataset.shards import read_manifest, training_splits
+from p2l3d_core.dataset.shards import check_shards, read_manifest, training_splits
 from p2l3d_core.models.config import preset
 from p2l3d_core.training.plan import plan_runs
 from p2l3d_core.training.presets import add_preset_arguments, preset_from_args
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         manifest = read_manifest(args.data)
+        check_shards(args.data)  # a missing or cut shard is named now, not in a Ray task
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2

@@ -71,3 +71,20 @@ def test_a_gpu_run_without_gpus_is_refused_not_left_waiting(train_teacher_job, c
     assert code == 2 and "training wants 2 GPU workers" in printed
     assert "local Ray instance has 0 GPUs" in printed and "--no-use-gpu" in printed
     assert not (tmp_path / "r").exists()
+
+
+def test_a_cut_shard_is_named_before_ray_starts(train_teacher_job, call_main, tmp_path):
+    """It failed inside a Ray Data task, as a traceback."""
+    import json
+
+    data = tmp_path / "ds"
+    (data / "shards").mkdir(parents=True)
+    (data / "shards" / "part-00000.parquet").write_bytes(b"PAR1 cut short")
+    (data / "manifest.json").write_text(json.dumps({"format": "p2l3d-rendered/1", "shards": [
+        {"path": "shards/part-00000.parquet", "rows": 10, "bytes": 5000}]}))
+    code, printed = call_main(train_teacher_job, "--data", str(data), "--output",
+                              str(tmp_path / "run"))
+    shard = data / "shards" / "part-00000.parquet"
+    assert code == 2
+    assert f"shard {shard} is damaged (14 bytes, the manifest recorded 5000)" in printed
+    assert "started a local Ray instance" not in printed and not (tmp_path / "run").exists()
