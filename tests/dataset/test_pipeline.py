@@ -143,3 +143,30 @@ def test_a_manifest_listing_a_path_outside_the_dataset_is_refused(tmp_path):
             {"format": "p2l3d-rendered/1", "shards": [{"path": path, "rows": 1}]}))
         with pytest.raises(ValueError, match=f"lists shard '{path}', which is not a shard"):
             shard_uris(str(tmp_path / "ds"))
+
+
+def test_an_undecodable_image_is_named_before_any_training(ray_local, tmp_path):
+    """It failed a training step after Ray Train's three attempts (139 s), saying only
+    'not a decodable image (344 bytes)'."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "ds"
+    render_dataset(str(out), SMALL, log=lambda m: None)
+    shard = out / shard_name(2)
+    table = pq.read_table(shard)
+    images = table.column("image_2d").to_pylist()
+    images[4] = images[4][:40]  # a PNG cut short
+    table = table.set_column(table.schema.get_field_index("image_2d"), "image_2d",
+                             pa.array(images, pa.binary()))
+    pq.write_table(table, shard, compression="zstd")
+    manifest = json.loads((out / "manifest.json").read_text())  # sizes agree: only decoding tells
+    data = shard.read_bytes()
+    manifest["shards"][2].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    pose = table.column("pose_id")[4].as_py()
+    with pytest.raises(ValueError, match=f"the image_2d of pose {pose} in shard .*part-00002"
+                                         ".parquet cannot be decoded \\(not a decodable image"):
+        training_splits(str(out))
