@@ -11,8 +11,14 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 LOG = logging.getLogger("p2l3d")
+# Ray Data's console shows warnings and errors only (the file log keeps everything).
+RAY_DATA_LOGGING = str(Path(__file__).resolve().parents[1] / "p2l3d_core" / "configs"
+                       / "ray_data_logging.yaml")
+# Ray Data reads it when it is first imported: every job imports this module before Ray.
+os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", RAY_DATA_LOGGING)
 
 
 def at_least_one(text: str) -> int:
@@ -108,7 +114,9 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
     # The setup hook points that query at this instance (see _export_address).
     context = ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
                        include_dashboard=None, log_to_driver=True,
-                       runtime_env={"worker_process_setup_hook": _export_address()})
+                       runtime_env={"worker_process_setup_hook": _export_address(),
+                                    "env_vars": {"RAY_DATA_LOGGING_CONFIG":
+                                                 os.environ["RAY_DATA_LOGGING_CONFIG"]}})
     LOG.info("started a local Ray instance with %s CPUs (dashboard: %s)",
              ray.cluster_resources().get("CPU"), context.dashboard_url or "not running")
 
