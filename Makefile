@@ -28,10 +28,10 @@ pose-models: $(STAMP)
 
 # Real 3D data the quickstart also evaluates on, where ../shared/data is beside the clone.
 SHARED ?= ../shared/data
-REAL_SETS := $(if $(wildcard $(SHARED)/mocap/131_01.bvh),\
-  --real h36m=h36m:$(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz \
-  --real cmu_walk=bvh:$(SHARED)/mocap/131_01.bvh@walking \
-  --real cmu_hop=bvh:$(SHARED)/mocap/131_03.bvh@hop)
+REAL_SETS := $(if $(wildcard $(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz),\
+  --real h36m=h36m:$(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz) \
+  $(if $(wildcard $(SHARED)/mocap/131_01.bvh),--real cmu_walk=bvh:$(SHARED)/mocap/131_01.bvh@walking) \
+  $(if $(wildcard $(SHARED)/mocap/131_03.bvh),--real cmu_hop=bvh:$(SHARED)/mocap/131_03.bvh@hop)
 
 # The whole system on the embedded default, in minutes on 2 CPU cores: a local Ray instance
 # renders a small synthetic dataset, trains the teacher, distils the student, trains

@@ -196,7 +196,7 @@ def main() -> int:
                                      "--concurrency", "0"),
          "tests/jobs/test_render_dataset_job.py")
     case("4", "--eval-poses -5", job("evaluate", "--run", str(run), "--data", str(data),
-                                     "--eval-poses", "-5"), "tests/training/test_presets.py")
+                                     "--eval-poses", "-5"), "tests/jobs/test_evaluate_job.py")
     no_test = tmp / "notest"
     shutil.copytree(data, no_test)
     m = json.loads((no_test / "manifest.json").read_text())

@@ -40,7 +40,7 @@ from ray.train import TrainingFailedError
 
 from p2l3d_core import storage
 from p2l3d_core.config import DatasetConfig
-from p2l3d_core.dataset.pipeline import render_dataset
+from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
 from p2l3d_core.dataset.shards import check_shards, read_manifest, training_splits
 from p2l3d_core.evaluation.run import evaluate_to_folder, evaluation_inputs, finished_report
 from p2l3d_core.models.config import preset as model_preset
@@ -114,19 +114,24 @@ def main(argv: list[str] | None = None) -> int:
             and refuse_without_gpus(p.num_workers)):
         return 2
 
-    if "render" in stages and not args.data:
-        render_dataset(data, dataset_cfg, log=LOG.info)
-    try:
+    try:  # every fault of the data is one line, exit 2, before a training starts
+        if "render" in stages and not args.data:
+            render_dataset(data, dataset_cfg, log=LOG.info)
         manifest = read_manifest(data)
         check_shards(data)  # a missing or cut shard is named now, not in a Ray task
+        model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"],
+                                               p.pose_input, p.pose_input_3d), data)
+        runs = plan_runs(p, stages, model, args.output, args.seed)
+        datasets = (training_splits(data) if any(args.retrain or not is_trained(args.output, r.name)
+                                                 for r in runs) else {})
+    except ConfigMismatch as err:
+        LOG.error("%s (for jobs/distill.py: use another --output, or delete %s)", err, data)
+        return 2
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2
-    model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"],
-                                           p.pose_input, p.pose_input_3d), data)
-    runs = plan_runs(p, stages, model, args.output, args.seed)
     if runs:
-        code = _train(p, runs, data, manifest, args)
+        code = _train(p, runs, datasets, data, manifest, args)
         if code:
             return code
     if "evaluate" not in stages:
@@ -155,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _train(p, runs: list[PlannedRun], data: str, manifest: dict, args: argparse.Namespace) -> int:
-    """Train every planned model not finished yet, adding each to the run's training report."""
+def _train(p, runs: list[PlannedRun], datasets: dict, data: str, manifest: dict,
+           args: argparse.Namespace) -> int:
+    """Train every planned model not finished yet, adding each to the run's training report;
+    ``datasets``: the splits, read once for every training of this job (empty: none to do)."""
     todo = {r.name for r in runs if args.retrain or not is_trained(args.output, r.name)}
-    datasets = training_splits(data) if todo else {}  # read once for every training of this job
     # A re-run adds to the training report: models kept from an earlier run keep their entries.
     report_uri = storage.join(args.output, "report", "training.json")
     report: dict = storage.read_json(report_uri) if storage.exists(report_uri) else {}

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     data = args.data or storage.join(args.run, "dataset")
-    problem = unreachable(args.run, data)
+    problem = unreachable(args.run, data, *(uri for _, uri in args.sets))
     if problem:
         LOG.error("%s", problem)
         return 2

@@ -27,16 +27,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, type=location,
                    help="local folder or s3://bucket/prefix (S3 settings from AWS_ENDPOINT_URL, "
                         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
-    p.add_argument("--num-poses", type=int, default=2000, help="poses to render (default 2000)")
+    d = DatasetConfig()  # the defaults' one source
+    p.add_argument("--num-poses", type=int, default=d.num_poses,
+                   help=f"poses to render (default {d.num_poses})")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and captions")
     p.add_argument("--source", default="synthetic",
                    help="synthetic (procedural generator, default) | h36m:FILE (mmpose body3d npz "
                         "with cameras.pkl beside it, or a VideoPose3D data_3d_h36m.npz) | "
                         "bvh:FILE[@ACTION] (mocap clip, every 4th frame; ACTION labels it). "
                         "For a file source --num-poses is an upper bound")
-    p.add_argument("--image-size", type=int, default=128, help="image side in pixels (default 128)")
-    p.add_argument("--shard-size", type=int, default=500, help="poses per Parquet shard")
-    p.add_argument("--num-captions", type=int, default=3, help="captions per pose")
+    p.add_argument("--image-size", type=int, default=d.image_size,
+                   help=f"image side in pixels (default {d.image_size})")
+    p.add_argument("--shard-size", type=int, default=d.shard_size,
+                   help=f"poses per Parquet shard (default {d.shard_size})")
+    p.add_argument("--num-captions", type=int, default=d.num_captions,
+                   help=f"captions per pose (default {d.num_captions})")
     p.add_argument("--concurrency", type=at_least_one, default=None,
                    help="max parallel shard tasks")
     add_num_cpus(p)

@@ -72,16 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = read_manifest(args.data)
         check_shards(args.data)  # a missing or cut shard is named now, not in a Ray task
+        image_size = manifest["config"]["image_size"]
+        model = with_corpus_vocab(preset(p.model, image_size, p.pose_input, p.pose_input_3d),
+                                  args.data)
     except (FileNotFoundError, ValueError) as err:
         LOG.error("%s", err)
         return 2
-    image_size = manifest["config"]["image_size"]
-    model = with_corpus_vocab(preset(p.model, image_size, p.pose_input, p.pose_input_3d), args.data)
     [teacher] = plan_runs(p, ["teacher"], model, args.output, args.seed)
     init_ray(num_cpus=args.num_cpus)
     if p.train.use_gpu and refuse_without_gpus(p.num_workers):
         return 2
-    datasets = training_splits(args.data)
+    try:
+        datasets = training_splits(args.data)
+    except ValueError as err:  # an undecodable image, a shard of other rows than listed
+        LOG.error("%s", err)
+        return 2
     LOG.info("teacher (preset %s): %s model, %d epochs, %d workers, ZeRO-%d, data %s (%s)", p.name,
              p.model, teacher.config.epochs, p.num_workers, teacher.config.zero_stage, args.data,
              manifest["splits"])

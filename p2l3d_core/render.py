@@ -132,7 +132,12 @@ def encode_png(image_rgb: np.ndarray) -> bytes:
 
 def decode_png(data: bytes) -> np.ndarray:
     """RGB ``uint8`` image from PNG bytes; raises ``ValueError`` on bytes that are not an image."""
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if not data:  # OpenCV asserts on an empty buffer instead of returning None
+        raise ValueError("not a decodable image (0 bytes)")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
     if img is None:
         raise ValueError(f"not a decodable image ({len(data)} bytes)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -60,12 +60,12 @@ def check_reachable(uri: str) -> None:
     minutes into a job as a traceback, and says nothing of the settings it used."""
     if not is_s3(uri):
         return
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # offline clients stall on it
     fs, path = resolve(uri)
-    bucket = path.split("/", 1)[0]
     try:
-        fs.get_file_info(bucket)
+        fs.get_file_info(path)  # the location itself: credentials may cover a prefix only
     except OSError as err:
+        if "ACCESS_DENIED" in str(err).upper().replace(" ", "_"):
+            return  # the store answered: reachable (what may be read there is its own business)
         given = [k for k in AWS_ENV_VARS if k in os.environ and k != "AWS_EC2_METADATA_DISABLED"]
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot reach {uri}: {detail}. S3 settings come from AWS_ENDPOINT_URL, "

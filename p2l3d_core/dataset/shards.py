@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import posixpath
 import re
 from collections import Counter
 
@@ -231,7 +232,20 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
     uris = shard_uris(dataset_uri)
     fs, _ = storage.resolve(uris[0])
     paths = [storage.resolve(u)[1] for u in uris]
-    rows = ray.data.read_parquet(paths, filesystem=fs, include_paths=True).materialize()
+    wanted = list(columns or TRAINING_COLUMNS)
+    read = list(dict.fromkeys([*wanted, "pose_id", *IMAGE_COLUMNS]))  # what the checks need
+    rows = (ray.data.read_parquet(paths, filesystem=fs, include_paths=True)
+            .select_columns([*read, "path"]).materialize())
+    # The rows read, per shard file, against the manifest's count (a shard swapped for another
+    # of the same size passes the size check).
+    counted: Counter = Counter()
+    for row in rows.map_batches(_rows_per_shard, batch_format="pyarrow").iter_rows():
+        counted[posixpath.basename(row["path"])] += row["rows"]
+    for uri, entry in shard_entries(dataset_uri):
+        got = counted[posixpath.basename(entry["path"])]
+        if got != entry["rows"]:
+            raise ValueError(f"dataset {dataset_uri}: shard {uri} holds {got} rows, the manifest "
+                             f"recorded {entry['rows']}")
     # Every image decoded once, now: an undecodable one would otherwise fail a training step,
     # after Ray Train's retries, without saying which pose (~0.5 s for quickstart's 8,000).
     bad = rows.map_batches(_undecodable, batch_format="pyarrow").take(1)
@@ -239,11 +253,19 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
         raise ValueError(f"dataset {dataset_uri}: the {bad[0]['column']} of pose "
                          f"{bad[0]['pose_id']} in shard {bad[0]['path']} cannot be decoded "
                          f"({bad[0]['reason']}): render the dataset again (--overwrite)")
-    rows = rows.select_columns(columns or TRAINING_COLUMNS).materialize()
+    # The splits are built from the rows in the object store (no second read of the files);
+    # only the splits stay once this returns.
+    rows = rows.select_columns(wanted)
     return {name: rows.filter(expr=col("split") == name).materialize() for name in ("train", "val")}
 
 
 IMAGE_COLUMNS = ("image_2d", "image_3d")
+
+
+def _rows_per_shard(batch: pa.Table) -> pa.Table:
+    """Rows of ``batch`` per shard file (its ``path`` column)."""
+    counts = Counter(batch.column("path").to_pylist())
+    return pa.table({"path": list(counts), "rows": list(counts.values())})
 
 
 def _undecodable(batch: pa.Table) -> pa.Table:

@@ -163,17 +163,32 @@ def evaluate_to_folder(run: str, dataset: str, settings: EvalSettings | None = N
 
 def evaluation_inputs(run: str, dataset: str, settings: EvalSettings | None = None,
                       extra_sets: dict[str, str] | None = None, seed: int = 0) -> dict:
-    """What a report depends on: the sets, the settings, the seed, and every model the run
-    holds, each by a hash of its ``config.json`` (rewritten by every export, so a model trained
-    again counts as changed). A report whose inputs equal these need not be computed again."""
+    """What a report depends on: the sets (and when each was rendered), the settings, the seed,
+    the code's version, and every model the run holds, each by a hash of its ``config.json``
+    (rewritten by every export) and its weights' size. A report whose inputs equal these need
+    not be computed again."""
+    from p2l3d_core.dataset.shards import read_manifest
+    from p2l3d_core.version import code_version
+
     models = {}
     for fraction in [None, *curve_fractions(run)]:
         for paths in find_models(run, fraction).values():
             for path in paths:
                 blob = storage.read_bytes(storage.join(path, "config.json"))
-                models[path] = hashlib.sha256(blob).hexdigest()[:16]
+                fs, weights = storage.resolve(storage.join(path, "model.safetensors"))
+                size = fs.get_file_info(weights).size
+                models[path] = f"{hashlib.sha256(blob).hexdigest()[:16]}-{size}"
+    sets = {"test": dataset, **(extra_sets or {})}
+    rendered = {}
+    for name, uri in sets.items():  # a set rendered again at the same place counts as new
+        try:
+            manifest = read_manifest(uri)
+            rendered[name] = f"{manifest.get('fingerprint')}@{manifest.get('created')}"
+        except (FileNotFoundError, ValueError):
+            rendered[name] = None
     return {"dataset": dataset, "sets": dict(sorted((extra_sets or {}).items())),
-            "settings": (settings or EvalSettings()).to_dict(), "seed": seed, "models": models}
+            "rendered": rendered, "settings": (settings or EvalSettings()).to_dict(),
+            "seed": seed, "models": models, "code": code_version()}
 
 
 def finished_report(run: str, inputs: dict) -> dict | None:

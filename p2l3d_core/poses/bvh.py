@@ -91,10 +91,19 @@ def parse_bvh(path: str | Path) -> BvhClip:
         if len(tokens) < k + count:
             raise ValueError(f"{where(k)}: {what} needs {count} number(s); the file ends")
         try:
-            return [float(v) for v in tokens[k:k + count]]
+            values = [float(v) for v in tokens[k:k + count]]
         except ValueError:
-            raise ValueError(f"{where(k)}: {what} must be numbers, got "
-                             f"{' '.join(tokens[k:k + count])!r}") from None
+            values = [float("nan")]
+        if not all(np.isfinite(values)):  # 'nan' and 'inf' parse, and would lose a joint
+            raise ValueError(f"{where(k)}: {what} must be finite numbers, got "
+                             f"{' '.join(tokens[k:k + count])!r}")
+        return values
+
+    def whole(k: int, what: str) -> int:
+        value = numbers(k, 1, what)[0]
+        if value != int(value) or value < 0:
+            raise ValueError(f"{where(k)}: {what} must be a whole number, got {tokens[k]!r}")
+        return int(value)
 
     while pos < len(tokens) and tokens[pos] != "MOTION":
         tok = tokens[pos]
@@ -131,7 +140,7 @@ def parse_bvh(path: str | Path) -> BvhClip:
         elif tok == "CHANNELS":
             if not stack:
                 raise ValueError(f"{where(pos)}: CHANNELS outside any joint")
-            count = int(numbers(pos + 1, 1, "a CHANNELS count")[0])
+            count = whole(pos + 1, "a CHANNELS count")
             channels[stack[-1]] = tokens[pos + 2 : pos + 2 + count]
             pos += 2 + count
         elif tok == "HIERARCHY":
@@ -151,7 +160,7 @@ def parse_bvh(path: str | Path) -> BvhClip:
     if len(header) < 5 or header[0] != "Frames:" or header[2:4] != ["Frame", "Time:"]:
         raise ValueError(f"{where(pos)}: MOTION must be followed by 'Frames: N' and "
                          f"'Frame Time: T', got {' '.join(header)!r}")
-    declared = int(numbers(pos + 2, 1, "the Frames: count")[0])
+    declared = whole(pos + 2, "the Frames: count")
     frame_time = numbers(pos + 5, 1, "the Frame Time")[0]
     starts = np.cumsum([0] + [len(c) for c in channels])
     width = int(starts[-1])
@@ -172,18 +181,21 @@ def parse_bvh(path: str | Path) -> BvhClip:
     try:
         motion = np.asarray(tokens[first:], dtype=np.float64).reshape(len(rows), width)
     except ValueError:
+        motion = None
+    if motion is None or not np.isfinite(motion).all():
         bad = next(k for k in range(first, len(tokens)) if not _is_number(tokens[k]))
-        raise ValueError(f"{where(bad)}: a motion value is not a number: {tokens[bad]!r}") from None
+        raise ValueError(f"{where(bad)}: a motion value is not a finite number: "
+                         f"{tokens[bad]!r}")
     return BvhClip(names, parents, np.asarray(offsets), channels, [int(s) for s in starts[:-1]],
                    motion, frame_time)
 
 
 def _is_number(text: str) -> bool:
+    """A finite number (``nan`` and ``inf`` parse as floats but are not motion)."""
     try:
-        float(text)
+        return bool(np.isfinite(float(text)))
     except ValueError:
         return False
-    return True
 
 
 def _axis_rotations(axis: str, degrees: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,14 +142,72 @@ def load_preset(name_or_path: str, **overrides: object) -> PipelinePreset:
         if section is None and key not in top:
             raise ValueError(f"unknown preset field {key!r}")
         (sections[section] if section else fields)[key] = value
-    for key in ("baselines", "curve"):
-        if key in fields:
-            fields[key] = tuple(fields[key])
+    try:
+        fields = {k: _typed(PipelinePreset, k, v) for k, v in fields.items()}
+        sections = {name: {k: _typed(SECTIONS[name], k, v, name) for k, v in values.items()}
+                    for name, values in sections.items()}
+    except ValueError as err:
+        raise ValueError(f"preset {path}: {err}") from None
     try:
         built = {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
         return PipelinePreset(name=path.stem, **fields, **built)
     except TypeError as err:  # a value of the wrong kind, e.g. a list where a number goes
         raise ValueError(f"preset {path}: {err}") from None
+
+
+def _typed(owner: type, name: str, value: object, section: str | None = None) -> object:
+    """``value`` checked against the type of ``owner``'s field ``name`` (YAML reads ``1e-3``
+    as a string, ``8000.0`` as a float): whole numbers for ints, numbers (or numeric text) for
+    floats, lists for tuples. Nested configs and unknown types pass as they are."""
+    label = f"{section}.{name}" if section else name
+    hint = typing.get_type_hints(owner).get(name)
+    if hint is None:
+        return value
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{label} may not be empty")
+    kind = typing.get_origin(hint) or hint
+    if kind in (typing.Union, types.UnionType):
+        kind = typing.get_origin(args[0]) or args[0]
+        args = list(typing.get_args(args[0])) or args
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{label} must be true or false, got {value!r}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{label} must be a whole number, got {value!r}")
+    elif kind is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{label} must be a number, got {value!r}")
+        return float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{label} must be text, got {value!r}")
+    elif kind is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{label} must be a list, got {value!r}")
+        item = args[0] if args else object
+        return tuple(_typed_item(label, item, v) for v in value)
+    return value
+
+
+def _typed_item(label: str, item: type, value: object) -> object:
+    if item is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if item is str and isinstance(value, str):
+        return value
+    if item in (float, str):
+        raise ValueError(f"each of {label} must be {'a number' if item is float else 'text'}, "
+                         f"got {value!r}")
+    return value
 
 
 def _section(path: Path, name: str, value: object) -> dict:

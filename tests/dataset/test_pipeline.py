@@ -170,3 +170,16 @@ def test_an_undecodable_image_is_named_before_any_training(ray_local, tmp_path):
     with pytest.raises(ValueError, match=f"the image_2d of pose {pose} in shard .*part-00002"
                                          ".parquet cannot be decoded \\(not a decodable image"):
         training_splits(str(out))
+
+
+def test_rows_read_for_training_are_checked_against_the_manifest(ray_local, tmp_path):
+    """A shard swapped for another of the same size would pass the size check; the rows the
+    splits read are counted per shard against the manifest."""
+    out = tmp_path / "ds"
+    render_dataset(str(out), SMALL, log=lambda m: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][1]["rows"] = 26
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=f"shard {out / shard_name(1)} holds 25 rows, the "
+                                         "manifest recorded 26"):
+        training_splits(str(out))

@@ -176,7 +176,7 @@ def test_relative_paths_reach_the_workers_absolute(distill_job, monkeypatch, tmp
     assert [r.config.teacher_path for r in runs] == [str(tmp_path / "rel" / "run" / "teacher")]
 
 
-def test_every_preset_flag_reaches_the_plan(distill_job):
+def test_preset_flags_reach_the_plan(distill_job):
     """The job's flags are the presets' override table: what a user types lands in the configs
     the plan trains with."""
     from p2l3d_core.models.config import preset as model_preset
@@ -207,3 +207,19 @@ def test_a_gpu_preset_without_gpus_is_refused_not_left_waiting(distill_job, call
     assert code == 2 and "training wants 8 GPU workers" in printed
     assert "local Ray instance has 0 GPUs" in printed
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_holding_another_dataset_is_one_line(distill_job, call_main, ray_local,
+                                                         tmp_path):
+    """``make quickstart`` into a run folder of the old 23,000-pose quickstart (now ``study``)
+    met a dataset built with other arguments: a traceback, naming a flag this job lacks."""
+    import json
+
+    (tmp_path / "run" / "dataset").mkdir(parents=True)
+    (tmp_path / "run" / "dataset" / "_config.json").write_text(json.dumps(
+        {"fingerprint": "another", "config": {"num_poses": 23000}}))
+    code, printed = call_main(distill_job, "--preset", "smoke", "--output",
+                              str(tmp_path / "run"), "--stages", "render")
+    assert code == 2 and "holds a dataset built with other arguments" in printed
+    assert f"use another --output, or delete {tmp_path / 'run' / 'dataset'}" in printed
+    assert "Traceback" not in printed

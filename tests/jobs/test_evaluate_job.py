@@ -61,3 +61,9 @@ def test_set_names_that_would_replace_or_escape_are_refused(evaluate_job, call_m
     code, printed = call_main(evaluate_job, *argv)
     assert code == 2 and message in printed
     assert not (tmp_path / "run").exists()
+
+
+def test_a_negative_eval_poses_is_refused_before_the_lifter_trains(evaluate_job, call_main,
+                                                                 tmp_path):
+    code, printed = call_main(evaluate_job, "--run", str(tmp_path / "run"), "--eval-poses", "-5")
+    assert code == 2 and "eval_poses must be >= 1, got -5" in printed

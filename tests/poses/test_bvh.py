@@ -158,8 +158,15 @@ def test_seed_and_action_arguments(shared_file) -> None:
     (lambda t: t.rsplit("10 20 30", 1)[0], r"tiny.bvh:22: 'Frames: 2' but 1 frame rows follow"),
     (lambda t: t.replace("0 90 0\n", "0 90\n"), r"tiny.bvh:25: frame 1 has 11 values"),
     (lambda t: t.replace("10 20 30", "10 twenty 30"),
-     r"tiny.bvh:25: a motion value is not a number: 'twenty'"),
-    (lambda t: t.replace("OFFSET 1 0 0", "OFFSET 1 x 0"), r"tiny.bvh:8: an OFFSET must be numbers"),
+     r"tiny.bvh:25: a motion value is not a finite number: 'twenty'"),
+    (lambda t: t.replace("OFFSET 1 0 0", "OFFSET 1 x 0"), r"tiny.bvh:8: an OFFSET must be finite"),
+    # nan and inf parse as floats; a NaN joint would be read as missing, without a word.
+    (lambda t: t.replace("10 20 30", "10 nan 30"),
+     r"tiny.bvh:25: a motion value is not a finite number: 'nan'"),
+    (lambda t: t.replace("OFFSET 1 0 0", "OFFSET 1 inf 0"),
+     r"tiny.bvh:8: an OFFSET must be finite"),
+    (lambda t: t.replace("Frames: 2", "Frames: 2.5"),
+     r"tiny.bvh:22: the Frames: count must be a whole number, got '2.5'"),
     (lambda t: t.split("MOTION")[0], r"tiny.bvh: no MOTION section"),
 ])
 def test_a_damaged_file_is_refused_with_its_line(tmp_path: Path, damage, message) -> None:

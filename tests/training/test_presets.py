@@ -77,6 +77,15 @@ def test_an_unknown_preset_names_the_choices():
         load_preset("nope.yaml")
 
 
+def test_numbers_as_yaml_writes_them_are_read_as_numbers(tmp_path):
+    """YAML reads ``1e-3`` as text and ``[0.1, 1]`` as a float and an int."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("teacher_epochs: 1\nstudent_epochs: 1\nbaseline_epochs: 1\ncurve: [0.1, 1]\n"
+                    "train: {lr: 1e-3}\nevaluate: {eval_poses: null}\n")
+    p = load_preset(str(path))
+    assert (p.train.lr, p.curve, p.evaluate.eval_poses) == (1e-3, (0.1, 1.0), None)
+
+
 def test_a_users_own_file_is_read_like_a_shipped_one(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("teacher_epochs: 2\nstudent_epochs: 1\nbaseline_epochs: 3\nmodel: tiny\n"
@@ -101,6 +110,15 @@ def test_a_users_own_file_is_read_like_a_shipped_one(tmp_path):
      "train must be a mapping"),
     ("teacher_epochs: 1\nstudent_epochs: 1\n", "baseline_epochs"),
     ("- 1\n- 2\n", "expected a mapping of fields"),
+    # Values of the wrong kind are named too (they failed later, inside Ray, or not at all).
+    ("teacher_epochs: 2.5\nstudent_epochs: 1\nbaseline_epochs: 1\n",
+     "teacher_epochs must be a whole number, got 2.5"),
+    ("teacher_epochs: 1\nstudent_epochs: 1\nbaseline_epochs: 1\ncurve: 0.5\n",
+     "curve must be a list, got 0.5"),
+    ("teacher_epochs: 1\nstudent_epochs: 1\nbaseline_epochs: 1\ndataset: {num_poses: 8000.0}\n",
+     "dataset.num_poses must be a whole number, got 8000.0"),
+    ("teacher_epochs: 1\nstudent_epochs: 1\nbaseline_epochs: 1\ntrain: {lr: fast}\n",
+     "train.lr must be a number, got 'fast'"),
 ])
 def test_a_bad_preset_file_is_refused_naming_the_file_and_the_field(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-# A DeepSpeed engine as the training loops build it (ZeRO-2, torch AdamW, the cosine schedule),
-# in a process of its own: DeepSpeed initialises torch.distributed for the whole process.
+# A DeepSpeed engine as the training loops build it (ZeRO-2, torch AdamW; fp32 with the cosine
+# schedule, or bf16 with none, as on a GPU), in a process of its own: DeepSpeed initialises
+# torch.distributed for the whole process.
 ENGINE = textwrap.dedent("""
     import os, sys, torch, deepspeed
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[2], RANK="0",
@@ -19,15 +20,18 @@ ENGINE = textwrap.dedent("""
     from p2l3d_core.training.safe_checkpoint import CheckpointRefused, load_checkpoint
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    bf16 = sys.argv[4] == "bf16"
     config = {"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 2},
               "optimizer": {"type": "AdamW", "params": {"lr": 1e-2, "torch_adam": True}},
-              "scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": 10,
-                            "warmup_num_steps": 2}},
-              "bf16": {"enabled": False}, "steps_per_print": 10**9}
+              "bf16": {"enabled": bf16}, "steps_per_print": 10**9}
+    if not bf16:
+        config["scheduler"] = {"type": "WarmupCosineLR", "params": {"total_num_steps": 10,
+                                                                   "warmup_num_steps": 2}}
     engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                       config=config)
     def step():
-        loss = engine(torch.randn(2, 4)).pow(2).sum()
+        x = torch.randn(2, 4, dtype=torch.bfloat16 if bf16 else torch.float32)
+        loss = engine(x).float().pow(2).sum()
         engine.backward(loss)
         engine.step()
     folder = sys.argv[1]
@@ -61,8 +65,10 @@ class RunsACommand:
         return os.system, (f"touch {self.marker}",)
 
 
-def _engine(folder: Path, action: str, port: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", ENGINE, str(folder), str(port), action],
+def _engine(folder: Path, action: str, port: int,
+            precision: str = "fp32") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ENGINE, str(folder), str(port), action,
+                           precision],
                           capture_output=True, text=True, timeout=300, check=False,
                           cwd=Path(__file__).resolve().parents[2])
 
@@ -73,6 +79,16 @@ def saved(tmp_path_factory) -> Path:
     done = _engine(folder, "save", 29611)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return folder
+
+
+def test_a_bf16_checkpoint_resumes_from_its_tensors(tmp_path):
+    """The GPU path's state (bf16, DeepSpeed's bf16 optimizer files) needs no other type."""
+    done = _engine(tmp_path, "save", 29614, "bf16")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert list((tmp_path / "state").glob("bf16_*optim_states.pt"))
+    done = _engine(tmp_path, "load", 29615, "bf16")
+    assert done.returncode == 0 and "RESTORED" in done.stdout, (done.stdout[-2000:]
+                                                                + done.stderr[-3000:])
 
 
 def test_a_genuine_checkpoint_resumes_from_its_tensors(saved):
