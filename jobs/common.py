@@ -54,9 +54,9 @@ def location(text: str) -> str:
     return path
 
 
-def unreachable(*uris: str | None) -> str | None:
-    """Why one of the job's storage locations cannot be reached (an ``s3://`` store without
-    network or settings), in one line; None when all can. Checked before Ray starts."""
+def refuse_unreachable(*uris: str | None) -> bool:
+    """Whether one of the job's storage locations cannot be reached (an ``s3://`` store without
+    network or settings), said in one line in the log. Checked before Ray starts."""
     from p2l3d_core import storage
 
     for uri in uris:
@@ -64,8 +64,9 @@ def unreachable(*uris: str | None) -> str | None:
             try:
                 storage.check_reachable(uri)
             except ValueError as err:
-                return str(err)
-    return None
+                LOG.error("%s", err)
+                return True
+    return False
 
 
 SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -32,9 +32,9 @@ from common import (
     init_ray,
     location,
     print_summary,
+    refuse_unreachable,
     refuse_without_gpus,
     setup_logging,
-    unreachable,
 )
 from ray.train import TrainingFailedError
 
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         LOG.error("invalid arguments: %s", problem)
         return 2
-    problem = unreachable(args.output, args.data)
-    if problem:
-        LOG.error("%s", problem)
+    if refuse_unreachable(args.output, args.data):
         return 2
     data = args.data or storage.join(args.output, "dataset")
     LOG.info("preset %s: %s", p.name, p.description or "(no description)")
@@ -122,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         model = with_corpus_vocab(model_preset(p.model, manifest["config"]["image_size"],
                                                p.pose_input, p.pose_input_3d), data)
         runs = plan_runs(p, stages, model, args.output, args.seed)
-        datasets = (training_splits(data) if any(args.retrain or not is_trained(args.output, r.name)
-                                                 for r in runs) else {})
+        todo = {r.name for r in runs if args.retrain or not is_trained(args.output, r.name)}
+        datasets = training_splits(data) if todo else {}  # read once for every training
     except ConfigMismatch as err:
         LOG.error("%s (for jobs/distill.py: use another --output, or delete %s)", err, data)
         return 2
@@ -131,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     if runs:
-        code = _train(p, runs, datasets, data, manifest, args)
+        code = _train(p, runs, todo, datasets, data, manifest, args)
         if code:
             return code
     if "evaluate" not in stages:
@@ -160,11 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _train(p, runs: list[PlannedRun], datasets: dict, data: str, manifest: dict,
-           args: argparse.Namespace) -> int:
-    """Train every planned model not finished yet, adding each to the run's training report;
-    ``datasets``: the splits, read once for every training of this job (empty: none to do)."""
-    todo = {r.name for r in runs if args.retrain or not is_trained(args.output, r.name)}
+def _train(p, runs: list[PlannedRun], todo: set[str], datasets: dict, data: str,
+           manifest: dict, args: argparse.Namespace) -> int:
+    """Train the planned models named in ``todo`` (the others are finished and kept), adding
+    each to the run's training report; ``datasets``: the splits, read once for this job."""
     # A re-run adds to the training report: models kept from an earlier run keep their entries.
     report_uri = storage.join(args.output, "report", "training.json")
     report: dict = storage.read_json(report_uri) if storage.exists(report_uri) else {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, check_set_names, location, print_summary, setup_logging, unreachable
+from common import LOG, check_set_names, location, print_summary, refuse_unreachable, setup_logging
 
 from p2l3d_core import storage
 from p2l3d_core.config import EvalSettings
@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     data = args.data or storage.join(args.run, "dataset")
-    problem = unreachable(args.run, data, *(uri for _, uri in args.sets))
-    if problem:
-        LOG.error("%s", problem)
+    if refuse_unreachable(args.run, data, *(uri for _, uri in args.sets)):
         return 2
     try:
         report, written = evaluate_to_folder(args.run, data, args.settings,

@@ -13,7 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import LOG, add_num_cpus, at_least_one, init_ray, location, setup_logging, unreachable
+from common import (
+    LOG,
+    add_num_cpus,
+    at_least_one,
+    init_ray,
+    location,
+    refuse_unreachable,
+    setup_logging,
+)
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
@@ -64,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         LOG.error("invalid arguments: %s", err)
         return 2
-    problem = unreachable(args.output)
-    if problem:
-        LOG.error("%s", problem)
+    if refuse_unreachable(args.output):
         return 2
     init_ray(num_cpus=args.num_cpus)
     try:

@@ -21,9 +21,9 @@ from common import (
     add_num_cpus,
     init_ray,
     location,
+    refuse_unreachable,
     refuse_without_gpus,
     setup_logging,
-    unreachable,
 )
 from ray.train import TrainingFailedError
 
@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         LOG.error("invalid arguments: %s", err)
         return 2
-    problem = unreachable(args.data, args.output)
-    if problem:
-        LOG.error("%s", problem)
+    if refuse_unreachable(args.data, args.output):
         return 2
     try:
         manifest = read_manifest(args.data)

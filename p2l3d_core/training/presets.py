@@ -155,24 +155,31 @@ def load_preset(name_or_path: str, **overrides: object) -> PipelinePreset:
         raise ValueError(f"preset {path}: {err}") from None
 
 
+def _field_kind(owner: type, name: str) -> tuple[object, object, bool]:
+    """The type of ``owner``'s field ``name`` as ``(kind, item, optional)``: ``int | None`` is
+    ``(int, None, True)``, ``tuple[float, ...]`` is ``(tuple, float, False)``; a field without a
+    type hint is ``(object, None, True)``. The loader's checks and the flags' types read it."""
+    hint = typing.get_type_hints(owner).get(name)
+    if hint is None:
+        return object, None, True
+    optional = type(None) in typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    kind = typing.get_origin(hint) or hint
+    args = typing.get_args(hint)
+    return kind, (args[0] if kind is tuple and args else None), optional
+
+
 def _typed(owner: type, name: str, value: object, section: str | None = None) -> object:
     """``value`` checked against the type of ``owner``'s field ``name`` (YAML reads ``1e-3``
     as a string, ``8000.0`` as a float): whole numbers for ints, numbers (or numeric text) for
     floats, lists for tuples. Nested configs and unknown types pass as they are."""
     label = f"{section}.{name}" if section else name
-    hint = typing.get_type_hints(owner).get(name)
-    if hint is None:
-        return value
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = type(None) in typing.get_args(hint)
+    kind, item, optional = _field_kind(owner, name)
     if value is None:
         if optional:
             return None
         raise ValueError(f"{label} may not be empty")
-    kind = typing.get_origin(hint) or hint
-    if kind in (typing.Union, types.UnionType):
-        kind = typing.get_origin(args[0]) or args[0]
-        args = list(typing.get_args(args[0])) or args
     if kind is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{label} must be true or false, got {value!r}")
@@ -194,7 +201,6 @@ def _typed(owner: type, name: str, value: object, section: str | None = None) ->
     elif kind is tuple:
         if not isinstance(value, list | tuple):
             raise ValueError(f"{label} must be a list, got {value!r}")
-        item = args[0] if args else object
         return tuple(_typed_item(label, item, v) for v in value)
     return value
 
@@ -273,15 +279,12 @@ OVERRIDES: tuple[Override, ...] = (
     Override("eval_poses", "evaluate", "test poses scored per method"),
 )
 _SECTION_OF = {o.field: o.section for o in OVERRIDES if o.section}
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _field_type(o: Override) -> type:
-    owner = SECTIONS[o.section] if o.section else PipelinePreset
-    hints = typing.get_type_hints(owner)
-    hint = hints[o.field]
-    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    return args[0] if args[0] in _TYPES.values() else str
+    """What argparse parses the flag's text as: the field's own type, or text."""
+    kind, _, _ = _field_kind(SECTIONS[o.section] if o.section else PipelinePreset, o.field)
+    return kind if kind in (int, float, str, bool) else str
 
 
 def add_preset_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import RunsACommand
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -65,16 +67,6 @@ def test_job_renders_and_a_rerun_does_nothing(tmp_path):
     assert second.returncode == 0 and "already complete" in second.stdout
 
 
-class _RunsACommand:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_a_refused_pickle_in_cameras_pkl_is_one_line(tmp_path, shared_file):
     """The restricted unpickler refused it, but the job ended in a traceback."""
     import pickle
@@ -84,7 +76,7 @@ def test_a_refused_pickle_in_cameras_pkl_is_one_line(tmp_path, shared_file):
     source.mkdir()
     shutil.copy(shared_file("poses/mmpose/h36m/test_h36m_body3d.npz"), source)
     marker = tmp_path / "pwned"
-    (source / "cameras.pkl").write_bytes(pickle.dumps({("S1", 1): _RunsACommand(marker)}))
+    (source / "cameras.pkl").write_bytes(pickle.dumps({("S1", 1): RunsACommand(marker)}))
     out = run_job("--output", str(tmp_path / "out"), "--source",
                   f"h36m:{source / 'test_h36m_body3d.npz'}")
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr

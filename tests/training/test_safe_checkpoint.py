@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import RunsACommand
+
 # A DeepSpeed engine as the training loops build it (ZeRO-2, torch AdamW; fp32 with the cosine
 # schedule, or bf16 with none, as on a GPU), in a process of its own: DeepSpeed initialises
 # torch.distributed for the whole process.
@@ -51,18 +53,6 @@ ENGINE = textwrap.dedent("""
     same = all(torch.equal(v, expected[k]) for k, v in engine.module.state_dict().items())
     print("RESTORED" if same else "DIFFERENT")
 """)
-
-
-class RunsACommand:
-    """What an attacker plants: unpickling it calls ``os.system``."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.system, (f"touch {self.marker}",)
 
 
 def _engine(folder: Path, action: str, port: int,
