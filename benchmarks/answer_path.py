@@ -20,10 +20,9 @@ from common import eval_set, interleaved, parser, write_results
 
 from p2l3d_core import storage
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
-from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.inputs import images_to_tensor, pose_inputs
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.render import render_2d
-from p2l3d_core.training.batches import pose_inputs
 
 
 def parts(method: ModelMethod, data: EvalSet, asked: list[int]) -> dict[str, callable]:

@@ -1,5 +1,5 @@
 """What preparing a model for inference buys at batch 1, one thread: folding batch norm into
-the convolutions (``models/inference.fold_batch_norm``), then also freezing the image encoders
+the convolutions (``inference/prepare.fold_batch_norm``), then also freezing the image encoders
 into TorchScript graphs (``for_inference``, what evaluation runs). Times a pose's embedding from
 its keypoints (``ModelMethod._encode_one``, rendering included) and a whole answer
 (``ModelMethod.answer_one``) of each model as trained, folded and prepared, interleaved in one
@@ -19,7 +19,7 @@ from common import eval_set, interleaved, parser, write_results
 
 from p2l3d_core import storage
 from p2l3d_core.evaluation.methods import ModelMethod
-from p2l3d_core.models.inference import fold_batch_norm
+from p2l3d_core.inference.prepare import fold_batch_norm
 from p2l3d_core.models.io import load_pretrained
 
 

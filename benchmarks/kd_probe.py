@@ -45,10 +45,10 @@ from p2l3d_core.evaluation.methods import EvalSet
 from p2l3d_core.evaluation.run import EVAL_COLUMNS
 from p2l3d_core.language.questions import QUESTION_BANK
 from p2l3d_core.models.answers import ANSWER_INDEX, Asked, family_mask
+from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D, KeypointEncoder
 from p2l3d_core.models.losses import answer_kd
-from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d
 
 
 @torch.no_grad()

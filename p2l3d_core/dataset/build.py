@@ -24,6 +24,14 @@ def stable_unit(text: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def labelled_mask(pose_ids, fraction: float) -> np.ndarray:
+    """Which rows keep their language (the rest form the unlabelled pool), by a stable hash of
+    the pose id so every stage and every worker agree."""
+    if fraction >= 1.0:
+        return np.ones(len(pose_ids), dtype=bool)
+    return np.array([stable_unit(f"labelled:{p}") < fraction for p in pose_ids], dtype=bool)
+
+
 def split_of(group: str, fractions: SplitFractions) -> str:
     """Train/val/test by hashing a pose's split group (its id, or its subject / clip /
     sequence for real data): stable when the dataset grows or is re-sharded."""

@@ -21,14 +21,14 @@ import pyarrow as pa
 import torch
 
 from p2l3d_core.evaluation.lifter import Lifter, viewer_cameras, viewer_frame
-from p2l3d_core.evaluation.retrieval import recall_at_k
+from p2l3d_core.inference.prepare import for_inference
 from p2l3d_core.language import describe_batch
 from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.inference import for_inference
 from p2l3d_core.models.pose_models import Teacher
+from p2l3d_core.models.retrieval import recall_at_k
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.render import RenderConfig, render_2d, render_3d
 from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d

@@ -13,6 +13,7 @@ import numpy as np
 
 from p2l3d_core import storage
 from p2l3d_core.config import EvalSettings
+from p2l3d_core.dataset.build import labelled_mask
 from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.compare import aggregate, check_targets, compare_latency, score_method
 from p2l3d_core.evaluation.lifter import train_lifter
@@ -21,7 +22,6 @@ from p2l3d_core.evaluation.report import write_report
 from p2l3d_core.models import text_features
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.poses.camera import Camera
-from p2l3d_core.training.batches import labelled_mask
 from p2l3d_core.training.plan import METHOD_FOLDERS, curve_fractions, find_models
 
 LOG = logging.getLogger(__name__)

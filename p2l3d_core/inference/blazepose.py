@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from p2l3d_core.inference.model_files import resolve
+from p2l3d_core.inference.model_files import BLAZEPOSE_FILES, resolve
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -135,7 +135,7 @@ class BlazePose:
     returns the people found (the dominant one, in practice)."""
 
     def __init__(self, folder: str | Path | None = None, threads: int = 1):
-        path = resolve(folder)
+        path = resolve(folder, BLAZEPOSE_FILES)
         self.detector = _interpreter(path / "pose_detection.tflite", threads)
         self.landmarker = _interpreter(path / "pose_landmark_full.tflite", threads)
         self.anchors = ssd_anchors()

@@ -268,3 +268,22 @@ QUESTION_BANK: tuple[tuple[str, str], ...] = _bank()
 """``(family, question)`` for every question the families ask, all paraphrases. It depends on
 no pose, so asking it of an unlabelled pose leaks nothing: the student is distilled on the
 teacher's answers to it where no text exists."""
+
+
+def _sentences() -> dict[str, dict[str, str]]:
+    """question -> answer -> the answer as a full sentence, for every question of the bank."""
+    per_side = [_HAND_FRONT_BACK, _HAND_HEIGHT, _HAND_SIDE, _KNEE_HEIGHT, *_JOINT_BEND.values()]
+    whole = [_FOOT_FORWARD, _HAND_FORWARD, _TORSO_LEAN, _FEET_DISTANCE, _HANDS_DISTANCE,
+             _GROUND_CONTACT, _FACING]
+    candidates = [c for t in per_side for s in _SIDE for c in t[s]]
+    candidates += [c for t in whole for c in t]
+    candidates += [(_ACTION_QUESTIONS, a, f"The person is {a}.") for a in ACTION_ANSWERS]
+    out: dict[str, dict[str, str]] = {}
+    for questions, answer, sentence in candidates:
+        for q in questions:
+            out.setdefault(q, {})[answer] = sentence
+    return out
+
+
+SENTENCES: dict[str, dict[str, str]] = _sentences()
+"""Each bank question's answers as sentences ("The left knee is bent."): what a user reads."""

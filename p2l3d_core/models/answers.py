@@ -10,12 +10,17 @@ student's targets (``losses.answer_kd``). The decoder still writes captions and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from p2l3d_core.language.questions import FAMILY_ANSWERS, QUESTION_BANK
+from p2l3d_core.language.questions import (
+    FAMILY_ANSWERS,
+    FAMILY_NEEDS_DEPTH,
+    QUESTION_BANK,
+    SENTENCES,
+)
 
 ANSWERS: tuple[str, ...] = tuple(dict.fromkeys(a for v in FAMILY_ANSWERS.values() for a in v))
 """The head's classes: every family's answers, each once ("left" serves several families)."""
@@ -55,16 +60,82 @@ def family_mask(families: list[str]) -> torch.Tensor:
     return _FAMILY_MASKS[torch.tensor(index, dtype=torch.long)]
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a model answers, as it was trained: each family's closed answers (the answer head's
+    classes are every family's answers in this order, each once), whether the family needs depth,
+    the question bank with each answer as a sentence. Saved in the model folder.
+
+    Why saved: computed from code at load time, a change to a family would silently remap every
+    saved model's classes. A loaded model answers with its own vocabulary."""
+
+    families: dict[str, tuple[str, ...]]
+    needs_depth: dict[str, bool]
+    bank: tuple[tuple[str, str], ...]
+    sentences: dict[str, dict[str, str]]
+    _masks: torch.Tensor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {a: i for i, a in enumerate(self.answers)}
+        masks = torch.zeros(len(self.families), len(index), dtype=torch.bool)
+        for i, answers in enumerate(self.families.values()):
+            masks[i, [index[a] for a in answers]] = True
+        object.__setattr__(self, "_masks", masks)
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a for v in self.families.values() for a in v))
+
+    def mask(self, families: list[str]) -> torch.Tensor:
+        """``(N, len(answers))`` bool: which classes each question's family allows."""
+        order = {f: i for i, f in enumerate(self.families)}
+        unknown = sorted({f for f in families if f not in order})
+        if unknown:
+            raise ValueError(f"unknown question family {unknown[0]!r}")
+        return self._masks[torch.tensor([order[f] for f in families], dtype=torch.long)]
+
+    @classmethod
+    def current(cls) -> Vocabulary:
+        """This code's families and bank: what a model trained now learns."""
+        return cls(dict(FAMILY_ANSWERS), dict(FAMILY_NEEDS_DEPTH), QUESTION_BANK,
+                   {q: dict(a) for q, a in SENTENCES.items()})
+
+    def to_dict(self) -> dict:
+        return {"families": {f: list(a) for f, a in self.families.items()},
+                "needs_depth": dict(self.needs_depth),
+                "question_bank": [list(fq) for fq in self.bank], "sentences": self.sentences}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "model folder") -> Vocabulary:
+        """The stored vocabulary, checked: every bank question belongs to a family and has a
+        sentence for each of its family's answers."""
+        try:
+            families = {str(f): tuple(str(a) for a in v) for f, v in d["families"].items()}
+            bank = tuple((str(f), str(q)) for f, q in d["question_bank"])
+            vocab = cls(families, {f: bool(d["needs_depth"][f]) for f in families}, bank,
+                        {str(q): {str(a): str(t) for a, t in v.items()}
+                         for q, v in d["sentences"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"{where}: its answer vocabulary is incomplete or malformed "
+                             f"({type(err).__name__}: {err})") from None
+        for family, question in bank:
+            if family not in families or set(vocab.sentences.get(question, {})) != set(
+                    families[family]):
+                raise ValueError(f"{where}: bank question {question!r} does not match family "
+                                 f"{family!r} and its answers")
+        return vocab
+
+
 class AnswerHead(nn.Module):
     """``(pose, question)`` embeddings -> logits over :data:`ANSWERS`. The product term lets a
     small MLP read "this question about this pose" without learning the pairing from scratch."""
 
-    def __init__(self, embed_dim: int, hidden: int | None = None):
+    def __init__(self, embed_dim: int, hidden: int | None = None, classes: int = len(ANSWERS)):
         super().__init__()
         hidden = hidden or 2 * embed_dim
         self.net = nn.Sequential(nn.LayerNorm(3 * embed_dim), nn.Linear(3 * embed_dim, hidden),
                                  nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, len(ANSWERS)))
+                                 nn.Linear(hidden, classes))
 
     def forward(self, pose: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
         """Logits of question ``i`` about pose ``i`` (both ``(N, D)``)."""

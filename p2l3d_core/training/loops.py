@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from p2l3d_core import storage
-from p2l3d_core.evaluation.retrieval import recall_at_k
 from p2l3d_core.language.questions import DEPTH_FAMILIES
 from p2l3d_core.models import text_features
 from p2l3d_core.models.answers import ANSWERS
+from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
-from p2l3d_core.training.batches import asked_questions, first_captions, pose_inputs, pose_inputs_3d
+from p2l3d_core.models.retrieval import recall_at_k
+from p2l3d_core.training.batches import asked_questions, first_captions
 from p2l3d_core.training.build_locks import clear_stale_build_locks
 from p2l3d_core.training.config import TrainConfig, deepspeed_config
 from p2l3d_core.training.safe_checkpoint import load_checkpoint

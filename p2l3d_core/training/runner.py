@@ -88,7 +88,7 @@ def labelled_rows(dataset, fraction: float):
     """The rows of a Ray dataset that keep their language (``batches.labelled_mask``)."""
     import pyarrow as pa
 
-    from p2l3d_core.training.batches import labelled_mask
+    from p2l3d_core.dataset.build import labelled_mask
 
     def keep(batch: pa.Table) -> pa.Table:
         return batch.filter(pa.array(labelled_mask(batch.column("pose_id").to_pylist(), fraction)))

@@ -10,17 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from p2l3d_core.dataset.build import labelled_mask
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.training.batches import (
     asked_questions,
-    labelled_mask,
     language_2d,
     pick_captions,
     pick_language_targets,
-    pose_inputs,
-    pose_inputs_3d,
 )
 from p2l3d_core.training.config import TrainConfig
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from p2l3d_core.models.config import preset
-from p2l3d_core.models.encoders import ImageEncoder, Pose2DEncoder, images_to_tensor
+from p2l3d_core.models.encoders import ImageEncoder, Pose2DEncoder
+from p2l3d_core.models.inputs import images_to_tensor
 from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KeypointEncoder, keypoint_features
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.skeleton import NUM_JOINTS, J

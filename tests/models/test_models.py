@@ -7,7 +7,7 @@ import torch
 from p2l3d_core.models import PoseModelConfig, Student, Teacher, load_pretrained, save_pretrained
 from p2l3d_core.models.config import DecoderConfig, VisionConfig, preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
-from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.inputs import images_to_tensor
 
 TINY = PoseModelConfig(
     embed_dim=32,
@@ -93,18 +93,19 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"format": "other"}')
-    with pytest.raises(ValueError, match="expected 'p2l3d-model/2'"):
+    with pytest.raises(ValueError, match="expected 'p2l3d-model/3'"):
         load_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/1"}')
-    with pytest.raises(ValueError, match="older version.*retrain"):
-        load_pretrained(tmp_path)
+    for old in (1, 2):  # 2 had no stored vocabulary: its answer classes came from code
+        (tmp_path / "config.json").write_text(f'{{"format": "p2l3d-model/{old}"}}')
+        with pytest.raises(ValueError, match="older version.*answer vocabulary.*retrain"):
+            load_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"format": "p2l3d-model/7"}')
     with pytest.raises(ValueError, match="saved by a newer version of this package.*upgrade"):
         load_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/2", "kind": ')  # cut short
+    (tmp_path / "config.json").write_text('{"format": "p2l3d-model/3", "kind": ')  # cut short
     with pytest.raises(ValueError, match=f"{tmp_path / 'config.json'} is not valid JSON"):
         load_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text('["p2l3d-model/2"]')
+    (tmp_path / "config.json").write_text('["p2l3d-model/3"]')
     with pytest.raises(ValueError, match="holds list, not a model config"):
         load_pretrained(tmp_path)
 
@@ -116,3 +117,52 @@ def test_a_model_folder_without_its_tokenizer_is_named(tmp_path):
         path.unlink()
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'm'} is incomplete: no tokenizer"):
         load_pretrained(tmp_path / "m")
+
+
+def _edit_config(folder, change) -> None:
+    import json
+
+    path = folder / "config.json"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_a_saved_model_answers_with_its_own_stored_vocabulary(tmp_path):
+    """The answer classes are read from the folder, not recomputed from code: a family whose
+    answers were renamed after training still maps the head's classes to the saved names."""
+    from p2l3d_core.models.answers import Vocabulary
+
+    folder = save_pretrained(Student(preset("tiny", 32)), tmp_path / "m")
+    loaded = load_pretrained(folder)
+    assert loaded.vocab == Vocabulary.current()
+
+    def rename(meta):
+        voc = meta["vocabulary"]
+        voc["families"]["torso_lean"] = ["ahead", "upright", "backward"]
+        for family, question in voc["question_bank"]:
+            if family == "torso_lean":
+                voc["sentences"][question]["ahead"] = voc["sentences"][question].pop("forward")
+
+    _edit_config(folder, rename)
+    renamed = load_pretrained(folder)
+    assert "ahead" in renamed.vocab.answers and renamed.vocab != Vocabulary.current()
+    z = torch.nn.functional.normalize(torch.randn(8, 32), dim=-1)
+    got = renamed.answer(z, ["Is the person leaning forward or backward?"] * 8, ["torso_lean"] * 8)
+    assert set(got) <= {"ahead", "upright", "backward"}
+    with pytest.raises(ValueError, match="another answer vocabulary"):
+        Student(preset("tiny", 32)).adopt_language(renamed)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.pop("vocabulary"), "answer vocabulary is incomplete"),
+    (lambda m: m["vocabulary"]["families"].pop("facing"), "does not match family 'facing'"),
+    (lambda m: m["inputs"].update(keypoint_layout="coco17"), "inputs.keypoint_layout"),
+    (lambda m: m["inputs"]["render"].update(image_size=99), "inputs.render"),
+    (lambda m: m.pop("inputs"), "no 'inputs' section"),
+])
+def test_a_damaged_vocabulary_or_input_contract_is_named(tmp_path, change, message):
+    folder = save_pretrained(Student(preset("tiny", 32)), tmp_path / "m")
+    _edit_config(folder, change)
+    with pytest.raises(ValueError, match=message):
+        load_pretrained(folder)

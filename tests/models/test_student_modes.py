@@ -9,7 +9,7 @@ import torch
 from p2l3d_core.models import Student
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
-from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.inputs import images_to_tensor
 from p2l3d_core.models.keypoints import keypoint_features
 from p2l3d_core.poses.generator import generate_records
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from p2l3d_core.config import DatasetConfig
-from p2l3d_core.dataset.build import build_table
+from p2l3d_core.dataset.build import build_table, labelled_mask
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.poses.generator import generate_records
-from p2l3d_core.training.batches import labelled_mask, pose_inputs, pose_inputs_3d
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.steps import TeacherTargets, labelled_only, student_step, teacher_step
 

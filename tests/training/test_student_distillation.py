@@ -6,14 +6,13 @@ import ray.data
 import torch
 
 from p2l3d_core.config import DatasetConfig
-from p2l3d_core.dataset.build import build_table
+from p2l3d_core.dataset.build import build_table, labelled_mask
 from p2l3d_core.models import Student, load_pretrained
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT
-from p2l3d_core.models.encoders import images_to_tensor
+from p2l3d_core.models.inputs import images_to_tensor
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.render import decode_png
-from p2l3d_core.training.batches import labelled_mask
 from p2l3d_core.training.config import TrainConfig
 from p2l3d_core.training.loops import train_student, train_teacher
 from p2l3d_core.training.runner import export_model, fit, run_steps

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from p2l3d_core.inference.prepare import fold_batch_norm, for_inference, freeze_pose_encoders
 from p2l3d_core.models import Student, Teacher
 from p2l3d_core.models.config import preset
-from p2l3d_core.models.encoders import ImageEncoder, PoseEncoder, images_to_tensor
-from p2l3d_core.models.inference import fold_batch_norm, for_inference, freeze_pose_encoders
+from p2l3d_core.models.encoders import ImageEncoder, PoseEncoder
+from p2l3d_core.models.inputs import images_to_tensor
 from p2l3d_core.models.io import save_pretrained
 from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D
 
@@ -106,7 +107,7 @@ def test_an_encoder_that_does_not_trace_faithfully_stays_in_python_with_a_warnin
     odd = _BranchesOnBatchSize(model.cfg.vision, model.cfg.embed_dim)
     odd.load_state_dict(model.encoder_2d.image.state_dict())
     model.encoder_2d.image = odd.eval()
-    with caplog.at_level(logging.WARNING, logger="p2l3d_core.models.inference"):
+    with caplog.at_level(logging.WARNING, logger="p2l3d_core.inference.prepare"):
         assert freeze_pose_encoders(model, 32) == 0
     assert isinstance(model.encoder_2d, PoseEncoder) and model.encoder_2d.image is odd
     assert "kept in Python" in caplog.text and "differs" in caplog.text

@@ -1,0 +1,68 @@
+"""The model-input contract: what a pose encoder reads, built from rendered-dataset columns or
+from keypoints, the same way for training, evaluation and inference.
+
+Why one module: training and the predictor must feed a model identically (the same image
+scaling, the same keypoint features), or a model answers differently than it was measured. It
+sits under ``models/`` so neither ``training/`` nor ``inference/`` has to import the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
+from p2l3d_core.poses.camera import Camera
+from p2l3d_core.render import decode_png
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 3)`` uint8 RGB -> ``(B, 3, H, W)`` float in [-1, 1]."""
+    x = torch.as_tensor(images)
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected (B, H, W, 3) uint8 images, got {tuple(x.shape)} {x.dtype}")
+    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def decode_images(column) -> np.ndarray:
+    """PNG bytes per row -> ``(N, H, W, 3)`` uint8 RGB."""
+    return np.stack([decode_png(bytes(b)) for b in column])
+
+
+def stack_column(column) -> np.ndarray:
+    """A column of nested lists (Arrow/Ray Data give object arrays of arrays) -> one ndarray."""
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return column
+    return np.stack([np.stack(list(row)) if isinstance(row, (list, np.ndarray)) and len(row)
+                     and isinstance(row[0], (list, np.ndarray)) else np.asarray(row)
+                     for row in column])
+
+
+def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Tensor]:
+    """The 2D branch's inputs of a batch: ``image`` and/or ``keypoints`` (see ``Pose2DEncoder``)."""
+    out: dict[str, torch.Tensor] = {}
+    if "image" in pose_input:
+        out["image"] = images_to_tensor(decode_images(batch["image_2d"])).to(device)
+    if "keypoints" in pose_input:
+        feats = keypoint_features(stack_column(batch["keypoints_2d"]),
+                                  stack_column(batch["visible_2d"]))
+        out["keypoints"] = torch.from_numpy(feats).to(device)
+    return out
+
+
+def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
+    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts)."""
+    return np.stack([Camera.from_dict(c).to_camera(j) for c, j in zip(cameras, joints_3d)])
+
+
+def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
+    """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (3D joint
+    features in the camera and the body frame)."""
+    out: dict[str, torch.Tensor] = {}
+    if "image" in pose_input_3d:
+        out["image"] = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+    if "keypoints" in pose_input_3d:
+        world = stack_column(batch["keypoints_3d"])
+        feats = keypoint_features_3d(camera_frame(world, batch["camera"]), world)
+        out["keypoints"] = torch.from_numpy(feats).to(device)
+    return out
