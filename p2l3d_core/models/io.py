@@ -72,7 +72,7 @@ def check_inputs(meta: dict, where: str) -> dict:
     """The stored input contract, refused with the reason when this code cannot feed it."""
     inputs = meta.get("inputs")
     if not isinstance(inputs, dict):
-        raise ValueError(f"{where}: no 'inputs' section (joint layout, render settings)")
+        raise ValueError(f"{where}: no 'inputs' section (joint layout, render settings)")  # noqa: TRY004 (callers catch ValueError)
     expected = model_inputs(PoseModelConfig.from_dict(meta["model"]))
     for key, value in expected.items():
         if inputs.get(key) != value:
