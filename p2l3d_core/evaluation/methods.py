@@ -21,17 +21,14 @@ import pyarrow as pa
 import torch
 
 from p2l3d_core.evaluation.lifter import Lifter, viewer_cameras, viewer_frame
-from p2l3d_core.inference.prepare import for_inference
+from p2l3d_core.inference.predictor import Predictor
 from p2l3d_core.language import describe_batch
 from p2l3d_core.language.posecodes import measure_posecodes
 from p2l3d_core.language.questions import answer_table
-from p2l3d_core.models.decoder import CAPTION_PROMPT
-from p2l3d_core.models.encoders import images_to_tensor
-from p2l3d_core.models.pose_models import Teacher
+from p2l3d_core.models.inputs import decode_images, images_to_tensor, pose_inputs_3d
 from p2l3d_core.models.retrieval import recall_at_k
 from p2l3d_core.poses.camera import Camera
-from p2l3d_core.render import RenderConfig, render_2d, render_3d
-from p2l3d_core.training.batches import pose_inputs, pose_inputs_3d
+from p2l3d_core.render import render_3d
 
 
 @dataclass
@@ -117,56 +114,42 @@ class Predictions:
 
 
 class ModelMethod:
-    """A trained teacher or student: captions from its decoder, answers from its answer head."""
+    """A trained teacher or student, asked through the predictor (``inference/predictor.py``),
+    the path batch captioning and Serve use: captions from its decoder, answers from its
+    answer head within each question's family. The batch path reads the set's skeleton images as
+    rendered; the one-pose path draws them from the keypoints, as a service would."""
 
     def __init__(self, name: str, model, batch_size: int = 64, score_batch: int = 512):
         self.name = name
-        self.model = for_inference(model)  # folded in place: an evaluated model is not trained on
-        self.uses_3d = isinstance(model, Teacher)
-        self.pose_input = model.cfg.pose_input
+        self.predictor = Predictor(model, batch_size=batch_size)  # prepared: not trained on
+        self.model = self.predictor.model
+        self.uses_3d = self.predictor.reads_3d
         self.pose_input_3d = model.cfg.pose_input_3d
-        self.render = RenderConfig(image_size=model.cfg.vision.image_size)
-        self.batch_size = batch_size
+        self.render = self.predictor.render
         self.score_batch = score_batch
 
-    def _inputs(self, data: EvalSet, rows: np.ndarray) -> tuple[dict, dict | None]:
-        batch = data.batch(rows)
-        inputs_3d = pose_inputs_3d(batch, self.pose_input_3d) if self.uses_3d else None
-        return pose_inputs(batch, self.pose_input), inputs_3d
+    def _inputs_3d(self, data: EvalSet, rows: np.ndarray) -> dict | None:
+        return pose_inputs_3d(data.batch(rows), self.pose_input_3d) if self.uses_3d else None
 
     @torch.no_grad()
     def embed(self, data: EvalSet) -> torch.Tensor:
-        out = []
-        for start in range(0, len(data), self.batch_size):
-            rows = np.arange(start, min(start + self.batch_size, len(data)))
-            inputs, x3 = self._inputs(data, rows)
-            out.append(self.model.encode_pose(inputs, x3))
-        return torch.cat(out)
+        rows = np.arange(len(data))
+        images = (decode_images(data.image_2d) if "image" in self.predictor.pose_input
+                  and len(data) else None)
+        return self.predictor.embed(data.keypoints_2d, images, self._inputs_3d(data, rows))
 
     @torch.no_grad()
     def predict(self, data: EvalSet) -> Predictions:
         z = self.embed(data)
-        captions: list[str] = []
-        for start in range(0, len(data), self.batch_size):
-            zb = z[start:start + self.batch_size]
-            captions += self.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb))
-        # Answers: the closed-vocabulary head, within each question's family.
-        answers: list[str] = []
-        for start in range(0, len(data.qa_row), self.score_batch):
-            stop = start + self.score_batch
-            answers += self.model.answer(z[torch.tensor(data.qa_row[start:stop], dtype=torch.long)],
-                                         data.qa_question[start:stop], data.qa_family[start:stop])
+        captions = self.predictor.captions(z)
+        answers = self.predictor.answer_known(z, data.qa_row, data.qa_question, data.qa_family,
+                                              self.score_batch)
         text = self.model.text([c[0] if c else "" for c in data.captions])
         return Predictions(captions, answers, z, text)
 
     def _encode_one(self, data: EvalSet, i: int) -> torch.Tensor:
         """Embedding of pose ``i`` from its keypoints, everything on the way included: the
         images are drawn here, not read from the dataset."""
-        keypoints = {"keypoints_2d": data.keypoints_2d[i:i + 1],
-                     "visible_2d": data.visible[i:i + 1]}
-        inputs = pose_inputs(keypoints, "keypoints") if "keypoints" in self.pose_input else {}
-        if "image" in self.pose_input:
-            inputs["image"] = images_to_tensor(render_2d(data.keypoints_2d[i], self.render)[None])
         inputs_3d = None
         if self.uses_3d:
             inputs_3d = (pose_inputs_3d(data.batch(np.array([i])), "keypoints")
@@ -174,12 +157,12 @@ class ModelMethod:
             if "image" in self.pose_input_3d:
                 joints = data.cameras[i].to_camera(data.joints_3d[i])
                 inputs_3d["image"] = images_to_tensor(render_3d(joints, self.render)[None])
-        return self.model.encode_pose(inputs, inputs_3d)
+        return self.predictor.embed(data.keypoints_2d[i:i + 1], None, inputs_3d)
 
     @torch.no_grad()
     def predict_one(self, data: EvalSet, i: int) -> str:
         """Caption of pose ``i`` from its keypoints (rendering and greedy decoding included)."""
-        return self.model.decoder.generate(self._encode_one(data, i), [CAPTION_PROMPT])[0]
+        return self.predictor.captions(self._encode_one(data, i))[0]
 
     @torch.no_grad()
     def answer_one(self, data: EvalSet, k: int) -> str:
@@ -188,7 +171,7 @@ class ModelMethod:
         seen has its embedding cached (``TextEncoder.embedding_cache`` of a prepared model), as
         a long-running service has it; an unseen question adds one text-encoder pass."""
         z = self._encode_one(data, data.qa_row[k])
-        return self.model.answer(z, [data.qa_question[k]], [data.qa_family[k]])[0]
+        return self.predictor.answer_known(z, [0], [data.qa_question[k]], [data.qa_family[k]])[0]
 
 
 class RuleMethod:
