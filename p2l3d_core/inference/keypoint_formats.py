@@ -16,7 +16,7 @@ from p2l3d_core.inference.images import BadInput
 from p2l3d_core.skeleton import JOINT_NAMES, J
 
 FORMATS: dict[str, int] = {"coco17": 17, "blazepose33": 33, "mpii16": 16, "h36m17": 17}
-MIN_CONFIDENCE = 0.3
+MIN_CONFIDENCE = 0.2  # MoveNet scores true joints of small or side-on people 0.2-0.3
 MIN_JOINTS = 6  # of the 17 a model reads: fewer is not a pose to describe
 COCO17_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder",
                 "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee",
@@ -85,3 +85,31 @@ def box_of(coco17: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> list[f
 
 def joints_known(joints: np.ndarray) -> int:
     return int(np.isfinite(joints).all(-1).sum())
+
+
+def read_keypoint_file(data: bytes, name: str) -> list[tuple[str, np.ndarray]]:
+    """People in a keypoints JSON file: COCO ``person_keypoints`` (``annotations``, each with a
+    flat ``keypoints`` list of 17 x (x, y, v)), a list of such objects, or one object. Returns
+    ``(label, (17, 3) array)`` per person; COCO's ``v`` (0 missing, 1 occluded, 2 visible)
+    becomes the confidence 0 or 1."""
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadInput(f"{name}: not valid JSON ({err})") from None
+    people = doc.get("annotations", [doc]) if isinstance(doc, dict) else doc
+    if not isinstance(people, list) or not people:
+        raise BadInput(f"{name}: no people (expected COCO annotations with 'keypoints')")
+    out = []
+    for k, person in enumerate(people):
+        if not isinstance(person, dict) or "keypoints" not in person:
+            raise BadInput(f"{name}: entry {k} has no 'keypoints'")
+        kp = np.asarray(person["keypoints"], dtype=np.float64)
+        if kp.size != 51:
+            raise BadInput(f"{name}: entry {k} has {kp.size} keypoint values, COCO-17 has 51")
+        kp = kp.reshape(17, 3)
+        kp[:, 2] = kp[:, 2] > 0
+        label = f"{name}#{person.get('id', k)}"
+        out.append((label, kp))
+    return out

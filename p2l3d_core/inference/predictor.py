@@ -15,6 +15,7 @@ share.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -298,3 +299,31 @@ class Predictor:
             "caption": captioned_at - embedded_at, "answer": done - captioned_at,
             "total": done - clock}.items()}
         return results
+
+    def describe_video(self, source, questions: list[str] | None = None, stride: int = 1,
+                       name: str | None = None, frames_per_batch: int = 8
+                       ) -> Iterator[tuple[int, Described]]:
+        """``(frame index, Described)`` for every ``stride``-th frame of a video (a path or its
+        bytes), described ``frames_per_batch`` frames at a time; each person carries a ``track``
+        id stable across frames (``video.Tracker``). :class:`BadInput` when the video has no
+        readable frame."""
+        from p2l3d_core.inference.video import Tracker, read_frames
+
+        tracker = Tracker()
+        name = name or (source if isinstance(source, str) else "video")
+        buffer: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> Iterator[tuple[int, Described]]:
+            results = self.describe_batch([f for _, f in buffer], questions,
+                                          names=[f"{name} frame {i}" for i, _ in buffer])
+            for (index, _), result in zip(buffer, results):
+                tracker.update(result.people)
+                yield index, result
+            buffer.clear()
+
+        for index, frame in read_frames(source, stride, name):
+            buffer.append((index, frame))
+            if len(buffer) == frames_per_batch:
+                yield from flush()
+        if buffer:
+            yield from flush()
