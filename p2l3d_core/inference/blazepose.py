@@ -71,6 +71,35 @@ class Detection:
         return float(x0), float(y0), side, rotation
 
 
+def detection_from_coco17(keypoints: np.ndarray, box: np.ndarray, score: float,
+                          min_confidence: float = 0.2, margin: float = 1.0) -> Detection:
+    """A :class:`Detection` for :meth:`BlazePose.landmarks` built from another estimator's
+    person (COCO-17 ``[x, y, confidence]`` keypoints and an ``[x0, y0, x1, y1]`` box, image
+    pixels), so BlazePose's landmark model can refine people its own detector misses.
+
+    As mediapipe's full-body keypoints do: centre at mid-hip, the size/rotation point at the
+    radius of the circle around the body (the farthest confident keypoint times ``margin``) in
+    the direction of mid-shoulder; the region's own x1.25 leaves room for the head top. Margin
+    1.0 measured best on the COCO, MPII, H36M and 3DHP samples (0.9, 1.15, 1.3 tried:
+    benchmarks/pose2d.py). Without confident hips and shoulders: the box's centre, upright, half
+    its longer side times ``margin``."""
+    kp = np.asarray(keypoints, np.float64)
+    seen = kp[:, 2] >= min_confidence
+    torso = [5, 6, 11, 12]  # shoulders, hips
+    if seen[torso].all():
+        hip, shoulder = kp[[11, 12], :2].mean(0), kp[[5, 6], :2].mean(0)
+        up = shoulder - hip
+        up = up / max(float(np.linalg.norm(up)), 1e-6)
+        radius = margin * float(np.linalg.norm(kp[seen, :2] - hip, axis=1).max())
+    else:
+        x0, y0, x1, y1 = np.asarray(box, np.float64)
+        hip, up = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), np.array([0.0, -1.0])
+        radius = margin * max(x1 - x0, y1 - y0) / 2
+        shoulder = hip + up * radius / 2
+    points = np.stack([hip, hip + up * radius, shoulder, shoulder])
+    return Detection(np.asarray(box, np.float64), points, float(score))
+
+
 @dataclass
 class PoseEstimate:
     """One person: 33 landmarks in image pixels with visibility (33, 3), COCO-17 keypoints
