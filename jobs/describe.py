@@ -91,14 +91,10 @@ def describe_file(predictor, path: Path, args: argparse.Namespace) -> None:
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     if suffix in VIDEO_SUFFIXES:
-        from p2l3d_core.inference.video import read_frames
-
-        frames = dict(read_frames(path, args.video_stride)) if args.overlay else {}
-        for frame, result in predictor.describe_video(str(path), args.question,
-                                                      args.video_stride):
+        for frame, image, result in predictor.describe_video(str(path), args.question,
+                                                             args.video_stride):
             _print(str(path), frame, result.people, args.json)
-            if frame in frames:
-                _overlay(args.overlay, frames[frame], result.people, f"{path.stem}_{frame:06d}")
+            _overlay(args.overlay, image, result.people, f"{path.stem}_{frame:06d}")
         return
     data = path.read_bytes()
     if suffix == ".json":

@@ -302,23 +302,23 @@ class Predictor:
 
     def describe_video(self, source, questions: list[str] | None = None, stride: int = 1,
                        name: str | None = None, frames_per_batch: int = 8
-                       ) -> Iterator[tuple[int, Described]]:
-        """``(frame index, Described)`` for every ``stride``-th frame of a video (a path or its
-        bytes), described ``frames_per_batch`` frames at a time; each person carries a ``track``
-        id stable across frames (``video.Tracker``). :class:`BadInput` when the video has no
-        readable frame."""
+                       ) -> Iterator[tuple[int, np.ndarray, Described]]:
+        """``(frame index, frame, Described)`` for every ``stride``-th frame of a video (a path
+        or its bytes), described ``frames_per_batch`` frames at a time; each person carries a
+        ``track`` id stable across frames (``video.Tracker``). :class:`BadInput` when the video
+        has no readable frame."""
         from p2l3d_core.inference.video import Tracker, read_frames
 
         tracker = Tracker()
         name = name or (source if isinstance(source, str) else "video")
         buffer: list[tuple[int, np.ndarray]] = []
 
-        def flush() -> Iterator[tuple[int, Described]]:
+        def flush() -> Iterator[tuple[int, np.ndarray, Described]]:
             results = self.describe_batch([f for _, f in buffer], questions,
                                           names=[f"{name} frame {i}" for i, _ in buffer])
-            for (index, _), result in zip(buffer, results):
+            for (index, frame), result in zip(buffer, results):
                 tracker.update(result.people)
-                yield index, result
+                yield index, frame, result
             buffer.clear()
 
         for index, frame in read_frames(source, stride, name):
