@@ -37,9 +37,19 @@ REAL_SETS := $(if $(wildcard $(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz),\
 # The whole system on the embedded default, in minutes on 2 CPU cores: a local Ray instance
 # renders a small synthetic dataset, trains the teacher, distils the student, trains
 # baseline_2d and evaluates them (with the lifter and the rules on true 3D), then prints the
-# main table. Re-running resumes and redoes nothing finished.
+# main table. Then, where ../shared/data is beside the clone, the student captions its photos
+# and a video into runs/quickstart/captions, with overlays. Re-running resumes and redoes
+# nothing finished.
+QUICKSTART_SAMPLES := $(wildcard $(SHARED)/images/*.png $(SHARED)/images/*.jpg \
+  $(SHARED)/poses/mmpose/coco/*.jpg $(SHARED)/videos/two_people_indoor.mp4)
 quickstart: $(STAMP) pose-models
 	$(PY) jobs/distill.py --preset quickstart --output runs/quickstart $(REAL_SETS)
+	$(if $(QUICKSTART_SAMPLES),mkdir -p runs/quickstart/samples && \
+	  cp -u $(QUICKSTART_SAMPLES) runs/quickstart/samples/ && \
+	  $(PY) jobs/batch_caption.py --model runs/quickstart/student \
+	  --input runs/quickstart/samples --output runs/quickstart/captions \
+	  --overlays runs/quickstart/captions/overlays --video-stride 12 \
+	  --question "Is the left knee bent?")
 
 # The full comparison behind the README's results: three seeds, every baseline, the learning
 # curve, the real sets. Hours on 2 CPU cores (README: stage times). Re-running resumes.

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
              run["files"], run["seconds"], run["workers"], run["files_per_s"],
              run["people_per_s"], run["time_s"]["decode_s"], run["time_s"]["pose_s"],
              run["time_s"]["student_s"], 100 * run["actor_utilisation"])
+    for example in summary["examples"]:
+        LOG.info("  e.g. %s frame %d person %d: %s", example["source"], example["frame"],
+                 example["person"], example["caption"])
     for slow in run["slowest"][:3]:
         LOG.info("  slowest: %s (%.2f s)", slow["source"], slow["seconds"])
     for error in summary["errors"][:5]:

@@ -58,8 +58,11 @@ def list_inputs(uri: str) -> list[str]:
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"input {uri} does not exist")
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    return sorted(prefix + i.path for i in infos if i.type == pafs.FileType.File
-                  and not posixpath.basename(i.path).startswith("."))
+    files = sorted(prefix + i.path for i in infos if i.type == pafs.FileType.File
+                   and not posixpath.basename(i.path).startswith("."))
+    if not files:
+        raise FileNotFoundError(f"input {uri} holds no files: nothing to caption")
+    return files
 
 
 def model_fingerprint(model_uri: str) -> str:
@@ -119,7 +122,7 @@ def settings_clash(output: str, settings: dict) -> str | None:
         held = storage.read_json(uri)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return f"{uri} is damaged"
-    for key, label in (("model_fingerprint", "model"), ("questions", "questions"),
+    for key, label in (("model_fingerprint", "model"), ("questions", "set of questions"),
                        ("video_stride", "video stride")):
         if held.get(key) != settings[key]:
             return (f"{output} holds rows of another {label} ({held.get(key)!r}, now "

@@ -275,7 +275,7 @@ def summarise(output: str, job: CaptionJob, run_stats: list[dict], wall: float, 
               inputs: int) -> dict:
     """Counts over every row the output holds (earlier runs' too), this run's timings and the
     slowest files."""
-    table = archive.read_rows(output, ["source", "frame", "error"])
+    table = archive.read_rows(output, ["source", "frame", "person", "caption", "error"])
     rows = table.to_pylist()
     by_file: dict[str, list[dict]] = {}
     for r in rows:
@@ -292,6 +292,8 @@ def summarise(output: str, job: CaptionJob, run_stats: list[dict], wall: float, 
         "frames": len({(r["source"], r["frame"]) for r in rows}),
         "people": sum(1 for r in rows if r["error"] is None),
         "errors": sorted({r["error"] for r in rows if r["error"] and r["error"] != NO_PERSON}),
+        "examples": [{k: r[k] for k in ("source", "frame", "person", "caption")}
+                     for r in rows if r["error"] is None][:3],
         "this_run": {
             "files": len(run_stats), "seconds": round(wall, 2), "workers": workers,
             "files_per_s": round(len(run_stats) / wall, 3) if wall > 0 and run_stats else 0.0,
