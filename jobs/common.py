@@ -90,8 +90,10 @@ def check_set_names(names: list[str], flag: str) -> str | None:
     return None
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+def setup_logging(stream=None) -> None:
+    """INFO and up, timestamped, to stdout (``stream``: elsewhere, e.g. stderr when stdout
+    carries results)."""
+    logging.basicConfig(level=logging.INFO, stream=stream or sys.stdout,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 

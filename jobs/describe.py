@@ -85,8 +85,9 @@ def _overlay(folder: Path | None, image, people: list, stem: str) -> None:
     cv2.imwrite(str(folder / f"{stem}.jpg"), draw_people(image, people))
 
 
-def describe_file(predictor, path: Path, args: argparse.Namespace) -> None:
-    """Describe one file and print it; :class:`BadInput` if it cannot be read."""
+def describe_file(predictor, path: Path, args: argparse.Namespace) -> int:
+    """Describe one file and print it; returns how many of its inputs failed (a person of a
+    keypoints file); :class:`BadInput` if the file cannot be read."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
@@ -95,7 +96,7 @@ def describe_file(predictor, path: Path, args: argparse.Namespace) -> None:
                                                              args.video_stride):
             _print(str(path), frame, result.people, args.json)
             _overlay(args.overlay, image, result.people, f"{path.stem}_{frame:06d}")
-        return
+        return 0
     data = path.read_bytes()
     if suffix == ".json":
         from p2l3d_core.inference.keypoint_formats import read_keypoint_file
@@ -103,11 +104,16 @@ def describe_file(predictor, path: Path, args: argparse.Namespace) -> None:
         people = read_keypoint_file(data, str(path))
         results = predictor.describe_batch([kp for _, kp in people], args.question,
                                            names=[label for label, _ in people])
+        failed = 0
         for (label, _), result in zip(people, results):
             if result.error:
+                failed += 1
                 LOG.error("%s", result.error)
+                if args.json:
+                    print(json.dumps({"source": label, "error": result.error}))
+                continue
             _print(label, 0, result.people, args.json)
-        return
+        return failed
     if suffix not in IMAGE_SUFFIXES:
         raise BadInput(f"{path}: unknown file type {suffix!r} (photos: "
                        f"{', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)}; "
@@ -118,11 +124,12 @@ def describe_file(predictor, path: Path, args: argparse.Namespace) -> None:
     people = predictor.describe(image, args.question)
     _print(str(path), 0, people, args.json)
     _overlay(args.overlay, image, people, path.stem)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging()
+    setup_logging(sys.stderr)  # stdout carries the descriptions (JSON lines with --json)
     from p2l3d_core.inference.people import PeopleFinder
     from p2l3d_core.inference.predictor import Predictor
 
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path in args.files:
         try:
-            describe_file(predictor, path, args)
+            failed += describe_file(predictor, path, args)
         except BadInput as err:
             failed += 1
             LOG.error("%s", err)

@@ -32,7 +32,8 @@ _TO_H36M = {"coco17": skeleton.from_coco17, "blazepose33": skeleton.from_blazepo
 
 def check_keypoints(keypoints, keypoint_format: str, name: str = "keypoints") -> np.ndarray:
     """``(J, 2)`` or ``(J, 3)`` in ``keypoint_format`` -> ``(J, 3)`` float64 ``[x, y, c]``
-    (c = 1 where none was given); :class:`BadInput` on a wrong shape, NaN or infinity."""
+    (c = 1 where none was given; above 1 read as 1, as COCO's visibility 2); :class:`BadInput`
+    on a wrong shape, NaN or infinity."""
     if keypoint_format not in FORMATS:
         raise BadInput(f"{name}: unknown keypoint format {keypoint_format!r}; one of "
                        f"{', '.join(FORMATS)}")
@@ -42,14 +43,20 @@ def check_keypoints(keypoints, keypoint_format: str, name: str = "keypoints") ->
         raise BadInput(f"{name}: not a numeric array of keypoints") from None
     joints = FORMATS[keypoint_format]
     if kp.ndim != 2 or kp.shape[0] != joints or kp.shape[1] not in (2, 3):
+        hint = ("; an image must be (H, W, 3) BGR" if kp.ndim == 2 and min(kp.shape) > 3
+                else "")
         raise BadInput(f"{name}: {keypoint_format} keypoints must have shape ({joints}, 2) or "
-                       f"({joints}, 3); got {kp.shape}")
+                       f"({joints}, 3); got {kp.shape}{hint}")
     if not np.isfinite(kp).all():
         rows = sorted({int(r) for r in np.argwhere(~np.isfinite(kp))[:, 0]})
         raise BadInput(f"{name}: NaN or infinite values at joints {rows[:8]}; mark a missing "
                        "joint with confidence 0 instead")
     if kp.shape[1] == 2:
-        kp = np.concatenate([kp, np.ones((joints, 1))], axis=1)
+        return np.concatenate([kp, np.ones((joints, 1))], axis=1)
+    if (kp[:, 2] < 0).any():
+        raise BadInput(f"{name}: negative confidence at joints "
+                       f"{np.flatnonzero(kp[:, 2] < 0)[:8].tolist()}")
+    kp[:, 2] = np.minimum(kp[:, 2], 1.0)  # COCO's visibility 2 ("visible") reads as 1
     return kp
 
 

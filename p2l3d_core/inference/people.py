@@ -25,4 +25,11 @@ class PeopleFinder:
         self.estimator = MoveNetMultiPose(folder, min_score=min_score)
 
     def __call__(self, image: np.ndarray) -> list[PersonPose]:
-        return self.estimator(image)
+        """The people of ``image``, their boxes clipped to it (MoveNet's run onto the padding
+        it adds to reach a multiple of 32 pixels)."""
+        height, width = image.shape[:2]
+        people = self.estimator(image)
+        for person in people:
+            person.bbox = np.clip(person.bbox, 0, [width, height, width, height]).astype(
+                np.float32)
+        return people

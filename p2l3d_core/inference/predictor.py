@@ -82,6 +82,15 @@ class Described:
 
 
 @dataclass
+class Detected:
+    """People an estimator already found in an image (``PersonPose`` each): an input for
+    :meth:`Predictor.describe_batch` when finding and describing run apart (Ray Serve's image
+    and student deployments)."""
+
+    people: list
+
+
+@dataclass
 class _Found:
     """A person before the model: H36M joints for the model, COCO keypoints for the user."""
 
@@ -233,6 +242,10 @@ class Predictor:
 
     def find(self, value, keypoint_format: str = "coco17", name: str = "input") -> list[_Found]:
         """The people of one input (an image finds 0..n; keypoints are one person)."""
+        if isinstance(value, Detected):
+            return [self._found(pose) for pose in value.people
+                    if joints_known(to_model_joints(np.asarray(pose.keypoints, np.float64),
+                                                    "coco17")) >= MIN_JOINTS]
         is_keypoints = (isinstance(value, (list, tuple)) or
                         (isinstance(value, np.ndarray) and value.ndim == 2))
         if is_keypoints:
@@ -245,16 +258,16 @@ class Predictor:
             coco = to_coco17(kp, keypoint_format, joints)
             seen = kp[kp[:, 2] >= MIN_CONFIDENCE, 2]
             return [_Found(joints, Person(box_of(coco), round(float(seen.mean()), 4),
-                                          coco.round(2).tolist()))]
-        image = as_image(value, name)
-        found = []
-        for pose in self.people_finder(image):
-            joints = to_model_joints(pose.keypoints.astype(np.float64), "coco17")
-            if joints_known(joints) >= MIN_JOINTS:
-                found.append(_Found(joints, Person(
-                    [round(float(v), 2) for v in pose.bbox], round(float(pose.score), 4),
-                    np.asarray(pose.keypoints, dtype=np.float32).round(2).tolist())))
-        return found
+                                          coco.astype(np.float64).round(2).tolist()))]
+        return self.find(Detected(self.people_finder(as_image(value, name))))
+
+    @staticmethod
+    def _found(pose) -> _Found:
+        """An estimator's person (``bbox``, ``score``, COCO-17 ``keypoints``) for the model."""
+        keypoints = np.asarray(pose.keypoints, dtype=np.float64)
+        return _Found(to_model_joints(keypoints, "coco17"), Person(
+            [round(float(v), 2) for v in pose.bbox], round(float(pose.score), 4),
+            keypoints.round(2).tolist()))
 
     def describe(self, value, questions: list[str] | None = None,
                  keypoint_format: str = "coco17") -> list[Person]:
@@ -310,7 +323,7 @@ class Predictor:
         from p2l3d_core.inference.video import Tracker, read_frames
 
         tracker = Tracker()
-        name = name or (source if isinstance(source, str) else "video")
+        name = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "video")
         buffer: list[tuple[int, np.ndarray]] = []
 
         def flush() -> Iterator[tuple[int, np.ndarray, Described]]:
