@@ -10,6 +10,7 @@ student's targets (``losses.answer_kd``). The decoder still writes captions and 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -60,7 +61,7 @@ def family_mask(families: list[str]) -> torch.Tensor:
     return _FAMILY_MASKS[torch.tensor(index, dtype=torch.long)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Vocabulary:
     """What a model answers, as it was trained: each family's closed answers (the answer head's
     classes are every family's answers in this order, each once), whether the family needs depth,
@@ -86,6 +87,13 @@ class Vocabulary:
     def answers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a for v in self.families.values() for a in v))
 
+    def __eq__(self, other: object) -> bool:
+        """Equal in order too: the order of families and answers is the head's class order."""
+        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     def mask(self, families: list[str]) -> torch.Tensor:
         """``(N, len(answers))`` bool: which classes each question's family allows."""
         order = {f: i for i, f in enumerate(self.families)}
@@ -101,7 +109,10 @@ class Vocabulary:
                    {q: dict(a) for q, a in SENTENCES.items()})
 
     def to_dict(self) -> dict:
-        return {"families": {f: list(a) for f, a in self.families.items()},
+        """Lists where order matters (a JSON object's keys may be sorted on the way): the
+        families in order, and the answer classes they give, checked on load."""
+        return {"families": [[f, list(a)] for f, a in self.families.items()],
+                "answers": list(self.answers),
                 "needs_depth": dict(self.needs_depth),
                 "question_bank": [list(fq) for fq in self.bank], "sentences": self.sentences}
 
@@ -110,7 +121,7 @@ class Vocabulary:
         """The stored vocabulary, checked: every bank question belongs to a family and has a
         sentence for each of its family's answers."""
         try:
-            families = {str(f): tuple(str(a) for a in v) for f, v in d["families"].items()}
+            families = {str(f): tuple(str(a) for a in v) for f, v in d["families"]}
             bank = tuple((str(f), str(q)) for f, q in d["question_bank"])
             vocab = cls(families, {f: bool(d["needs_depth"][f]) for f in families}, bank,
                         {str(q): {str(a): str(t) for a, t in v.items()}
@@ -118,6 +129,9 @@ class Vocabulary:
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where}: its answer vocabulary is incomplete or malformed "
                              f"({type(err).__name__}: {err})") from None
+        if list(vocab.answers) != list(d.get("answers") or []):
+            raise ValueError(f"{where}: the stored answer classes do not follow from the stored "
+                             "families: the vocabulary is damaged")
         for family, question in bank:
             if family not in families or set(vocab.sentences.get(question, {})) != set(
                     families[family]):

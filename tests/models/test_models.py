@@ -133,13 +133,25 @@ def test_a_saved_model_answers_with_its_own_stored_vocabulary(tmp_path):
     answers were renamed after training still maps the head's classes to the saved names."""
     from p2l3d_core.models.answers import Vocabulary
 
-    folder = save_pretrained(Student(preset("tiny", 32)), tmp_path / "m")
+    model = Student(preset("tiny", 32))
+    folder = save_pretrained(model, tmp_path / "m")
     loaded = load_pretrained(folder)
+    # The class order survives config.json (written with sorted keys): same answers as before.
     assert loaded.vocab == Vocabulary.current()
+    assert loaded.vocab.answers == Vocabulary.current().answers
+    seeded = torch.Generator().manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(64, 32, generator=seeded), dim=-1)
+    bank = Vocabulary.current().bank
+    questions, families = [q for _, q in bank][:64], [f for f, _ in bank][:64]
+    assert loaded.answer(z[:len(questions)], questions, families) == model.eval().answer(
+        z[:len(questions)], questions, families)
 
     def rename(meta):
         voc = meta["vocabulary"]
-        voc["families"]["torso_lean"] = ["ahead", "upright", "backward"]
+        families = dict(voc["families"])
+        families["torso_lean"] = ["ahead", "upright", "backward"]
+        voc["families"] = [[f, a] for f, a in families.items()]
+        voc["answers"] = list(dict.fromkeys(a for _, v in voc["families"] for a in v))
         for family, question in voc["question_bank"]:
             if family == "torso_lean":
                 voc["sentences"][question]["ahead"] = voc["sentences"][question].pop("forward")
@@ -156,7 +168,10 @@ def test_a_saved_model_answers_with_its_own_stored_vocabulary(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     (lambda m: m.pop("vocabulary"), "answer vocabulary is incomplete"),
-    (lambda m: m["vocabulary"]["families"].pop("facing"), "does not match family 'facing'"),
+    (lambda m: m["vocabulary"].update(families=[f for f in m["vocabulary"]["families"]
+                                                 if f[0] != "facing"]),
+     "answer classes do not follow"),
+    (lambda m: m["vocabulary"]["answers"].reverse(), "answer classes do not follow"),
     (lambda m: m["inputs"].update(keypoint_layout="coco17"), "inputs.keypoint_layout"),
     (lambda m: m["inputs"]["render"].update(image_size=99), "inputs.render"),
     (lambda m: m.pop("inputs"), "no 'inputs' section"),
