@@ -38,8 +38,9 @@ REAL_SETS := $(if $(wildcard $(SHARED)/poses/mmpose/h36m/test_h36m_body3d.npz),\
 # renders a small synthetic dataset, trains the teacher, distils the student, trains
 # baseline_2d and evaluates them (with the lifter and the rules on true 3D), then prints the
 # main table. Then, where ../shared/data is beside the clone, the student captions its photos
-# and a video into runs/quickstart/captions, with overlays. Re-running resumes and redoes
-# nothing finished.
+# and a video into runs/quickstart/captions, with overlays; last, the Ray Serve app starts on
+# the student, answers one caption request and one question over HTTP, and stops. Re-running
+# resumes and redoes nothing finished.
 QUICKSTART_SAMPLES := $(wildcard $(SHARED)/images/*.png $(SHARED)/images/*.jpg \
   $(SHARED)/poses/mmpose/coco/*.jpg $(SHARED)/videos/two_people_indoor.mp4)
 quickstart: $(STAMP) pose-models
@@ -50,6 +51,7 @@ quickstart: $(STAMP) pose-models
 	  --input runs/quickstart/samples --output runs/quickstart/captions \
 	  --overlays runs/quickstart/captions/overlays --video-stride 12 \
 	  --question "Is the left knee bent?")
+	$(PY) serve_apps/try_app.py --model runs/quickstart/student
 
 # The full comparison behind the README's results: three seeds, every baseline, the learning
 # curve, the real sets. Hours on 2 CPU cores (README: stage times). Re-running resumes.

@@ -271,6 +271,16 @@ def _progress(stats: list[dict], total: int, elapsed: float, log) -> None:
         f"ETA {(total - files) / max(rate, 1e-9):,.0f} s")
 
 
+def _examples(rows: list[dict], count: int = 3) -> list[dict]:
+    """A person from each of the first ``count`` files that have one."""
+    out, seen = [], set()
+    for r in rows:
+        if r["error"] is None and r["source"] not in seen:
+            seen.add(r["source"])
+            out.append({k: r[k] for k in ("source", "frame", "person", "caption")})
+    return out[:count]
+
+
 def summarise(output: str, job: CaptionJob, run_stats: list[dict], wall: float, workers: int,
               inputs: int) -> dict:
     """Counts over every row the output holds (earlier runs' too), this run's timings and the
@@ -292,8 +302,7 @@ def summarise(output: str, job: CaptionJob, run_stats: list[dict], wall: float, 
         "frames": len({(r["source"], r["frame"]) for r in rows}),
         "people": sum(1 for r in rows if r["error"] is None),
         "errors": sorted({r["error"] for r in rows if r["error"] and r["error"] != NO_PERSON}),
-        "examples": [{k: r[k] for k in ("source", "frame", "person", "caption")}
-                     for r in rows if r["error"] is None][:3],
+        "examples": _examples(rows),
         "this_run": {
             "files": len(run_stats), "seconds": round(wall, 2), "workers": workers,
             "files_per_s": round(len(run_stats) / wall, 3) if wall > 0 and run_stats else 0.0,
