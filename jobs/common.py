@@ -115,7 +115,10 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int = 1024) -> None:
     # With the dashboard: Ray Train's placement-group cleaner asks the State API (served by the
     # dashboard) whether the train controller lives, and without it warns every second or two.
     # The setup hook points that query at this instance (see _export_address).
-    context = ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024**2,
+    # address="local": a new instance even where `ray start` left a cluster on this machine
+    # (ray.init would join that one, and refuse num_cpus for it).
+    context = ray.init(address="local", num_cpus=num_cpus,
+                       object_store_memory=object_store_mb * 1024**2,
                        include_dashboard=None, log_to_driver=True,
                        runtime_env={"worker_process_setup_hook": _export_address(),
                                     "env_vars": {"RAY_DATA_LOGGING_CONFIG":
