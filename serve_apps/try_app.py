@@ -1,7 +1,7 @@
 """Start the app on a model, ask it once, stop it: what ``make quickstart`` ends with, and a quick
-check that a model serves. Runs ``serve run serve_apps/config.yaml`` (a local Ray instance),
-waits for ``/healthz``, sends one caption request for a photo and one question, prints both
-answers and stops the app.
+check that a model serves. Runs ``serve run`` on ``serve_apps/config.yaml`` with the model filled
+in (``runs/try_app.yaml``) on a new local Ray instance, waits for ``/healthz``, sends one caption
+request for a photo and one question, prints both answers and stops the app.
 
     .venv/bin/python serve_apps/try_app.py --model runs/quickstart/student [--photo PATH]
 """
@@ -19,6 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = ROOT / "serve_apps" / "static" / "samples" / "000000000785.jpg"
@@ -55,17 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--question", default="Is the left knee bent?")
     p.add_argument("--timeout", type=float, default=180, help="seconds to wait for the app")
     args = p.parse_args(argv)
-    env = {**os.environ, "P2L3D_MODEL": str(Path(args.model).resolve())}
     (ROOT / "runs").mkdir(exist_ok=True)
+    config = yaml.safe_load((ROOT / "serve_apps" / "config.yaml").read_text())
+    config["applications"][0]["args"]["model"] = str(Path(args.model).resolve())
+    config_path = ROOT / "runs" / "try_app.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     with open(ROOT / "runs" / "try_app.log", "w") as log:
-        return _run(args, env, log)
+        return _run(args, config_path, log)
 
 
-def _run(args: argparse.Namespace, env: dict, log) -> int:
+def _run(args: argparse.Namespace, config_path: Path, log) -> int:
     started = time.monotonic()
     serve = Path(sys.executable).with_name("serve")  # the CLI of this environment's Ray
-    process = subprocess.Popen([str(serve), "run", "serve_apps/config.yaml"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # --address local: a new Ray instance, never a cluster someone left running here.
+    process = subprocess.Popen([str(serve), "run", "--address", "local", str(config_path)],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     try:
         _wait_healthy(process, args.timeout)
         print(f"app up at {URL} in {time.monotonic() - started:.0f} s (demo page: {URL}/)")
@@ -83,12 +90,21 @@ def _run(args: argparse.Namespace, env: dict, log) -> int:
         print(f"error: {err} (log: runs/try_app.log)", file=sys.stderr)
         return 1
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # serve run shuts the app and Ray down
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        _stop(process)
         print("app stopped")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGINT to ``serve run``'s process group (it shuts the app and Ray down), then SIGKILL."""
+    for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 if __name__ == "__main__":
