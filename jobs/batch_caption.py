@@ -58,8 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-cpus", type=at_least_one, default=None,
                    help="CPUs of a local Ray instance (default: the cores + 2)")
     args = p.parse_args(argv)
-    if not args.input.startswith("s3://"):
-        args.input = location(args.input)
+    from p2l3d_core import storage
+
+    try:  # a folder or one file (``location`` takes folders only)
+        args.input = storage.absolute(args.input)
+    except ValueError as err:
+        p.error(f"--input: {err}")
     return args
 
 

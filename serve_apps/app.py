@@ -247,3 +247,30 @@ def build(args: dict) -> serve.Application:
     model = _model(args)
     return Api.bind(People.bind(args.get("pose_models")), Student.bind(model), model,
                     args.get("jobs"))
+
+
+def build_from_config(config_path: str | Path, model: str | None = None,
+                      jobs: dict | None = None, overrides: dict | None = None
+                      ) -> tuple[serve.Application, dict]:
+    """The application as ``serve run CONFIG`` builds it, for starting it from Python (tests,
+    benchmarks): each deployment's options from the YAML applied with ``.options``, updated by
+    ``overrides`` (deployment name -> options). Returns the application and the YAML's
+    ``http_options``."""
+    import yaml
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    spec = config["applications"][0]
+    args = dict(spec.get("args") or {})
+    if model is not None:
+        args["model"] = model
+    if jobs is not None:
+        args["jobs"] = jobs
+    options = {d["name"]: {k: v for k, v in d.items() if k != "name"}
+               for d in spec.get("deployments", [])}
+    for name, extra in (overrides or {}).items():
+        options[name] = {**options.get(name, {}), **extra}
+    resolved = _model(args)
+    app_ = Api.options(**options.get("Api", {})).bind(
+        People.options(**options.get("People", {})).bind(args.get("pose_models")),
+        Student.options(**options.get("Student", {})).bind(resolved), resolved, args.get("jobs"))
+    return app_, dict(config.get("http_options") or {})
