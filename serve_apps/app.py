@@ -132,6 +132,25 @@ class Student:
         return out
 
 
+# Defined before the deployments: @serve.deployment keeps a copy of a class with the module's
+# globals as they are when it runs.
+def _overlay(asked, people: list[dict]) -> str:
+    """The request's image (or, for keypoints, a blank canvas around them) with the people
+    drawn, as base64 PNG."""
+    import cv2
+
+    from p2l3d_core.inference.overlay import draw_people
+
+    if asked.image is not None:
+        image = cv2.imdecode(np.frombuffer(asked.image, np.uint8), cv2.IMREAD_COLOR)
+    else:
+        kp = np.asarray([p["keypoints"] for p in people], dtype=np.float64).reshape(-1, 3)
+        right, bottom = (kp[:, :2].max(axis=0) + 80).astype(int) if len(kp) else (320, 320)
+        image = np.full((max(bottom, 320), max(right, 320), 3), 255, np.uint8)
+    ok, png = cv2.imencode(".png", draw_people(image, people))
+    return base64.b64encode(png.tobytes()).decode() if ok else ""
+
+
 app = FastAPI(title="Pose2Lang3D", version="1",
               description="Captions and answers about the people in a photo or a pose.")
 
@@ -223,23 +242,6 @@ class Api:
     @app.get("/v1/jobs/{job_id}", summary="A batch job's status, progress and summary")
     async def job_status(self, job_id: str, request: Request) -> JSONResponse:
         return await self.jobs.status(job_id, request)
-
-
-def _overlay(asked, people: list[dict]) -> str:
-    """The request's image (or, for keypoints, a blank canvas around them) with the people
-    drawn, as base64 PNG."""
-    import cv2
-
-    from p2l3d_core.inference.overlay import draw_people
-
-    if asked.image is not None:
-        image = cv2.imdecode(np.frombuffer(asked.image, np.uint8), cv2.IMREAD_COLOR)
-    else:
-        kp = np.asarray([p["keypoints"] for p in people], dtype=np.float64).reshape(-1, 3)
-        right, bottom = (kp[:, :2].max(axis=0) + 80).astype(int) if len(kp) else (320, 320)
-        image = np.full((max(bottom, 320), max(right, 320), 3), 255, np.uint8)
-    ok, png = cv2.imencode(".png", draw_people(image, people))
-    return base64.b64encode(png.tobytes()).decode() if ok else ""
 
 
 def build(args: dict) -> serve.Application:

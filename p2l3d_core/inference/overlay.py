@@ -8,6 +8,7 @@ warm, right side cool, so a left/right mix-up by the estimator is visible at a g
 from __future__ import annotations
 
 import textwrap
+import unicodedata
 
 import cv2
 import numpy as np
@@ -25,10 +26,17 @@ _PALETTE = ((80, 220, 80), (80, 200, 255), (255, 120, 200), (255, 255, 90), (120
             (200, 255, 200))
 
 
+def _ascii(text: str) -> str:
+    """OpenCV's fonts draw ASCII only: accents dropped ("é" -> "e"), anything else as "?"."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c if c.isascii() else "?" for c in plain)
+
+
 def _text_block(image: np.ndarray, lines: list[str], x: int, y: int, scale: float,
                 colour: tuple[int, int, int]) -> None:
     """``lines`` on a dark band, the band's top-left at ``(x, y)``, kept inside the image."""
     font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(scale * 2))
+    lines = [_ascii(t) for t in lines]
     sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
     line_h = max((h for _, h in sizes), default=0) + int(8 * scale) + 2
     width = max((w for w, _ in sizes), default=0) + 8
