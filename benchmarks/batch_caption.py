@@ -51,8 +51,11 @@ def make_archive(folder: Path, photos: int, videos: int) -> None:
 
 
 def moto_server() -> tuple[object, str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line a request otherwise
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -68,10 +68,14 @@ class Load:
             await asyncio.gather(*(self._worker(client) for _ in range(self.concurrency)))
 
 
+DASHBOARD: dict[str, str] = {}
+
+
 def replica_pids(deployment: str) -> list[int]:
     from ray.util.state import list_actors
 
-    return [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a.pid for a in list_actors(address=DASHBOARD["url"], limit=1000,
+                                       filters=[("state", "=", "ALIVE")])
             if a.class_name.endswith(f":{deployment}") or a.class_name.endswith(deployment)]
 
 
@@ -116,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from serve_apps.app import build_from_config
 
-    ray.init(address="local", num_cpus=4, include_dashboard=True, log_to_driver=False)
+    context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
+                       log_to_driver=False)
+    DASHBOARD["url"] = f"http://{context.dashboard_url}"  # the state API: where the replicas are
     model = str(Path(args.model).resolve())
     url = start_app(model) + "/v1/caption"
     body = {"keypoints": _keypoints(), "format": "coco17"}

@@ -12,7 +12,7 @@ tables, writes JSON.
    ``max_batch_size`` 16 against 1 (the batch size reached, from the responses' timings).
 
 The app is the one ``serve run serve_apps/config.yaml`` starts (``app.build_from_config``), on
-a local Ray instance with 4 logical CPUs on this machine's cores.
+a local Ray instance with as many logical CPUs as this machine has cores.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import socket
 import sys
 import time
@@ -125,12 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    # As many logical CPUs as cores: with the config's CPU shares, replicas are added only while
+    # a core is left for them (more would share the cores and only queue).
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             log_to_driver=False)
     url = start_app(str(Path(args.model).resolve()))
     keypoints = {"keypoints": _keypoints(), "format": "coco17"}
     photo = {"image_base64": base64.b64encode(PHOTO.read_bytes()).decode()}
     n = 60 if args.quick else 200
-    results: dict = {"model": args.model, "levels": []}
+    results: dict = {"model": args.model, "cpus": os.cpu_count(), "levels": []}
+    # The burst first, from one replica each: scale-up under load, scale-down after it.
+    burst_s, after_s = (20, 30) if args.quick else (45, 90)
+    results["burst"] = asyncio.run(burst(url + "/v1/caption", photo, burst_s, after_s, 3))
     for kind, body in (("keypoints", keypoints), ("photo", photo)):
         asyncio.run(load(url + "/v1/caption", body, 4, 20, 30))  # warm-up
         for c in (1, 4, 16, 32):
@@ -138,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
             row["kind"] = kind
             results["levels"].append(row)
             print(f"{kind} c={c}: {row}", flush=True)
-    burst_s, after_s = (20, 30) if args.quick else (45, 90)
-    results["burst"] = asyncio.run(burst(url + "/v1/caption", photo, burst_s, after_s, 3))
     # @serve.batch: the same load with batches of at most 1.
     batched = asyncio.run(load(url + "/v1/caption", keypoints, 16, n, 60))
     serve.delete("p2l3d")

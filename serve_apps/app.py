@@ -24,6 +24,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -188,6 +189,10 @@ class Api:
             return JSONResponse({"error": err.message}, status_code=err.status)
         except BackPressureError:
             return JSONResponse({"error": "overloaded: try again shortly"}, status_code=503,
+                                headers={"Retry-After": RETRY_AFTER_S})
+        except (RayActorError, ActorUnavailableError):  # a replica died mid-request
+            return JSONResponse({"error": "a replica was lost while answering: try again "
+                                          "shortly"}, status_code=503,
                                 headers={"Retry-After": RETRY_AFTER_S})
         if "error" in result:
             return JSONResponse({"error": result["error"]}, status_code=400)
