@@ -44,8 +44,9 @@ def serve_model(tmp_path_factory, shared_data) -> str:
                                tmp_path_factory.mktemp("serve_student") / "model"))
 
 
-def _app_config(args: dict, port: int):
-    """config.yaml with the test's arguments and port, as Serve's schema."""
+def _app_config(args: dict, port: int, deployments: dict | None = None):
+    """config.yaml with the test's arguments, port and deployment options (name -> options
+    updated), as Serve's schema."""
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
@@ -53,6 +54,8 @@ def _app_config(args: dict, port: int):
     config["http_options"].update(host="127.0.0.1", port=port)
     (app,) = config["applications"]
     app["args"] = {**app["args"], **args}
+    for deployment in app["deployments"]:
+        deployment.update((deployments or {}).get(deployment["name"], {}))
     return ServeDeploySchema.model_validate(config)
 
 
@@ -124,7 +127,9 @@ def start_app(s3_server, serve_model, tmp_path_factory) -> Iterator[Callable[...
         ray.shutdown()
     heads: list[subprocess.Popen] = []
 
-    def start(**args) -> dict:
+    def start(http: dict | None = None, deployments: dict | None = None, **args) -> dict:
+        """``http``: Serve's HTTP options beside host and port (``request_timeout_s``);
+        ``deployments``: options by deployment name, over config.yaml's."""
         assert not heads, "one app per module"
         head, address, dashboard = _start_head(
             dict(os.environ), tmp_path_factory.mktemp("ray_head") / "ray_start.log")
@@ -133,8 +138,8 @@ def start_app(s3_server, serve_model, tmp_path_factory) -> Iterator[Callable[...
         if args.get("jobs") is not None:  # the job API of this Ray instance, unless named
             args["jobs"] = {"address": dashboard, **args["jobs"]}
         port = free_port()
-        config = _app_config({"model": serve_model, **args}, port)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        config = _app_config({"model": serve_model, **args}, port, deployments)
+        serve.start(http_options={"host": "127.0.0.1", "port": port, **(http or {})})
         # What `serve run serve_apps/config.yaml` does once Serve is up.
         serve.context._get_global_client().deploy_apps(config)
         deadline = time.monotonic() + START_TIMEOUT_S
