@@ -22,6 +22,7 @@ paraphrases with an rng, canonical order and the first paraphrase with ``rng=Non
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,28 +44,6 @@ class QA:
     needs_depth: bool
 
 
-FAMILY_ANSWERS: dict[str, tuple[str, ...]] = {
-    "hand_front_back": ("in front", "behind"),
-    "foot_forward": ("left", "right"),
-    "hand_forward": ("left", "right"),
-    "torso_lean": ("forward", "upright", "backward"),
-    "hand_height": ("above the head", "above the shoulder", "below the shoulder"),
-    "joint_bend": ("straight", "slightly bent", "bent", "fully bent"),
-    "feet_distance": ("together", "apart", "far apart"),
-    "hands_distance": ("together", "apart", "far apart"),
-    "ground_contact": ("both", "left", "right", "neither"),
-    "facing": ("towards", "away", "left side", "right side"),
-    "hand_side": ("left", "right"),
-    "knee_height": ("above the hip", "below the hip"),
-    "action": ACTION_ANSWERS,
-}
-"""Answer vocabulary per family, in the order of the posecode categories they come from.
-The action family's vocabulary is the known action answers; unknown labels are not asked."""
-
-DEPTH_FAMILIES = frozenset({"hand_front_back", "foot_forward", "hand_forward", "torso_lean"})
-FAMILY_NEEDS_DEPTH: dict[str, bool] = {f: f in DEPTH_FAMILIES for f in FAMILY_ANSWERS}
-FAMILIES: tuple[str, ...] = tuple(FAMILY_ANSWERS)
-
 # A candidate: (question paraphrases, answer, sentence). Tables are filled once at import so
 # the per-pose loop only looks them up.
 Candidate = tuple[tuple[str, ...], str, str]
@@ -83,7 +62,7 @@ _HAND_FRONT_BACK = _per_side(
      "Is the {side} hand held in front of the body or behind it?",
      "Where is the {side} hand relative to the torso, in front or behind?"),
     ("The {side} hand is in front of the torso.", "The {side} hand is behind the torso."),
-    FAMILY_ANSWERS["hand_front_back"])
+    ("in front", "behind"))
 _HAND_HEIGHT = _per_side(
     ("How high is the {side} hand?",
      "Is the {side} hand above the head, above the shoulder, or below the shoulder?",
@@ -91,7 +70,7 @@ _HAND_HEIGHT = _per_side(
     ("The {side} hand is raised above the head.",
      "The {side} hand is above the shoulder but below the top of the head.",
      "The {side} hand is below the shoulder."),
-    FAMILY_ANSWERS["hand_height"])
+    ("above the head", "above the shoulder", "below the shoulder"))
 _HAND_SIDE_QUESTIONS = ("On which side of the body is the {side} hand?",
                         "Is the {side} hand on the left or the right side of the body?",
                         "Which side of the body is the {side} hand on?")
@@ -108,14 +87,15 @@ _KNEE_HEIGHT = _per_side(
      "Is the {side} knee higher or lower than the hip?",
      "Where is the {side} knee relative to hip height?"),
     ("The {side} knee is raised above the hip.", "The {side} knee is below the hip."),
-    FAMILY_ANSWERS["knee_height"])
+    ("above the hip", "below the hip"))
+_BENDS = ("straight", "slightly bent", "bent", "fully bent")
 _BEND_SENTENCES = ("The {side} %s is straight.", "The {side} %s is slightly bent.",
                    "The {side} %s is bent.", "The {side} %s is fully bent.")
 _JOINT_BEND = {
     joint: _per_side(
         (f"Is the {{side}} {joint} bent or straight?", f"How bent is the {{side}} {joint}?",
          f"Is the {{side}} {limb} straight or bent at the {joint}?"),
-        tuple(t % joint for t in _BEND_SENTENCES), FAMILY_ANSWERS["joint_bend"])
+        tuple(t % joint for t in _BEND_SENTENCES), _BENDS)
     for joint, limb in (("elbow", "arm"), ("knee", "leg"))
 }
 
@@ -144,70 +124,113 @@ _TORSO_LEAN = _whole(
      "Which way is the torso leaning, forward or backward?"),
     ("The person is leaning forward.",
      "The upper body is upright, leaning neither forward nor backward.",
-     "The person is leaning backward."), FAMILY_ANSWERS["torso_lean"])
+     "The person is leaning backward."), ("forward", "upright", "backward"))
 _FEET_DISTANCE = _whole(
     ("Are the feet together or apart?", "How far apart are the feet?",
      "Are the feet close together or spread apart?"),
     ("The feet are together.", "The feet are apart.", "The feet are far apart."),
-    FAMILY_ANSWERS["feet_distance"])
+    ("together", "apart", "far apart"))
 _HANDS_DISTANCE = _whole(
     ("Are the hands together or apart?", "How far apart are the hands?",
      "Are the hands close together or held apart?"),
     ("The hands are together.", "The hands are apart.", "The hands are far apart."),
-    FAMILY_ANSWERS["hands_distance"])
+    ("together", "apart", "far apart"))
 _GROUND_CONTACT = _whole(
     ("Which foot is on the ground?", "Which foot touches the ground?",
      "Which of the feet is in contact with the ground?"),
     ("Both feet are on the ground.", "Only the left foot is on the ground.",
      "Only the right foot is on the ground.", "Neither foot is on the ground."),
-    FAMILY_ANSWERS["ground_contact"])
+    ("both", "left", "right", "neither"))
 _FACING = _whole(
     ("Which way is the person facing relative to the camera?",
      "Is the person facing the camera, facing away from it, or turned sideways?",
      "How is the person turned with respect to the camera?"),
     ("The person is facing the camera.", "The person is facing away from the camera.",
      "The person has their left side turned towards the camera.",
-     "The person has their right side turned towards the camera."), FAMILY_ANSWERS["facing"])
+     "The person has their right side turned towards the camera."),
+    ("towards", "away", "left side", "right side"))
 _ACTION_QUESTIONS = ("What is the person doing?", "What action is the person performing?",
                      "What activity does this pose show?")
 # ground contact: (left on/off, right on/off) -> answer index
 _CONTACT_ANSWER = {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}
 
 
+@dataclass(frozen=True)
+class Family:
+    """A question family, registered once (:data:`REGISTRY`): its candidate lists (every
+    question paraphrase with each answer and sentence, one list a side or joint) and ``pick``,
+    the candidates a pose's posecodes (and action) make askable."""
+
+    name: str
+    needs_depth: bool
+    tables: tuple[list[Candidate], ...]
+    pick: Callable[[dict[str, int], str], list[Candidate]]
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The closed vocabulary, in the order of the posecode categories it comes from."""
+        return tuple(dict.fromkeys(a for table in self.tables for _, a, _ in table))
+
+
+def _each_side(name: str, depth: bool, table: dict[str, list[Candidate]], code: str) -> Family:
+    """A family asked about each side whose posecode ``l_<code>`` / ``r_<code>`` is known."""
+    return Family(name, depth, (table["l"], table["r"]),
+                  lambda c, _: [table[s][c[f"{s}_{code}"]] for s in _SIDE if c[f"{s}_{code}"] >= 0])
+
+
+def _once(name: str, depth: bool, table: list[Candidate], code: str) -> Family:
+    """A family asked once when its posecode ``code`` is known."""
+    return Family(name, depth, (table,), lambda c, _: [table[c[code]]] if c[code] >= 0 else [])
+
+
+def _bends(c: dict[str, int], _: str) -> list[Candidate]:
+    return [_JOINT_BEND[j][s][c[f"{s}_{j}"]] for j in ("elbow", "knee") for s in _SIDE
+            if c[f"{s}_{j}"] >= 0]
+
+
+def _contact(c: dict[str, int], _: str) -> list[Candidate]:
+    lg, rg = c["l_foot_ground"], c["r_foot_ground"]
+    return [_GROUND_CONTACT[_CONTACT_ANSWER[lg, rg]]] if lg >= 0 and rg >= 0 else []
+
+
+_ACTIONS: list[Candidate] = [(_ACTION_QUESTIONS, a, f"The person is {a}.") for a in ACTION_ANSWERS]
+
+
+def _action(_: dict[str, int], action: str) -> list[Candidate]:
+    text = action_text(action)
+    return [(_ACTION_QUESTIONS, text.answer, f"The person is {text.answer}.")] if text.known else []
+
+
+REGISTRY: tuple[Family, ...] = (
+    _each_side("hand_front_back", True, _HAND_FRONT_BACK, "hand_depth"),
+    _once("foot_forward", True, _FOOT_FORWARD, "foot_forward"),
+    _once("hand_forward", True, _HAND_FORWARD, "hand_forward"),
+    _once("torso_lean", True, _TORSO_LEAN, "lean_fb"),
+    _each_side("hand_height", False, _HAND_HEIGHT, "hand_height"),
+    Family("joint_bend", False, tuple(_JOINT_BEND[j][s] for j in ("elbow", "knee") for s in _SIDE),
+           _bends),
+    _once("feet_distance", False, _FEET_DISTANCE, "feet_distance"),
+    _once("hands_distance", False, _HANDS_DISTANCE, "hands_distance"),
+    Family("ground_contact", False, (_GROUND_CONTACT,), _contact),
+    _once("facing", False, _FACING, "facing"),
+    _each_side("hand_side", False, _HAND_SIDE, "hand_side"),
+    _each_side("knee_height", False, _KNEE_HEIGHT, "knee_height"),
+    Family("action", False, (_ACTIONS,), _action),
+)
+"""Every question family, in canonical order. A family is added here and nowhere else: the
+answer vocabulary, the depth tag, the question bank and the answer sentences follow from it."""
+
+FAMILY_ANSWERS: dict[str, tuple[str, ...]] = {f.name: f.answers for f in REGISTRY}
+"""Answer vocabulary per family, in the order of the posecode categories they come from.
+The action family's vocabulary is the known action answers; unknown labels are not asked."""
+FAMILY_NEEDS_DEPTH: dict[str, bool] = {f.name: f.needs_depth for f in REGISTRY}
+DEPTH_FAMILIES = frozenset(f.name for f in REGISTRY if f.needs_depth)
+FAMILIES: tuple[str, ...] = tuple(FAMILY_ANSWERS)
+
+
 def _candidates(c: dict[str, int], action: str) -> list[tuple[str, list[Candidate]]]:
     """Askable candidates of one pose, grouped by family, canonical order."""
-    out: list[tuple[str, list[Candidate]]] = []
-
-    def per_side(family: str, table: dict[str, list[Candidate]], code: str) -> None:
-        found = [table[s][c[f"{s}_{code}"]] for s in ("l", "r") if c[f"{s}_{code}"] >= 0]
-        if found:
-            out.append((family, found))
-
-    def whole(family: str, table: list[Candidate], value: int) -> None:
-        if value >= 0:
-            out.append((family, [table[value]]))
-
-    per_side("hand_front_back", _HAND_FRONT_BACK, "hand_depth")
-    whole("foot_forward", _FOOT_FORWARD, c["foot_forward"])
-    whole("hand_forward", _HAND_FORWARD, c["hand_forward"])
-    whole("torso_lean", _TORSO_LEAN, c["lean_fb"])
-    per_side("hand_height", _HAND_HEIGHT, "hand_height")
-    bends = [_JOINT_BEND[j][s][c[f"{s}_{j}"]] for j in ("elbow", "knee") for s in ("l", "r")
-             if c[f"{s}_{j}"] >= 0]
-    if bends:
-        out.append(("joint_bend", bends))
-    whole("feet_distance", _FEET_DISTANCE, c["feet_distance"])
-    whole("hands_distance", _HANDS_DISTANCE, c["hands_distance"])
-    lg, rg = c["l_foot_ground"], c["r_foot_ground"]
-    if lg >= 0 and rg >= 0:
-        out.append(("ground_contact", [_GROUND_CONTACT[_CONTACT_ANSWER[lg, rg]]]))
-    whole("facing", _FACING, c["facing"])
-    per_side("hand_side", _HAND_SIDE, "hand_side")
-    per_side("knee_height", _KNEE_HEIGHT, "knee_height")
-    text = action_text(action)
-    if text.known:
-        out.append(("action", [(_ACTION_QUESTIONS, text.answer, f"The person is {text.answer}.")]))
-    return out
+    return [(f.name, found) for f in REGISTRY if (found := f.pick(c, action))]
 
 
 def _round_robin(groups: list[list[Candidate]]) -> list[tuple[int, Candidate]]:
@@ -250,18 +273,9 @@ def answer_table(codes: Posecodes, i: int, action: str) -> dict[str, str]:
 
 
 def _bank() -> tuple[tuple[str, str], ...]:
-    per_side = {"hand_front_back": _HAND_FRONT_BACK, "hand_height": _HAND_HEIGHT,
-                "hand_side": _HAND_SIDE, "knee_height": _KNEE_HEIGHT,
-                **{f"joint_bend/{j}": t for j, t in _JOINT_BEND.items()}}
-    whole = {"foot_forward": _FOOT_FORWARD, "hand_forward": _HAND_FORWARD,
-             "torso_lean": _TORSO_LEAN, "feet_distance": _FEET_DISTANCE,
-             "hands_distance": _HANDS_DISTANCE, "ground_contact": _GROUND_CONTACT,
-             "facing": _FACING}
-    pairs = [(f.split("/")[0], q) for f, t in per_side.items() for s in _SIDE
-             for q in t[s][0][0]]
-    pairs += [(f, q) for f, t in whole.items() for q in t[0][0]]
-    pairs += [("action", q) for q in _ACTION_QUESTIONS]
-    return tuple(dict.fromkeys(pairs))
+    """Every family's question paraphrases (each side or joint), in registry order."""
+    return tuple(dict.fromkeys((f.name, q) for f in REGISTRY for table in f.tables
+                               for q in table[0][0]))
 
 
 QUESTION_BANK: tuple[tuple[str, str], ...] = _bank()
@@ -272,16 +286,12 @@ teacher's answers to it where no text exists."""
 
 def _sentences() -> dict[str, dict[str, str]]:
     """question -> answer -> the answer as a full sentence, for every question of the bank."""
-    per_side = [_HAND_FRONT_BACK, _HAND_HEIGHT, _HAND_SIDE, _KNEE_HEIGHT, *_JOINT_BEND.values()]
-    whole = [_FOOT_FORWARD, _HAND_FORWARD, _TORSO_LEAN, _FEET_DISTANCE, _HANDS_DISTANCE,
-             _GROUND_CONTACT, _FACING]
-    candidates = [c for t in per_side for s in _SIDE for c in t[s]]
-    candidates += [c for t in whole for c in t]
-    candidates += [(_ACTION_QUESTIONS, a, f"The person is {a}.") for a in ACTION_ANSWERS]
     out: dict[str, dict[str, str]] = {}
-    for questions, answer, sentence in candidates:
-        for q in questions:
-            out.setdefault(q, {})[answer] = sentence
+    for family in REGISTRY:
+        for table in family.tables:
+            for questions, answer, sentence in table:
+                for q in questions:
+                    out.setdefault(q, {})[answer] = sentence
     return out
 
 
