@@ -92,8 +92,10 @@ def ray_local():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # No GPUs even on a machine with some: the tests are the CPU path (GPU runs are refused
     # on an instance without them, which tests check).
-    ray.init(num_cpus=4, num_gpus=0, object_store_memory=512 * 1024**2, include_dashboard=False,
-             log_to_driver=False, ignore_reinit_error=True)
+    # address="local": this test session's own instance, even where a `ray start` cluster runs
+    # on the machine (ray.init would join it and refuse num_cpus).
+    ray.init(address="local", num_cpus=4, num_gpus=0, object_store_memory=512 * 1024**2,
+             include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield ray
     ray.shutdown()
 

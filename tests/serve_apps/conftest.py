@@ -161,7 +161,7 @@ def start_app(s3_server, serve_model, tmp_path_factory) -> Iterator[Callable[...
             ray.shutdown()
             _stop_head(heads[0])
     if restart:  # as tests/conftest.py's session-wide ray_local started it
-        ray.init(num_cpus=4, num_gpus=0, object_store_memory=512 * 1024**2,
+        ray.init(address="local", num_cpus=4, num_gpus=0, object_store_memory=512 * 1024**2,
                  include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
 
 
