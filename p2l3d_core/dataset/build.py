@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from p2l3d_core.config import DatasetConfig, SplitFractions
-from p2l3d_core.dataset.schema import SCHEMA
+from p2l3d_core.dataset.schema import SCHEMA, Column
 from p2l3d_core.language import describe_batch
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.render import RenderConfig, encode_png, render_2d, render_3d
@@ -84,20 +84,20 @@ def build_table(records: list[PoseRecord], config: DatasetConfig) -> BuildResult
         uv, visible = r.project()
         kp2d = np.where(visible[:, None], uv, np.nan)
         cam = r.camera
-        cols["pose_id"].append(r.pose_id)
-        cols["split"].append(split_of(r.split_group, config.splits))
-        cols["action"].append(r.action)
-        cols["source"].append(r.source)
-        cols["keypoints_3d"].append(np.asarray(r.joints_3d, dtype=np.float32).tolist())
-        cols["keypoints_2d"].append(kp2d.astype(np.float32).tolist())
-        cols["visible_2d"].append(visible.tolist())
-        cols["camera"].append(cam.to_row())
-        cols["image_2d"].append(encode_png(render_2d(kp2d, render_cfg)))
-        cols["image_3d"].append(encode_png(render_3d(cam.to_camera(r.joints_3d), render_cfg)))
-        cols["captions"].append(text.captions)
-        cols["questions"].append([qa.question for qa in text.qas])
-        cols["answers"].append([qa.answer for qa in text.qas])
-        cols["answer_sentences"].append([qa.sentence for qa in text.qas])
-        cols["question_families"].append([qa.family for qa in text.qas])
-        cols["needs_depth"].append([qa.needs_depth for qa in text.qas])
+        cols[Column.POSE_ID].append(r.pose_id)
+        cols[Column.SPLIT].append(split_of(r.split_group, config.splits))
+        cols[Column.ACTION].append(r.action)
+        cols[Column.SOURCE].append(r.source)
+        cols[Column.KEYPOINTS_3D].append(np.asarray(r.joints_3d, dtype=np.float32).tolist())
+        cols[Column.KEYPOINTS_2D].append(kp2d.astype(np.float32).tolist())
+        cols[Column.VISIBLE_2D].append(visible.tolist())
+        cols[Column.CAMERA].append(cam.to_row())
+        cols[Column.IMAGE_2D].append(encode_png(render_2d(kp2d, render_cfg)))
+        cols[Column.IMAGE_3D].append(encode_png(render_3d(cam.to_camera(r.joints_3d), render_cfg)))
+        cols[Column.CAPTIONS].append(text.captions)
+        cols[Column.QUESTIONS].append([qa.question for qa in text.qas])
+        cols[Column.ANSWERS].append([qa.answer for qa in text.qas])
+        cols[Column.ANSWER_SENTENCES].append([qa.sentence for qa in text.qas])
+        cols[Column.QUESTION_FAMILIES].append([qa.family for qa in text.qas])
+        cols[Column.NEEDS_DEPTH].append([qa.needs_depth for qa in text.qas])
     return BuildResult(pa.Table.from_pydict(cols, schema=SCHEMA), failures)

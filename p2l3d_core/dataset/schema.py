@@ -6,6 +6,29 @@ import pyarrow as pa
 
 from p2l3d_core.skeleton import NUM_JOINTS
 
+
+class Column:
+    """The names of a shard's columns, in one place: rendering writes them, training, the
+    evaluation and the readers read them by these names."""
+
+    POSE_ID = "pose_id"
+    SPLIT = "split"
+    ACTION = "action"
+    SOURCE = "source"
+    KEYPOINTS_3D = "keypoints_3d"
+    KEYPOINTS_2D = "keypoints_2d"
+    VISIBLE_2D = "visible_2d"
+    CAMERA = "camera"
+    IMAGE_2D = "image_2d"
+    IMAGE_3D = "image_3d"
+    CAPTIONS = "captions"
+    QUESTIONS = "questions"
+    ANSWERS = "answers"
+    ANSWER_SENTENCES = "answer_sentences"
+    QUESTION_FAMILIES = "question_families"
+    NEEDS_DEPTH = "needs_depth"
+
+
 CAMERA_TYPE = pa.struct([
     ("fx", pa.float64()), ("fy", pa.float64()), ("cx", pa.float64()), ("cy", pa.float64()),
     ("R", pa.list_(pa.float64(), 9)), ("t", pa.list_(pa.float64(), 3)),
@@ -13,20 +36,20 @@ CAMERA_TYPE = pa.struct([
 ])
 
 SCHEMA = pa.schema([
-    ("pose_id", pa.string()),
-    ("split", pa.string()),  # train / val / test, by a stable hash of pose_id
-    ("action", pa.string()),
-    ("source", pa.string()),
-    ("keypoints_3d", pa.list_(pa.list_(pa.float32(), 3), NUM_JOINTS)),  # world metres, z up
-    ("keypoints_2d", pa.list_(pa.list_(pa.float32(), 2), NUM_JOINTS)),  # pixels, NaN = unseen
-    ("visible_2d", pa.list_(pa.bool_(), NUM_JOINTS)),
-    ("camera", CAMERA_TYPE),
-    ("image_2d", pa.binary()),  # PNG, RGB
-    ("image_3d", pa.binary()),  # PNG, RGB, four tiled views
-    ("captions", pa.list_(pa.string())),
-    ("questions", pa.list_(pa.string())),
-    ("answers", pa.list_(pa.string())),  # short canonical phrases
-    ("answer_sentences", pa.list_(pa.string())),
-    ("question_families", pa.list_(pa.string())),
-    ("needs_depth", pa.list_(pa.bool_())),
+    (Column.POSE_ID, pa.string()),
+    (Column.SPLIT, pa.string()),  # train / val / test, by a stable hash of pose_id
+    (Column.ACTION, pa.string()),
+    (Column.SOURCE, pa.string()),
+    (Column.KEYPOINTS_3D, pa.list_(pa.list_(pa.float32(), 3), NUM_JOINTS)),  # world metres, z up
+    (Column.KEYPOINTS_2D, pa.list_(pa.list_(pa.float32(), 2), NUM_JOINTS)),  # pixels, NaN = unseen
+    (Column.VISIBLE_2D, pa.list_(pa.bool_(), NUM_JOINTS)),
+    (Column.CAMERA, CAMERA_TYPE),
+    (Column.IMAGE_2D, pa.binary()),  # PNG, RGB
+    (Column.IMAGE_3D, pa.binary()),  # PNG, RGB, four tiled views
+    (Column.CAPTIONS, pa.list_(pa.string())),
+    (Column.QUESTIONS, pa.list_(pa.string())),
+    (Column.ANSWERS, pa.list_(pa.string())),  # short canonical phrases
+    (Column.ANSWER_SENTENCES, pa.list_(pa.string())),
+    (Column.QUESTION_FAMILIES, pa.list_(pa.string())),
+    (Column.NEEDS_DEPTH, pa.list_(pa.bool_())),
 ])

@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from p2l3d_core import storage
+from p2l3d_core.dataset.schema import Column
 
 FORMAT = "p2l3d-rendered/1"
 FAILURES_KEY = b"p2l3d_failures"
@@ -38,7 +39,8 @@ def shard_name(index: int) -> str:
 def with_failures(table: pa.Table, failures: list[tuple[str, str]]) -> pa.Table:
     """``table`` carrying the poses that failed in its schema metadata (and so in its file)."""
     meta = dict(table.schema.metadata or {})
-    meta[FAILURES_KEY] = json.dumps([{"pose_id": p, "reason": r} for p, r in failures]).encode()
+    meta[FAILURES_KEY] = json.dumps([{Column.POSE_ID: p, "reason": r}
+                                     for p, r in failures]).encode()
     return table.replace_schema_metadata(meta)
 
 
@@ -64,8 +66,8 @@ def shard_stats(table: pa.Table) -> dict:
     failures = json.loads(meta.get(FAILURES_KEY, b"[]"))
     return {
         "rows": table.num_rows,
-        "splits": dict(Counter(table.column("split").to_pylist())),
-        "actions": dict(Counter(table.column("action").to_pylist())),
+        "splits": dict(Counter(table.column(Column.SPLIT).to_pylist())),
+        "actions": dict(Counter(table.column(Column.ACTION).to_pylist())),
         "failures": failures,
     }
 
@@ -73,7 +75,7 @@ def shard_stats(table: pa.Table) -> dict:
 def read_shard_stats(dataset_uri: str, index: int) -> dict:
     """Stats of a shard already on storage (reads only the two small columns)."""
     data = storage.read_bytes(storage.join(dataset_uri, shard_name(index)))
-    stats = shard_stats(pq.read_table(io.BytesIO(data), columns=["split", "action"]))
+    stats = shard_stats(pq.read_table(io.BytesIO(data), columns=[Column.SPLIT, Column.ACTION]))
     return {**stats, **fingerprint(data)}
 
 
@@ -190,30 +192,31 @@ def load_table(dataset_uri: str, split: str | None = None, columns: list[str] | 
                ) -> pa.Table:
     """The whole dataset (or one split) as one Arrow table: for tests, evaluation and small
     datasets; training reads the same shards with Ray Data."""
-    if columns is not None and split is not None and "split" not in columns:
-        columns = [*columns, "split"]
+    if columns is not None and split is not None and Column.SPLIT not in columns:
+        columns = [*columns, Column.SPLIT]
     tables = []
     for uri, entry in shard_entries(dataset_uri):
         table = _read_shard(uri, entry, columns)
         if split is not None:
-            table = table.filter(pc.equal(table.column("split"), split))
+            table = table.filter(pc.equal(table.column(Column.SPLIT), split))
         tables.append(table)
     return pa.concat_tables(tables)
 
 
 def first_row(dataset_uri: str,
-              columns: tuple[str, ...] = ("pose_id", "action", "captions", "questions",
-                                          "answers", "needs_depth")) -> dict:
+              columns: tuple[str, ...] = (Column.POSE_ID, Column.ACTION, Column.CAPTIONS,
+                                          Column.QUESTIONS, Column.ANSWERS, Column.NEEDS_DEPTH)
+              ) -> dict:
     """The first row of the first shard (text columns only): a cheap look at what is inside."""
     uri = shard_uris(dataset_uri)[0]
     table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=list(columns))
     return table.slice(0, 1).to_pylist()[0]
 
 
-TRAINING_COLUMNS = ["pose_id", "split", "action", "image_2d", "image_3d", "keypoints_2d",
-                    "visible_2d",
-                    "keypoints_3d", "camera", "captions", "questions", "answers",
-                    "question_families"]
+TRAINING_COLUMNS = [Column.POSE_ID, Column.SPLIT, Column.ACTION, Column.IMAGE_2D,
+                    Column.IMAGE_3D, Column.KEYPOINTS_2D, Column.VISIBLE_2D, Column.KEYPOINTS_3D,
+                    Column.CAMERA, Column.CAPTIONS, Column.QUESTIONS, Column.ANSWERS,
+                    Column.QUESTION_FAMILIES]
 
 
 def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
@@ -233,7 +236,7 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
     fs, _ = storage.resolve(uris[0])
     paths = [storage.resolve(u)[1] for u in uris]
     wanted = list(columns or TRAINING_COLUMNS)
-    read = list(dict.fromkeys([*wanted, "pose_id", *IMAGE_COLUMNS]))  # what the checks need
+    read = list(dict.fromkeys([*wanted, Column.POSE_ID, *IMAGE_COLUMNS]))  # what the checks need
     rows = (ray.data.read_parquet(paths, filesystem=fs, include_paths=True)
             .select_columns([*read, "path"]).materialize())
     # The rows read, per shard file, against the manifest's count (a shard swapped for another
@@ -256,10 +259,11 @@ def training_splits(dataset_uri: str, columns: list[str] | None = None) -> dict:
     # The splits are built from the rows in the object store (no second read of the files);
     # only the splits stay once this returns.
     rows = rows.select_columns(wanted)
-    return {name: rows.filter(expr=col("split") == name).materialize() for name in ("train", "val")}
+    return {name: rows.filter(expr=col(Column.SPLIT) == name).materialize()
+            for name in ("train", "val")}
 
 
-IMAGE_COLUMNS = ("image_2d", "image_3d")
+IMAGE_COLUMNS = (Column.IMAGE_2D, Column.IMAGE_3D)
 
 
 def _rows_per_shard(batch: pa.Table) -> pa.Table:
@@ -272,13 +276,13 @@ def _undecodable(batch: pa.Table) -> pa.Table:
     """The rows of ``batch`` with an image that does not decode: pose, column, shard, reason."""
     from p2l3d_core.render import decode_png
 
-    out: dict[str, list] = {"pose_id": [], "column": [], "path": [], "reason": []}
+    out: dict[str, list] = {Column.POSE_ID: [], "column": [], "path": [], "reason": []}
     for column in IMAGE_COLUMNS:
         for i, data in enumerate(batch.column(column).to_pylist()):
             try:
                 decode_png(data)
             except (ValueError, TypeError) as err:
-                out["pose_id"].append(str(batch.column("pose_id")[i]))
+                out[Column.POSE_ID].append(str(batch.column(Column.POSE_ID)[i]))
                 out["column"].append(column)
                 out["path"].append(str(batch.column("path")[i]))
                 out["reason"].append(str(err))

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.evaluation.lifter import Lifter, viewer_cameras, viewer_frame
 from p2l3d_core.inference.predictor import Predictor
 from p2l3d_core.language import describe_batch
@@ -55,11 +56,11 @@ class EvalSet:
 
     def batch(self, rows: np.ndarray) -> dict:
         """Rows as a batch in the rendered dataset's column names (what training reads)."""
-        return {"image_2d": [self.image_2d[i] for i in rows],
-                "image_3d": [self.image_3d[i] for i in rows],
-                "keypoints_2d": self.keypoints_2d[rows], "visible_2d": self.visible[rows],
-                "keypoints_3d": self.joints_3d[rows],
-                "camera": [self.cameras[i].to_row() for i in rows]}
+        return {Column.IMAGE_2D: [self.image_2d[i] for i in rows],
+                Column.IMAGE_3D: [self.image_3d[i] for i in rows],
+                Column.KEYPOINTS_2D: self.keypoints_2d[rows], Column.VISIBLE_2D: self.visible[rows],
+                Column.KEYPOINTS_3D: self.joints_3d[rows],
+                Column.CAMERA: [self.cameras[i].to_row() for i in rows]}
 
     def spread_questions(self, count: int) -> list[int]:
         """``count`` question indices spread evenly over the set (every family among them):
@@ -80,17 +81,19 @@ class EvalSet:
             rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, limit, replace=False))
             table = table.take(rows)
         col = {k: table.column(k).to_pylist() for k in (
-            "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d", "keypoints_3d",
-            "camera", "captions", "questions", "answers", "question_families", "needs_depth")}
-        out = cls(name=name, actions=col["action"], image_2d=col["image_2d"],
-                  image_3d=col["image_3d"],
-                  keypoints_2d=np.array(col["keypoints_2d"], dtype=np.float64),
-                  visible=np.array(col["visible_2d"], dtype=bool),
-                  joints_3d=np.array(col["keypoints_3d"], dtype=np.float64),
-                  cameras=[Camera.from_dict(c) for c in col["camera"]], captions=col["captions"])
-        for i, (qs, ans, fam, depth) in enumerate(zip(col["questions"], col["answers"],
-                                                      col["question_families"],
-                                                      col["needs_depth"])):
+            Column.ACTION, Column.IMAGE_2D, Column.IMAGE_3D, Column.KEYPOINTS_2D,
+            Column.VISIBLE_2D, Column.KEYPOINTS_3D, Column.CAMERA, Column.CAPTIONS,
+            Column.QUESTIONS, Column.ANSWERS, Column.QUESTION_FAMILIES, Column.NEEDS_DEPTH)}
+        out = cls(name=name, actions=col[Column.ACTION], image_2d=col[Column.IMAGE_2D],
+                  image_3d=col[Column.IMAGE_3D],
+                  keypoints_2d=np.array(col[Column.KEYPOINTS_2D], dtype=np.float64),
+                  visible=np.array(col[Column.VISIBLE_2D], dtype=bool),
+                  joints_3d=np.array(col[Column.KEYPOINTS_3D], dtype=np.float64),
+                  cameras=[Camera.from_dict(c) for c in col[Column.CAMERA]],
+                  captions=col[Column.CAPTIONS])
+        for i, (qs, ans, fam, depth) in enumerate(zip(col[Column.QUESTIONS], col[Column.ANSWERS],
+                                                      col[Column.QUESTION_FAMILIES],
+                                                      col[Column.NEEDS_DEPTH])):
             for q, a, f, d in zip(qs, ans, fam, depth):
                 out.qa_row.append(i)
                 out.qa_question.append(q)

@@ -14,6 +14,7 @@ import numpy as np
 from p2l3d_core import storage
 from p2l3d_core.config import EvalSettings
 from p2l3d_core.dataset.build import labelled_mask
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.compare import aggregate, check_targets, compare_latency, score_method
 from p2l3d_core.evaluation.lifter import train_lifter
@@ -26,9 +27,10 @@ from p2l3d_core.training.plan import METHOD_FOLDERS, curve_fractions, find_model
 
 LOG = logging.getLogger(__name__)
 
-EVAL_COLUMNS = ["split", "action", "image_2d", "image_3d", "keypoints_2d", "visible_2d",
-                "keypoints_3d", "camera", "captions", "questions", "answers", "question_families",
-                "needs_depth"]
+EVAL_COLUMNS = [Column.SPLIT, Column.ACTION, Column.IMAGE_2D, Column.IMAGE_3D,
+                Column.KEYPOINTS_2D, Column.VISIBLE_2D, Column.KEYPOINTS_3D, Column.CAMERA,
+                Column.CAPTIONS, Column.QUESTIONS, Column.ANSWERS, Column.QUESTION_FAMILIES,
+                Column.NEEDS_DEPTH]
 
 
 class ModelLoader:
@@ -87,12 +89,13 @@ def evaluate_run(run: str, dataset: str, settings: EvalSettings | None = None, *
             where = dataset if name == "test" else extra_sets[name]
             raise ValueError(f"the {name} set has no poses ({where}): nothing to evaluate on")
     train = load_table(dataset, "train",
-                       ["pose_id", "keypoints_2d", "visible_2d", "keypoints_3d", "camera"])
+                       [Column.POSE_ID, Column.KEYPOINTS_2D, Column.VISIBLE_2D,
+                        Column.KEYPOINTS_3D, Column.CAMERA])
     log(f"lifter: training on {train.num_rows} poses ({lifter_epochs} epochs)")
-    cams = np.stack([Camera.from_dict(c).position for c in train.column("camera").to_pylist()])
-    lifter = train_lifter(np.array(train.column("keypoints_2d").to_pylist(), dtype=np.float64),
-                          np.array(train.column("visible_2d").to_pylist(), dtype=bool),
-                          np.array(train.column("keypoints_3d").to_pylist(), dtype=np.float64),
+    cams = np.stack([Camera.from_dict(c).position for c in train.column(Column.CAMERA).to_pylist()])
+    lifter = train_lifter(np.array(train.column(Column.KEYPOINTS_2D).to_pylist(), dtype=np.float64),
+                          np.array(train.column(Column.VISIBLE_2D).to_pylist(), dtype=bool),
+                          np.array(train.column(Column.KEYPOINTS_3D).to_pylist(), dtype=np.float64),
                           cams, epochs=lifter_epochs, seed=seed, log=log)
     report: dict = {"run": run, "dataset": dataset, "sets": {},
                     "settings": {"eval_poses": eval_poses,
@@ -144,7 +147,7 @@ def evaluate_run(run: str, dataset: str, settings: EvalSettings | None = None, *
         curve.append({"labelled_fraction": main_fraction, **{
             m: report["methods"][m]["vqa_depth_accuracy"] for m in ("student", "baseline_2d")
             if m in report["methods"]}})
-    pose_ids = train.column("pose_id").to_pylist()
+    pose_ids = train.column(Column.POSE_ID).to_pylist()
     for point in curve:
         point["labelled_poses"] = int(labelled_mask(pose_ids, point["labelled_fraction"]).sum())
     report["learning_curve"] = (sorted(curve, key=lambda p: p["labelled_fraction"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.keypoints import keypoint_features, keypoint_features_3d
 from p2l3d_core.poses.camera import Camera
 from p2l3d_core.render import decode_png
@@ -42,10 +43,10 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
     """The 2D branch's inputs of a batch: ``image`` and/or ``keypoints`` (see ``Pose2DEncoder``)."""
     out: dict[str, torch.Tensor] = {}
     if "image" in pose_input:
-        out["image"] = images_to_tensor(decode_images(batch["image_2d"])).to(device)
+        out["image"] = images_to_tensor(decode_images(batch[Column.IMAGE_2D])).to(device)
     if "keypoints" in pose_input:
-        feats = keypoint_features(stack_column(batch["keypoints_2d"]),
-                                  stack_column(batch["visible_2d"]))
+        feats = keypoint_features(stack_column(batch[Column.KEYPOINTS_2D]),
+                                  stack_column(batch[Column.VISIBLE_2D]))
         out["keypoints"] = torch.from_numpy(feats).to(device)
     return out
 
@@ -60,9 +61,9 @@ def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, to
     features in the camera and the body frame)."""
     out: dict[str, torch.Tensor] = {}
     if "image" in pose_input_3d:
-        out["image"] = images_to_tensor(decode_images(batch["image_3d"])).to(device)
+        out["image"] = images_to_tensor(decode_images(batch[Column.IMAGE_3D])).to(device)
     if "keypoints" in pose_input_3d:
-        world = stack_column(batch["keypoints_3d"])
-        feats = keypoint_features_3d(camera_frame(world, batch["camera"]), world)
+        world = stack_column(batch[Column.KEYPOINTS_3D])
+        feats = keypoint_features_3d(camera_frame(world, batch[Column.CAMERA]), world)
         out["keypoints"] = torch.from_numpy(feats).to(device)
     return out

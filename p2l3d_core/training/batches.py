@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT, question_prompt
 from p2l3d_core.models.inputs import stack_column
@@ -42,11 +43,11 @@ def asked_questions(batch: dict, rows) -> Asked:
     are positions in the batch."""
     pos, questions, families, answers = [], [], [], []
     for r in rows:
-        qs = batch["questions"][r]
+        qs = batch[Column.QUESTIONS][r]
         pos += [int(r)] * len(qs)
         questions += [str(q) for q in qs]
-        families += [str(f) for f in batch["question_families"][r]]
-        answers += [str(a) for a in batch["answers"][r]]
+        families += [str(f) for f in batch[Column.QUESTION_FAMILIES][r]]
+        answers += [str(a) for a in batch[Column.ANSWERS][r]]
     return Asked.of(pos, questions, families, answers)
 
 
@@ -56,15 +57,15 @@ def language_2d(batch: dict, seed: int) -> dict:
     from p2l3d_core.dataset.build import stable_unit
     from p2l3d_core.language.from_2d import describe_batch_2d
 
-    seeds = [int(stable_unit(f"2d:{seed}:{p}") * 2**31) for p in batch["pose_id"]]
-    texts = describe_batch_2d(stack_column(batch["keypoints_2d"]),
-                              [str(a) for a in batch["action"]],
-                              stack_column(batch["visible_2d"]), seeds)
+    seeds = [int(stable_unit(f"2d:{seed}:{p}") * 2**31) for p in batch[Column.POSE_ID]]
+    texts = describe_batch_2d(stack_column(batch[Column.KEYPOINTS_2D]),
+                              [str(a) for a in batch[Column.ACTION]],
+                              stack_column(batch[Column.VISIBLE_2D]), seeds)
     out = dict(batch)
-    out["captions"] = _objects([t.captions for t in texts])
-    out["questions"] = _objects([[q.question for q in t.qas] for t in texts])
-    out["answers"] = _objects([[q.answer for q in t.qas] for t in texts])
-    out["question_families"] = _objects([[q.family for q in t.qas] for t in texts])
+    out[Column.CAPTIONS] = _objects([t.captions for t in texts])
+    out[Column.QUESTIONS] = _objects([[q.question for q in t.qas] for t in texts])
+    out[Column.ANSWERS] = _objects([[q.answer for q in t.qas] for t in texts])
+    out[Column.QUESTION_FAMILIES] = _objects([[q.family for q in t.qas] for t in texts])
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from p2l3d_core import storage
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.language.questions import DEPTH_FAMILIES
 from p2l3d_core.models import text_features
 from p2l3d_core.models.answers import ANSWERS
@@ -78,7 +79,7 @@ def validate_teacher(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float
                                          dtype))
         fused.append(z["fused"].float())
         z2d.append(z["z2d"].float())
-        texts.append(model.text(first_captions(batch["captions"])).float())
+        texts.append(model.text(first_captions(batch[Column.CAPTIONS])).float())
         answers.add(model, z["fused"], batch)
     if not fused:
         return {}
@@ -96,10 +97,11 @@ class _AnswerTally:
         self.right = self.total = self.depth_right = self.depth_total = 0
 
     def add(self, model, pose: torch.Tensor, batch: dict) -> None:
-        asked = asked_questions(batch, range(len(batch["captions"])))
+        asked = asked_questions(batch, range(len(batch[Column.CAPTIONS])))
         if not len(asked):
             return
-        families = [f for r in range(len(batch["captions"])) for f in batch["question_families"][r]]
+        families = [f for r in range(len(batch[Column.CAPTIONS]))
+                    for f in batch[Column.QUESTION_FAMILIES][r]]
         got = model.answer(pose[asked.rows.to(pose.device)], asked.questions, families)
         right = np.array([a == ANSWERS[i] for a, i in zip(got, asked.answers.tolist())])
         depth = np.array([f in DEPTH_FAMILIES for f in families])
@@ -290,7 +292,7 @@ def validate_student(student: Student, teacher: Teacher | None, shard, cfg: Trai
             zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),
                                          pose_inputs_3d(batch, teacher.cfg.pose_input_3d,
                                                         device))["fused"])
-        texts.append(text_encoder(first_captions(batch["captions"])).float())
+        texts.append(text_encoder(first_captions(batch[Column.CAPTIONS])).float())
     if not zs:
         return {}
     z = torch.cat(zs)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pyarrow.fs as pafs
 
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.training.config import TrainConfig
 
@@ -91,7 +92,8 @@ def labelled_rows(dataset, fraction: float):
     from p2l3d_core.dataset.build import labelled_mask
 
     def keep(batch: pa.Table) -> pa.Table:
-        return batch.filter(pa.array(labelled_mask(batch.column("pose_id").to_pylist(), fraction)))
+        ids = batch.column(Column.POSE_ID).to_pylist()
+        return batch.filter(pa.array(labelled_mask(ids, fraction)))
 
     return dataset.map_batches(keep, batch_format="pyarrow").materialize()
 
@@ -155,8 +157,8 @@ def with_corpus_vocab(model: PoseModelConfig, dataset_uri: str) -> PoseModelConf
     if model.decoder.pretrained:
         return model
     table = load_table(dataset_uri, split="train",
-                       columns=["split", "captions", "questions", "answers"])
-    texts = [t for column in ("captions", "questions", "answers")
+                       columns=[Column.SPLIT, Column.CAPTIONS, Column.QUESTIONS, Column.ANSWERS])
+    texts = [t for column in (Column.CAPTIONS, Column.QUESTIONS, Column.ANSWERS)
              for row in table.column(column).to_pylist() for t in row]
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(model.text.pretrained))
     return dataclasses.replace(model, decoder=dataclasses.replace(

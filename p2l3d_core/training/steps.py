@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from p2l3d_core.dataset.build import labelled_mask
+from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
@@ -33,7 +34,7 @@ def labelled_only(batch: dict, fraction: float) -> dict:
     """The batch's labelled rows. Every worker must take a step on every batch (a skipped step
     leaves the others waiting in DeepSpeed's all-reduce), so the runner streams labelled rows
     only (``runner.labelled_rows``) and a batch without two of them is an error, not a skip."""
-    keep = labelled_mask(batch["pose_id"], fraction)
+    keep = labelled_mask(batch[Column.POSE_ID], fraction)
     if keep.sum() < 2:
         raise ValueError(f"a batch with {int(keep.sum())} labelled rows: stream the labelled rows "
                          "only (runner.labelled_rows) to stages that learn from text alone")
@@ -47,13 +48,13 @@ def teacher_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator, device
     so only labelled rows take part."""
     if cfg.labelled_fraction < 1.0:
         batch = labelled_only(batch, cfg.labelled_fraction)
-    prompts, targets = pick_language_targets(batch["captions"], batch["questions"],
-                                             batch["answers"], rng, cfg.qa_fraction)
+    prompts, targets = pick_language_targets(batch[Column.CAPTIONS], batch[Column.QUESTIONS],
+                                             batch[Column.ANSWERS], rng, cfg.qa_fraction)
     return {"inputs_2d": cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
             "inputs_3d": cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype),
-            "texts": pick_captions(batch["captions"], rng), "prompts": prompts,
+            "texts": pick_captions(batch[Column.CAPTIONS], rng), "prompts": prompts,
             "targets": targets,
-            "asked": asked_questions(batch, range(len(batch["captions"]))).to(device),
+            "asked": asked_questions(batch, range(len(batch[Column.CAPTIONS]))).to(device),
             "partial_weight": cfg.partial_weight, "lm_weight": cfg.lm_weight,
             "answer_weight": cfg.answer_weight}
 
@@ -83,7 +84,7 @@ class TeacherTargets:
         """``(fused, answers)`` for the batch's rows: ``(B, D)`` embeddings and the
         ``(B * len(QUESTION_BANK), len(ANSWERS))`` logits of ``Asked.bank(B)`` (zero outside
         each question's family)."""
-        ids = [str(p) for p in batch["pose_id"]]
+        ids = [str(p) for p in batch[Column.POSE_ID]]
         new = list({p: i for i, p in enumerate(ids) if p not in self._poses}.values())
         if new:
             rows = {k: v[new] for k, v in batch.items()}
@@ -106,7 +107,7 @@ class TeacherTargets:
         """The teacher's caption of each of ``rows`` (positions in ``batch``, whose targets
         :meth:`__call__` has computed): its greedy decoding of the fused embedding, written in
         one batched pass the first time a worker meets the pose, and kept (a string a pose)."""
-        ids = [str(batch["pose_id"][r]) for r in rows]
+        ids = [str(batch[Column.POSE_ID][r]) for r in rows]
         new = [p for p in dict.fromkeys(ids) if p not in self._captions]
         if new:
             fused = torch.stack([self._poses[p][0] for p in new]).to(device)
@@ -124,16 +125,17 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
     targets, and ``cfg.pool_captions`` pool rows, drawn at random, the teacher's caption as a
     decoder target. Without a teacher only the labelled rows teach, with 3D-measured text or,
     for ``cfg.language == "2d"``, text measured on the 2D keypoints."""
-    labelled = labelled_mask(batch["pose_id"], cfg.labelled_fraction)
+    labelled = labelled_mask(batch[Column.POSE_ID], cfg.labelled_fraction)
     if teacher is None:
         batch = labelled_only(batch, cfg.labelled_fraction)
         if cfg.language == "2d":
             batch = language_2d(batch, cfg.seed)
-        labelled = np.ones(len(batch["pose_id"]), dtype=bool)
+        labelled = np.ones(len(batch[Column.POSE_ID]), dtype=bool)
     rows = np.flatnonzero(labelled)
-    captions = pick_captions(batch["captions"][rows], rng)
-    prompts, targets = pick_language_targets(batch["captions"][rows], batch["questions"][rows],
-                                             batch["answers"][rows], rng, cfg.qa_fraction)
+    captions = pick_captions(batch[Column.CAPTIONS][rows], rng)
+    prompts, targets = pick_language_targets(batch[Column.CAPTIONS][rows],
+                                             batch[Column.QUESTIONS][rows],
+                                             batch[Column.ANSWERS][rows], rng, cfg.qa_fraction)
     args = {"inputs_2d": cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
             "labelled": torch.as_tensor(labelled, device=device), "prompts": prompts,
             "targets": targets, "asked": asked_questions(batch, rows).to(device),
