@@ -69,15 +69,6 @@ class People:
                                "people": round(1000 * (time.perf_counter() - decoded), 2)}}
 
 
-class _Pose:
-    """An estimator's person as the predictor reads it (``Detected``)."""
-
-    def __init__(self, d: dict):
-        self.bbox = np.asarray(d["bbox"], dtype=np.float32)
-        self.score = float(d["score"])
-        self.keypoints = np.asarray(d["keypoints"], dtype=np.float32)
-
-
 @serve.deployment
 class Student:
     """The predictor. Concurrent calls are batched (``describe``), grouped by their questions."""
@@ -106,6 +97,7 @@ class Student:
         """Each item: ``people`` (found by ``People``) or ``keypoints`` + ``format``, and
         ``questions``; returns ``{"people": [...]}`` or ``{"error": ...}`` per item."""
         from p2l3d_core.inference.images import BadInput
+        from p2l3d_core.inference.movenet import PersonPose
         from p2l3d_core.inference.predictor import Detected
 
         t0 = time.perf_counter()
@@ -115,12 +107,13 @@ class Student:
             groups.setdefault((tuple(item["questions"]), item.get("format", "coco17")),
                               []).append(i)
         for (questions, fmt), rows in groups.items():
-            values = [Detected([_Pose(p) for p in items[i]["people"]]) if "people" in items[i]
+            values = [Detected([PersonPose(np.asarray(p["bbox"], np.float32), float(p["score"]),
+                                           np.asarray(p["keypoints"], np.float32))
+                                for p in items[i]["people"]]) if "people" in items[i]
                       else np.asarray(items[i]["keypoints"], dtype=np.float64) for i in rows]
             try:
                 results = self.predictor.describe_batch(values, list(questions), fmt)
             except BadInput as err:
-                results = [None] * len(rows)
                 for i in rows:
                     out[i] = {"error": str(err)}
                 continue

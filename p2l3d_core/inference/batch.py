@@ -144,7 +144,6 @@ class CaptionWorker:
         stats = {s: {"source": s, "frames": 0, "decode_s": 0.0, "pose_s": 0.0,
                      "student_s": 0.0} for s in sources}
         rows: dict[str, list[dict]] = {}
-        starts = {s: time.perf_counter() for s in sources}
         photos = [s for s in sources if archive.kind_of(s) == "photo"]
         if photos:
             rows.update(self._photos(photos, stats))
@@ -153,7 +152,6 @@ class CaptionWorker:
         for s in sources:
             kind = archive.kind_of(s)
             if kind == "video":
-                starts[s] = time.perf_counter()
                 rows[s] = self._video(s, stats[s])
             elif kind is None:
                 suffix = posixpath.splitext(s)[1] or "(none)"
@@ -162,8 +160,7 @@ class CaptionWorker:
         ordered = [r for s in sources for r in rows[s]]
         for s in sources:
             st = stats[s]
-            st["seconds"] = (st["decode_s"] + st["pose_s"] + st["student_s"]
-                             if archive.kind_of(s) == "photo" else time.perf_counter() - starts[s])
+            st["seconds"] = st["decode_s"] + st["pose_s"] + st["student_s"]
             st["people"] = sum(1 for r in rows[s] if r.get("error") is None)
             st["error"] = next((r["error"] for r in rows[s] if r.get("error")
                                 and r["error"] != NO_PERSON), None)
@@ -180,14 +177,11 @@ class CaptionWorker:
         return {"stats": np.array(out, dtype=object)}
 
 
-@dataclass
-class _Described:
-    people: list
-    error: str | None
+def _error(err: Exception):
+    """An input's outcome when it could not be read: the predictor's ``Described``."""
+    from p2l3d_core.inference.predictor import Described
 
-
-def _error(err: Exception) -> _Described:
-    return _Described([], str(err))
+    return Described([], str(err))
 
 
 def plan_groups(pending: list[str], files_per_part: int) -> list[list[str]]:

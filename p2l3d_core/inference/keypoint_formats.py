@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from p2l3d_core import skeleton
+from p2l3d_core.inference.blazepose import COCO17_FROM_BLAZEPOSE33
 from p2l3d_core.inference.images import BadInput
 from p2l3d_core.skeleton import JOINT_NAMES, J
 
@@ -21,8 +22,6 @@ MIN_JOINTS = 6  # of the 17 a model reads: fewer is not a pose to describe
 COCO17_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder",
                 "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee",
                 "l_ankle", "r_ankle")
-# BlazePose landmark of each COCO-17 keypoint (``blazepose.COCO17_FROM_BLAZEPOSE33``).
-_COCO_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 # H36M-17 joint of each COCO-17 keypoint the layouts share (the nose is H36M's neck/nose).
 _COCO_FROM_H36M = {0: J["neck"], **{i: J[n] for i, n in enumerate(COCO17_NAMES)
                                     if n in JOINT_NAMES and i > 4}}
@@ -74,7 +73,7 @@ def to_coco17(kp: np.ndarray, keypoint_format: str, joints: np.ndarray) -> np.nd
     if keypoint_format == "coco17":
         return kp.astype(np.float32)
     if keypoint_format == "blazepose33":
-        return kp[list(_COCO_FROM_BLAZEPOSE)].astype(np.float32)
+        return kp[list(COCO17_FROM_BLAZEPOSE33)].astype(np.float32)
     out = np.zeros((17, 3), dtype=np.float32)
     for coco, h36m in _COCO_FROM_H36M.items():
         if np.isfinite(joints[h36m]).all():

@@ -118,14 +118,11 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, path: str, people_finder=None, batch_size: int = 64) -> Predictor:
-        """The model folder at ``path`` (local or ``s3://``), checked and prepared."""
-        from p2l3d_core.models.io import load_pretrained, read_config
+        """The model folder at ``path`` (local or ``s3://``), checked and prepared. Its stored
+        render settings are the ones ``load_pretrained`` checked against the model's config."""
+        from p2l3d_core.models.io import load_pretrained
 
-        model = load_pretrained(path)
-        render = None
-        if not str(path).startswith("s3://"):
-            render = RenderConfig(**read_config(path)["inputs"]["render"])
-        return cls(model, render, people_finder, batch_size, name=str(path))
+        return cls(load_pretrained(path), None, people_finder, batch_size, name=str(path))
 
     # -- the steps every caller shares ------------------------------------------------------
 
@@ -243,9 +240,8 @@ class Predictor:
     def find(self, value, keypoint_format: str = "coco17", name: str = "input") -> list[_Found]:
         """The people of one input (an image finds 0..n; keypoints are one person)."""
         if isinstance(value, Detected):
-            return [self._found(pose) for pose in value.people
-                    if joints_known(to_model_joints(np.asarray(pose.keypoints, np.float64),
-                                                    "coco17")) >= MIN_JOINTS]
+            found = [self._found(pose) for pose in value.people]
+            return [f for f in found if joints_known(f.joints) >= MIN_JOINTS]
         is_keypoints = (isinstance(value, (list, tuple)) or
                         (isinstance(value, np.ndarray) and value.ndim == 2))
         if is_keypoints:

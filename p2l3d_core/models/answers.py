@@ -23,43 +23,6 @@ from p2l3d_core.language.questions import (
     SENTENCES,
 )
 
-ANSWERS: tuple[str, ...] = tuple(dict.fromkeys(a for v in FAMILY_ANSWERS.values() for a in v))
-"""The head's classes: every family's answers, each once ("left" serves several families)."""
-ANSWER_INDEX: dict[str, int] = {a: i for i, a in enumerate(ANSWERS)}
-
-
-def answer_ids(answers: list[str]) -> torch.Tensor:
-    """Class index of each answer; an answer outside :data:`ANSWERS` is an error naming it."""
-    unknown = sorted({a for a in answers if a not in ANSWER_INDEX})
-    if unknown:
-        raise ValueError(f"answers outside the closed vocabulary: {unknown[:5]}")
-    return torch.tensor([ANSWER_INDEX[a] for a in answers], dtype=torch.long)
-
-
-FAMILIES: tuple[str, ...] = tuple(FAMILY_ANSWERS)
-_FAMILY_INDEX: dict[str, int] = {f: i for i, f in enumerate(FAMILIES)}
-
-
-def _family_masks() -> torch.Tensor:
-    """``(len(FAMILIES), len(ANSWERS))`` bool: row ``i`` allows family ``i``'s answers."""
-    masks = torch.zeros(len(FAMILIES), len(ANSWERS), dtype=torch.bool)
-    for i, family in enumerate(FAMILIES):
-        masks[i, [ANSWER_INDEX[a] for a in FAMILY_ANSWERS[family]]] = True
-    return masks
-
-
-_FAMILY_MASKS = _family_masks()
-
-
-def family_mask(families: list[str]) -> torch.Tensor:
-    """``(N, len(ANSWERS))`` bool: which classes each question's family allows. A lookup in a
-    per-family table: a student step asks the question bank of every row (~4k questions)."""
-    try:
-        index = [_FAMILY_INDEX[f] for f in families]
-    except KeyError as err:
-        raise ValueError(f"unknown question family {err.args[0]!r}") from None
-    return _FAMILY_MASKS[torch.tensor(index, dtype=torch.long)]
-
 
 @dataclass(frozen=True, eq=False)
 class Vocabulary:
@@ -74,18 +37,20 @@ class Vocabulary:
     needs_depth: dict[str, bool]
     bank: tuple[tuple[str, str], ...]
     sentences: dict[str, dict[str, str]]
-    _masks: torch.Tensor = field(init=False, repr=False, compare=False)
+    answers: tuple[str, ...] = field(init=False)
+    """The head's classes: every family's answers, each once ("left" serves several families)."""
+    _order: dict[str, int] = field(init=False, repr=False)
+    _masks: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        index = {a: i for i, a in enumerate(self.answers)}
+        answers = tuple(dict.fromkeys(a for v in self.families.values() for a in v))
+        index = {a: i for i, a in enumerate(answers)}
         masks = torch.zeros(len(self.families), len(index), dtype=torch.bool)
-        for i, answers in enumerate(self.families.values()):
-            masks[i, [index[a] for a in answers]] = True
+        for i, family_answers in enumerate(self.families.values()):
+            masks[i, [index[a] for a in family_answers]] = True
+        object.__setattr__(self, "answers", answers)
+        object.__setattr__(self, "_order", {f: i for i, f in enumerate(self.families)})
         object.__setattr__(self, "_masks", masks)
-
-    @property
-    def answers(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(a for v in self.families.values() for a in v))
 
     def __eq__(self, other: object) -> bool:
         """Equal in order too: the order of families and answers is the head's class order."""
@@ -95,12 +60,14 @@ class Vocabulary:
         return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def mask(self, families: list[str]) -> torch.Tensor:
-        """``(N, len(answers))`` bool: which classes each question's family allows."""
-        order = {f: i for i, f in enumerate(self.families)}
-        unknown = sorted({f for f in families if f not in order})
-        if unknown:
-            raise ValueError(f"unknown question family {unknown[0]!r}")
-        return self._masks[torch.tensor([order[f] for f in families], dtype=torch.long)]
+        """``(N, len(answers))`` bool: which classes each question's family allows. A lookup in
+        a per-family table: a student step asks the question bank of every row (~4k
+        questions)."""
+        try:
+            index = [self._order[f] for f in families]
+        except KeyError as err:
+            raise ValueError(f"unknown question family {err.args[0]!r}") from None
+        return self._masks[torch.tensor(index, dtype=torch.long)]
 
     @classmethod
     def current(cls) -> Vocabulary:
@@ -138,6 +105,22 @@ class Vocabulary:
                 raise ValueError(f"{where}: bank question {question!r} does not match family "
                                  f"{family!r} and its answers")
         return vocab
+
+
+CURRENT: Vocabulary = Vocabulary.current()
+"""This code's vocabulary: what training learns. A loaded model answers with its own."""
+ANSWERS: tuple[str, ...] = CURRENT.answers
+ANSWER_INDEX: dict[str, int] = {a: i for i, a in enumerate(ANSWERS)}
+FAMILIES: tuple[str, ...] = tuple(CURRENT.families)
+family_mask = CURRENT.mask
+
+
+def answer_ids(answers: list[str]) -> torch.Tensor:
+    """Class index of each answer; an answer outside :data:`ANSWERS` is an error naming it."""
+    unknown = sorted({a for a in answers if a not in ANSWER_INDEX})
+    if unknown:
+        raise ValueError(f"answers outside the closed vocabulary: {unknown[:5]}")
+    return torch.tensor([ANSWER_INDEX[a] for a in answers], dtype=torch.long)
 
 
 class AnswerHead(nn.Module):

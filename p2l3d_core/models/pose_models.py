@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2l3d_core.models.answers import AnswerHead, Asked, Vocabulary
+from p2l3d_core.models.answers import CURRENT, AnswerHead, Asked, Vocabulary
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
 from p2l3d_core.models.encoders import Pose2DEncoder, Pose3DEncoder, TextEncoder
@@ -26,7 +26,7 @@ class _PoseLanguageModel(nn.Module):
                  vocab: Vocabulary | None = None):
         super().__init__()
         self.cfg = cfg
-        self.vocab = vocab or Vocabulary.current()
+        self.vocab = vocab or CURRENT
         self.text = TextEncoder(cfg.text, cfg.embed_dim, weights)
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
