@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overlays", type=location, default=None, metavar="PATH",
                    help="also write each photo and sampled frame with the people drawn")
     p.add_argument("--num-workers", type=at_least_one, default=None, metavar="W",
-                   help="actors, each with the model loaded once (default: the cluster's CPUs)")
+                   help="exactly W actors, each with the model loaded once (default: a pool that "
+                        "grows with the queue up to the cluster's CPUs)")
     p.add_argument("--batch-size", type=at_least_one, default=16, metavar="B",
                    help="photos an actor captions in one pass and writes as one part (default 16)")
     p.add_argument("--use-gpu", action="store_true", help="one GPU an actor")
@@ -70,9 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
+    from p2l3d_core import storage
     from p2l3d_core.inference.asking import check_question
     from p2l3d_core.inference.images import BadInput
-    from p2l3d_core.models.io import read_config
+    from p2l3d_core.models.io import check_weights, read_config
 
     try:
         for k, q in enumerate(args.question):
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     if refuse_unreachable(args.model, args.input, args.output, args.overlays):
+        return 2
+    try:  # a cut model.safetensors killed every actor as it loaded the model, in a traceback
+        check_weights(storage.join(args.model, "model.safetensors"))  # the header only
+    except (FileNotFoundError, ValueError) as err:
+        LOG.error("%s", err)
         return 2
     init_ray(num_cpus=args.num_cpus)
     job = CaptionJob(model=args.model, input=args.input, output=args.output,
@@ -104,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
              run["files"], run["seconds"], run["workers"], run["files_per_s"],
              run["people_per_s"], run["time_s"]["decode_s"], run["time_s"]["pose_s"],
              run["time_s"]["student_s"], 100 * run["actor_utilisation"])
+    if len(run["files_per_node"]) > 1:
+        LOG.info("files per Ray node: %s", ", ".join(
+            f"{node[:8]} {count}" for node, count in sorted(run["files_per_node"].items())))
     for example in summary["examples"]:
         LOG.info("  e.g. %s frame %d person %d: %s", example["source"], example["frame"],
                  example["person"], example["caption"])

@@ -44,7 +44,7 @@ from p2l3d_core.dataset.pipeline import ConfigMismatch, render_dataset
 from p2l3d_core.dataset.shards import check_shards, read_manifest, training_splits
 from p2l3d_core.evaluation.run import evaluate_to_folder, evaluation_inputs, finished_report
 from p2l3d_core.models.config import preset as model_preset
-from p2l3d_core.poses.sources import parse_source
+from p2l3d_core.poses.sources import count_records
 from p2l3d_core.training.plan import STAGES, TRAINING_STAGES, PlannedRun, is_trained, plan_runs
 from p2l3d_core.training.presets import add_preset_arguments, preset_from_args
 from p2l3d_core.training.runner import run_stage, with_corpus_vocab
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         real_sets.append((name, source))
     # Every input named on the command line is checked before the first training, not after.
     problem = check_set_names([name for name, _ in real_sets], "--real")
-    try:
+    try:  # read whole: a damaged file is named now, not after hours of training
         for _, source in real_sets:
-            parse_source(source)
+            count_records(source)
     except (ValueError, FileNotFoundError) as err:
         problem = problem or f"--real: {err}"
     if problem:
@@ -184,7 +184,8 @@ def _train(p, runs: list[PlannedRun], todo: set[str], datasets: dict, data: str,
                      ", 2D-measured language" if cfg.language == "2d" else "", i, len(runs),
                      elapsed)
             report[run.name] = run_stage(run.stage, cfg, datasets, args.output, name=run.name,
-                                         num_workers=p.num_workers, log=LOG.info)
+                                         num_workers=p.num_workers, placement=p.placement,
+                                         log=LOG.info)
     except TrainingFailedError as err:
         LOG.error("training failed: %s", err)
         return 1

@@ -35,7 +35,7 @@ from p2l3d_core.training.runner import run_stage, with_corpus_vocab
 
 TEACHER_FLAGS = ["model", "pose_input", "pose_input_3d", "labelled_fraction", "teacher_epochs",
                  "batch_size", "grad_accum", "lr", "lr_schedule", "zero_stage", "num_workers",
-                 "use_gpu"]
+                 "placement", "use_gpu"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
              manifest["splits"])
     try:
         run_stage(teacher.stage, teacher.config, datasets, args.output, name=teacher.name,
-                  num_workers=p.num_workers, cpus_per_worker=args.cpus_per_worker, log=LOG.info)
+                  num_workers=p.num_workers, cpus_per_worker=args.cpus_per_worker,
+                  placement=p.placement, log=LOG.info)
     except TrainingFailedError as err:
         LOG.error("training failed: %s", err)
         return 1

@@ -48,8 +48,11 @@ def render_shard(index: int, start: int, count: int, config: DatasetConfig,
 
 
 def _render_batch(batch: dict[str, np.ndarray], config_json: str, dataset_uri: str) -> dict:
+    import ray
+
     config = DatasetConfig.from_dict(json.loads(config_json))
-    out = [render_shard(int(i), int(s), int(c), config, dataset_uri)
+    node = ray.get_runtime_context().get_node_id()  # where it ran: the manifest records it
+    out = [{**render_shard(int(i), int(s), int(c), config, dataset_uri), "node": node}
            for i, s, c in zip(batch["index"], batch["start"], batch["count"])]
     return {"stats": np.array([json.dumps(o) for o in out], dtype=object)}
 
@@ -129,7 +132,8 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
             rate = rendered / max(time.perf_counter() - t0, 1e-9)
             eta = (sum(c for _, _, c in todo) - rendered) / max(rate, 1e-9)
             log(f"  shard {len(stats)}/{len(all_shards)}: {s['path']} {s['rows']} poses, "
-                f"{len(s['failures'])} failed | {rate:,.0f} poses/s, ETA {eta:,.0f} s")
+                f"{len(s['failures'])} failed, on node {s['node'][:8]} | {rate:,.0f} poses/s, "
+                f"ETA {eta:,.0f} s")
 
     merged = shards.merge_stats(stats)
     manifest = {
@@ -141,10 +145,12 @@ def render_dataset(dataset_uri: str, config: DatasetConfig, *, overwrite: bool =
         "columns": SCHEMA.names,
         "shards": [{"path": shards.shard_name(i), "rows": stats[i]["rows"],
                     "bytes": stats[i]["bytes"], "sha256": stats[i]["sha256"],
-                    "splits": stats[i]["splits"]} for i, _, _ in all_shards],
+                    "splits": stats[i]["splits"], "node": stats[i].get("node")}
+                   for i, _, _ in all_shards],
         **merged,
     }
     storage.write_json(manifest_uri, manifest)
+    nodes = {s["node"] for s in manifest["shards"] if s["node"]}
     log(f"done: {merged['num_rows']} poses ({merged['splits']}), {len(merged['failures'])} failed, "
-        f"in {time.perf_counter() - t0:,.1f} s -> {manifest_uri}")
+        f"in {time.perf_counter() - t0:,.1f} s on {len(nodes)} node(s) -> {manifest_uri}")
     return manifest

@@ -168,12 +168,15 @@ class CaptionWorker:
         return ordered, list(stats.values())
 
     def __call__(self, batch: dict) -> dict:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()  # the summary says where files ran
         out = []
         for group in batch["group"]:
             sources = json.loads(str(group))
             rows, stats = self.caption(sources)
             archive.write_part(self.job.output, sources, rows)
-            out.append(json.dumps(stats))
+            out.append(json.dumps([{**s, "node": node} for s in stats]))
         return {"stats": np.array(out, dtype=object)}
 
 
@@ -235,6 +238,10 @@ def caption_archive(job: CaptionJob, log=print) -> dict:
     if groups:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(job.num_workers or cpus, len(groups)))
+        # A pool of exactly num_workers actors when the user asks for that many (spread over
+        # the cluster's nodes by Ray Data), else one that grows with the queue up to the CPUs.
+        pool = (ActorPoolStrategy(size=workers) if job.num_workers
+                else ActorPoolStrategy(min_size=1, max_size=workers))
         ray.data.DataContext.get_current().enable_progress_bars = False
         runtime_env = (storage.worker_runtime_env()
                        if storage.is_s3(output) or storage.is_s3(job.input)
@@ -242,7 +249,7 @@ def caption_archive(job: CaptionJob, log=print) -> dict:
         resources = {"num_gpus": 1} if job.use_gpu else {"num_cpus": 1}
         ds = ray.data.from_items([{"group": json.dumps(g)} for g in groups],
                                  override_num_blocks=len(groups)).map_batches(
-            CaptionWorker, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=workers),
+            CaptionWorker, batch_size=1, compute=pool,
             fn_constructor_kwargs={"job_json": json.dumps(job.__dict__),
                                    "fingerprint": fingerprint, "input_root": job.input},
             **({"runtime_env": runtime_env} if runtime_env else {}), **resources)
@@ -305,6 +312,7 @@ def summarise(output: str, job: CaptionJob, run_stats: list[dict], wall: float, 
             "time_s": {k: round(sum(s[k] for s in run_stats), 2)
                        for k in ("decode_s", "pose_s", "student_s")},
             "actor_utilisation": round(busy / (wall * workers), 3) if workers and wall else 0.0,
+            "files_per_node": dict(Counter(s["node"] for s in run_stats)),
             "slowest": [{"source": s["source"], "seconds": round(s["seconds"], 2)}
                         for s in sorted(run_stats, key=lambda s: -s["seconds"])[:5]],
         },

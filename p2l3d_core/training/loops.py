@@ -146,6 +146,7 @@ class _Run:
         self.train_shard = ray.train.get_dataset_shard("train")
         self.val_shard = ray.train.get_dataset_shard("val")
         self.rng = np.random.default_rng([cfg.seed, self.context.get_world_rank()])
+        self.nodes = _worker_nodes()
 
     def fit(self, stage: str, step, evaluate, extra_metrics=dict) -> None:
         """Epochs from ``start``: ``step(batch)`` returns the loss terms; scalar terms are
@@ -167,7 +168,8 @@ class _Run:
                 _progress(self.context, stage, epoch, steps, t0, out)
             metrics = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
             metrics.update(epoch=epoch, steps=steps, seconds=time.perf_counter() - t0,
-                           lr=float(engine.get_lr()[0]), **extra_metrics())
+                           lr=float(engine.get_lr()[0]), worker_nodes=self.nodes,
+                           **extra_metrics())
             t1 = time.perf_counter()
             if self.val_shard is not None:
                 metrics.update(evaluate())
@@ -187,6 +189,20 @@ class _Run:
         """Store the sentences this worker's text encoders computed beyond what they read."""
         for shared in self.texts:
             shared.save_new()
+
+
+def _worker_nodes() -> list[str]:
+    """The Ray node of every rank, in rank order: each epoch's metrics say where it ran (after a
+    restart the workers may sit elsewhere)."""
+    import ray
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    if not (dist.is_available() and dist.is_initialized()):
+        return [node]
+    nodes: list = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node)
+    return nodes
 
 
 def train_teacher(config: dict) -> None:

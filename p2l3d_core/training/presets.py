@@ -35,6 +35,7 @@ PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "presets"
 BASELINES = ("baseline_2d", "baseline_2d_no3d", "coords_2d")
 MODEL_SIZES = ("tiny", "small", "base")  # p2l3d_core.models.config.preset
 POSE_INPUTS = ("image", "keypoints", "image+keypoints")  # p2l3d_core.models.encoders
+PLACEMENTS = ("pack", "spread")  # Ray Train's placement-group strategies, lower-cased
 # Fields the run plan or the job sets itself, which a preset's sections may not hold.
 NOT_IN_SECTIONS = {
     "dataset": {"seed": "--seed", "source": "the job (synthetic poses; --real for real sets)"},
@@ -60,6 +61,10 @@ class PipelinePreset:
     model: str = "small"  # a model size: MODEL_SIZES
     description: str = ""
     num_workers: int = 2
+    # Where Ray Train places the workers: "pack" fills a node first (GPU workers beside each
+    # other), "spread" puts them on as many nodes as it can (CPU clusters: each node's cores
+    # and memory bandwidth).
+    placement: str = "pack"
     seeds: int = 1  # student and baseline_2d are trained this many times
     baselines: tuple[str, ...] = BASELINES  # which labelled-only models the run trains
     curve: tuple[float, ...] = ()  # labelled fractions of the learning curve (each: 3 models)
@@ -79,6 +84,7 @@ class PipelinePreset:
         for fraction in self.curve:
             check_fraction("each learning-curve fraction", fraction)
         _check_choice("model", self.model, MODEL_SIZES)
+        _check_choice("placement", self.placement, PLACEMENTS)
         for name in ("pose_input", "pose_input_3d", "student_pose_input"):
             if getattr(self, name) is not None:
                 _check_choice(name, getattr(self, name), POSE_INPUTS)
@@ -258,6 +264,8 @@ OVERRIDES: tuple[Override, ...] = (
              "rows an epoch)"),
     Override("seeds", None, "how many seeds student and baseline_2d are trained with"),
     Override("num_workers", None, "Ray Train workers of each training"),
+    Override("placement", None, "where the workers go: pack (fill a node first) or spread "
+             "(across the cluster's nodes)", PLACEMENTS),
     Override("batch_size", "train", "rows per worker and step"),
     Override("grad_accum", "train", "steps accumulated per optimizer step"),
     Override("lr", "train", "learning rate"),

@@ -19,11 +19,13 @@ from p2l3d_core.training.config import TrainConfig
 
 def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name: str,
         storage_path: str, num_workers: int = 2, cpus_per_worker: float = 1.0,
-        max_failures: int = 2, keep_best: tuple[str, int] | None = None):
+        max_failures: int = 2, keep_best: tuple[str, int] | None = None,
+        placement: str = "pack"):
     """Train and return Ray Train's ``Result`` (``.metrics`` of the last epoch, ``.checkpoint``).
     ``keep_best=(metric, n)`` keeps the ``n`` checkpoints with the highest ``metric`` plus the
     latest (for resuming); without it every epoch's checkpoint stays on disk (a DeepSpeed
-    checkpoint of the quickstart models is ~200 MB)."""
+    checkpoint of the quickstart models is ~200 MB). ``placement``: "pack" or "spread" (the
+    workers across the cluster's nodes)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -35,7 +37,8 @@ def fit(loop: Callable[[dict], None], cfg: TrainConfig, datasets: dict, *, name:
         loop,
         train_loop_config=cfg.to_dict(),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=None if cfg.use_gpu else resources),
+                                     resources_per_worker=None if cfg.use_gpu else resources,
+                                     placement_strategy=placement.upper()),
         run_config=RunConfig(name=name, storage_path=storage_path,
                              # The driver's S3 settings (endpoint, credentials) reach the workers
                              # that write checkpoints and read the teacher, as in rendering.
@@ -100,7 +103,7 @@ def labelled_rows(dataset, fraction: float):
 
 def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_workers: int,
               name: str | None = None, cpus_per_worker: float = 1.0,
-              select_metric: str | None = SELECT_METRIC,
+              select_metric: str | None = SELECT_METRIC, placement: str = "pack",
               log: Callable[[str], None] = print) -> dict:
     """Train ``stage`` ("teacher" or "student") into ``output``: checkpoints under
     ``output/ray/<name>``, the exported model in ``output/<name>`` (``name`` defaults to the
@@ -125,7 +128,7 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     keep_best = (select_metric, 1) if select_metric and "val" in datasets else None
     result = fit(loops[stage], cfg, datasets, name=name.replace("/", "-"),
                  storage_path=storage.join(output, "ray"), num_workers=num_workers,
-                 cpus_per_worker=cpus_per_worker, keep_best=keep_best)
+                 cpus_per_worker=cpus_per_worker, keep_best=keep_best, placement=placement)
     history = read_history(result.checkpoint)
     for m in history:
         log(f"  {name} epoch {m['epoch']}: {epoch_summary(m)}")
@@ -133,9 +136,11 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     path = export_model(result, storage.join(output, *name.split("/")), checkpoint)
     why = (f"best {select_metric} {chosen[select_metric]:.3f}"
            if select_metric in chosen else "the last")
-    log(f"  {name}: epoch {chosen['epoch']} ({why}) saved to {path}")
+    nodes = history[-1].get("worker_nodes", []) if history else []
+    log(f"  {name}: epoch {chosen['epoch']} ({why}) saved to {path}; the last epoch's "
+        f"{len(nodes)} workers ran on {len(set(nodes))} node(s)")
     return {"path": path, "epoch": chosen["epoch"], "select_metric": select_metric,
-            "history": history}
+            "worker_nodes": nodes, "history": history}
 
 
 def run_steps(rows: int, cfg: TrainConfig, num_workers: int) -> int:

@@ -1,5 +1,6 @@
 """The main job as users run it: `ray job submit -- python jobs/distill.py` on a `ray start --head`
-cluster, and plain `python jobs/distill.py` for argument errors."""
+cluster, and plain `python jobs/distill.py` for argument errors. (An ``s3://`` run folder is
+tested on two nodes, in tests/cluster/test_two_nodes.py.)"""
 
 import json
 import os
@@ -128,36 +129,6 @@ def _stop_cluster(temp_dir: str, gcs_port: str) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(procs, timeout=30)
-
-
-@pytest.mark.slow
-def test_output_folder_on_s3(s3_bucket, tmp_path):
-    """An s3:// --output (a real S3 endpoint, moto's) holds the dataset, checkpoints, models and
-    report; a second run keeps what the first finished."""
-    from p2l3d_core import storage
-
-    root = s3_bucket + "/run"
-
-    def distill(stages: str) -> str:
-        out = subprocess.run([sys.executable, str(REPO / "jobs" / "distill.py"), "--preset",
-                              "smoke", "--output", root, "--num-cpus", "4", "--stages", stages],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                             env=_env(tmp_path), check=False)
-        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-        return out.stdout + out.stderr
-
-    log = distill("render,teacher,student")
-    assert "Failed to query Ray Train Controller" not in log  # State API up
-    for stage in ("teacher", "student"):
-        assert storage.exists(storage.join(root, stage, "model.safetensors"))
-        assert storage.list_folders(storage.join(root, "ray", stage)), "no checkpoints kept"
-    assert not storage.exists(storage.join(root, "student", "deepspeed")), (
-        "export copies model/ only")
-    # Run again: both models are kept, and the training report keeps their entries.
-    log = distill("teacher,student")
-    assert "student: finished earlier, kept (training 2 of 2;" in log
-    report = storage.read_json(storage.join(root, "report", "training.json"))
-    assert report["teacher"]["epoch"] == 0 and len(report["student"]["history"]) == 1
 
 
 def test_relative_paths_reach_the_workers_absolute(distill_job, monkeypatch, tmp_path):

@@ -29,6 +29,8 @@ def test_render_then_train_teacher_and_rerun_resumes(tmp_path):
     first = run("train_teacher.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "epoch 1: loss" in first.stdout and "best val_vqa" in first.stdout
+    # init_ray's local instance has its dashboard, so Ray Train's State API queries answer
+    assert "Failed to query Ray Train Controller" not in first.stdout + first.stderr
     meta = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
     assert meta["kind"] == "teacher" and meta["model"]["vision"]["image_size"] == 32
     assert meta["model"]["pose_input_3d"] == "image+keypoints"  # the 3D joints, not views alone
@@ -73,6 +75,7 @@ def test_a_gpu_run_without_gpus_is_refused_not_left_waiting(train_teacher_job, c
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.timeout(60)  # issue 25: bad data never hangs
 def test_a_cut_shard_is_named_before_ray_starts(train_teacher_job, call_main, tmp_path):
     """It failed inside a Ray Data task, as a traceback."""
     import json
