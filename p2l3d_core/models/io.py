@@ -97,12 +97,60 @@ def _flat_state(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
     return tensors, aliases
 
 
-def _load_state(model: torch.nn.Module, path: Path) -> None:
-    from safetensors import safe_open
+def check_weights(uri: str | Path) -> None:
+    """Refuse a ``model.safetensors`` that is missing, cut short or whose header is damaged,
+    naming the file (``FileNotFoundError`` / ``ValueError``).
 
-    with safe_open(str(path), framework="pt") as f:
-        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
-    state = load_file(str(path))
+    Why: a copy that stopped midway (a full disk, an interrupted download or sync) leaves a
+    file whose header still describes every tensor, and safetensors says only "incomplete
+    metadata, file not fully covered", as a ``SafetensorError`` that callers did not expect
+    (a traceback; in batch captioning, an actor that died in its constructor). Reads the
+    8-byte length and the JSON header only, so an ``s3://`` model is checked without
+    downloading it. Bytes changed inside the tensor data keep the size and are not seen: the
+    format records no checksum."""
+    from pyarrow import fs as pafs
+
+    from p2l3d_core import storage
+
+    uri = str(uri)
+    fs, path = storage.resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        raise FileNotFoundError(f"{uri}: no such file: the model folder is incomplete; copy the "
+                                "whole model folder")
+    size = info.size
+    with fs.open_input_file(path) as f:
+        head = f.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        header = f.read(length) if 0 <= length <= size - 8 else b""
+    if length < 0 or length > size - 8:
+        raise ValueError(f"{uri} is truncated ({size:,} bytes, shorter than its own header): "
+                         "the model folder is damaged; copy it again")
+    try:
+        tensors = json.loads(header)
+        end = max((int(t["data_offsets"][1]) for name, t in tensors.items()
+                   if name != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+        raise ValueError(f"{uri} is damaged (its safetensors header cannot be read: {err}): "
+                         "copy the model folder again") from None
+    expected = 8 + length + end
+    if size < expected:
+        raise ValueError(f"{uri} is truncated ({size:,} of the {expected:,} bytes its header "
+                         "describes): the model folder is damaged; copy it again")
+    if size > expected:
+        raise ValueError(f"{uri} is damaged ({size:,} bytes, its header describes {expected:,}):"
+                         " copy the model folder again")
+
+
+def _load_state(model: torch.nn.Module, path: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:  # load_pretrained ran check_weights: what is left is a header that reads wrongly
+        with safe_open(str(path), framework="pt") as f:
+            aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+        state = load_file(str(path))
+    except (SafetensorError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is damaged ({err}): copy the model folder again") from None
     for name, target in aliases.items():
         state[name] = state[target]
     model.load_state_dict(state, strict=True)
@@ -141,10 +189,20 @@ def load_pretrained(folder: str | Path) -> _PoseLanguageModel:
 
         from p2l3d_core import storage
 
+        # Damaged weights are named by their s3:// URI, before the download (a folder that is
+        # not there is left to the download to name).
+        weights = storage.join(str(folder), "model.safetensors")
+        try:
+            present = storage.exists(weights)
+        except OSError:  # no such bucket
+            present = False
+        if present:
+            check_weights(weights)
         with tempfile.TemporaryDirectory() as tmp:
             return load_pretrained(storage.download_folder(str(folder), tmp))
     folder = Path(folder)
     meta = read_config(folder)
+    check_weights(folder / "model.safetensors")  # before the model is built (seconds)
     d = meta["model"]
     d["text"]["pretrained"] = str(folder / d["text"]["pretrained"])
     tokenizer = Path(d["text"]["pretrained"])

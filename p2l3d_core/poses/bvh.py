@@ -69,17 +69,26 @@ def _tokens(path: str | Path) -> tuple[list[str], list[int]]:
     return tokens, lines
 
 
+def _is_channel(name: str) -> bool:
+    """A channel name :func:`forward_kinematics` reads: ``Xposition`` .. ``Zrotation``."""
+    return name[:1].upper() in ("X", "Y", "Z") and name[1:] in ("position", "rotation")
+
+
 def parse_bvh(path: str | Path) -> BvhClip:
     """Parse the HIERARCHY and MOTION sections (CRLF and tabs are fine). A damaged file is
     refused with its path and line, never read as a different motion: every ``{`` closed before
-    MOTION and no ``}`` too many, a number where one belongs, ``Frames:`` equal to the rows
-    present (a file cut short has fewer), and each row as wide as the channels."""
+    MOTION and no ``}`` too many, one ROOT at the top and JOINTs inside it, an OFFSET in every
+    joint (without one a joint sat on its parent), a CHANNELS count followed by that many
+    channel names (a count too high swallowed the next joint's tokens), a number where one
+    belongs, ``Frames:`` equal to the rows present (a file cut short has fewer), and each row
+    as wide as the channels."""
     tokens, lines = _tokens(path)
     names: list[str] = []
     parents: list[int] = []
     offsets: list[list[float]] = []
     channels: list[list[str]] = []
     opened_at: list[int] = []  # line of each joint's "{"
+    has_offset: list[bool] = []
     stack: list[int] = []
     pos = 0
     pending: tuple[str, int] | None = None
@@ -108,7 +117,16 @@ def parse_bvh(path: str | Path) -> BvhClip:
     while pos < len(tokens) and tokens[pos] != "MOTION":
         tok = tokens[pos]
         if tok in ("ROOT", "JOINT"):
-            pending = (tokens[pos + 1], stack[-1] if stack else -1)
+            name = tokens[pos + 1] if pos + 1 < len(tokens) else "{"
+            if name in ("{", "}"):
+                raise ValueError(f"{where(pos)}: {tok} without a name")
+            if tok == "JOINT" and not stack:
+                raise ValueError(f"{where(pos)}: JOINT {name} outside any joint (the hierarchy "
+                                 "begins with ROOT)")
+            if tok == "ROOT" and stack:
+                raise ValueError(f"{where(pos)}: ROOT {name} inside joint {names[stack[-1]]} (a "
+                                 "joint within another is a JOINT)")
+            pending = (name, stack[-1] if stack else -1)
             pos += 2
         elif tok == "End":  # "End Site"
             if not stack:
@@ -124,27 +142,45 @@ def parse_bvh(path: str | Path) -> BvhClip:
             offsets.append([0.0, 0.0, 0.0])
             channels.append([])
             opened_at.append(lines[pos])
+            has_offset.append(False)
             stack.append(len(names) - 1)
             pending = None
             pos += 1
         elif tok == "}":
             if not stack:
                 raise ValueError(f"{where(pos)}: '}}' closes no joint (one too many)")
-            stack.pop()
+            joint = stack.pop()
+            if not has_offset[joint]:
+                raise ValueError(f"{path}:{opened_at[joint]}: joint {names[joint]} has no OFFSET "
+                                 f"(its '}}' at line {lines[pos]})")
             pos += 1
         elif tok == "OFFSET":
             if not stack:
                 raise ValueError(f"{where(pos)}: OFFSET outside any joint")
             offsets[stack[-1]] = numbers(pos + 1, 3, "an OFFSET")
+            has_offset[stack[-1]] = True
             pos += 4
         elif tok == "CHANNELS":
             if not stack:
                 raise ValueError(f"{where(pos)}: CHANNELS outside any joint")
             count = whole(pos + 1, "a CHANNELS count")
-            channels[stack[-1]] = tokens[pos + 2 : pos + 2 + count]
+            listed = tokens[pos + 2 : pos + 2 + count]
+            for k, channel in enumerate(listed):
+                if not _is_channel(channel):
+                    raise ValueError(
+                        f"{where(pos + 2 + k)}: CHANNELS {count} of {names[stack[-1]]} (line "
+                        f"{lines[pos]}): {channel!r} is not a channel (Xposition .. Zrotation); "
+                        "the count or a name is wrong")
+            if len(listed) < count:
+                raise ValueError(f"{where(pos)}: CHANNELS {count} needs {count} channel names; "
+                                 "the file ends")
+            channels[stack[-1]] = listed
             pos += 2 + count
         elif tok == "HIERARCHY":
             pos += 1
+        elif _is_channel(tok):
+            raise ValueError(f"{where(pos)}: channel {tok!r} after the CHANNELS list (its count "
+                             "is too low)")
         else:
             raise ValueError(f"{where(pos)}: unexpected token {tok!r} in HIERARCHY")
     if pos >= len(tokens):

@@ -27,6 +27,7 @@ import numpy as np
 from p2l3d_core.poses.camera import Y_UP_TO_Z_UP, Camera, framing_camera
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.poses.safe_pickle import load_npz_object, safe_load
+from p2l3d_core.skeleton import JOINT_NAMES
 
 # The 15 official Human3.6M actions; file and key names use a few short forms (S2-S11 say
 # "Photo" and "WalkDog" where S1 says "TakingPhoto" and "WalkingDog").
@@ -108,10 +109,19 @@ def _intrinsics(params: Mapping[str, Any]) -> np.ndarray:
     return np.array([[f[0], 0.0, c[0]], [0.0, f[1], c[1]], [0.0, 0.0, 1.0]])
 
 
-def _masked(points: np.ndarray, vis: np.ndarray) -> np.ndarray:
-    """Copy of ``points`` with rows whose visibility flag is 0 set to NaN."""
+def _masked(points: np.ndarray, vis: np.ndarray, where: str) -> np.ndarray:
+    """Copy of ``points`` with rows whose visibility flag is 0 set to NaN. A NaN or infinite
+    coordinate of a joint marked visible (or a NaN visibility) is refused, naming ``where``
+    and the joints: these files mark a missing joint with visibility 0, so such a value is
+    damage, and it would otherwise be read as a missing joint without a word."""
     out = np.array(points, dtype=np.float64)
-    out[np.asarray(vis) <= 0] = np.nan
+    vis = np.asarray(vis, dtype=np.float64)
+    bad = ~np.isfinite(vis) | ((vis > 0) & ~np.isfinite(out).all(axis=-1))
+    if bad.any():
+        joints = [JOINT_NAMES[j] for j in np.flatnonzero(bad)]
+        raise ValueError(f"{where}: NaN or infinite values at visible joint(s) {joints} (a "
+                         "missing joint has visibility 0): the file is damaged")
+    out[vis <= 0] = np.nan
     return out
 
 
@@ -139,8 +149,9 @@ def read_h36m_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
             raise KeyError(f"{npz_path}: no camera {key} in the camera file")
         params = cams[key]
         camera = camera_from_mmpose(params)
-        joints_cam = _masked(S[i, :, :3], S[i, :, 3])
-        joints_2d = _masked(parts[i, :, :2], parts[i, :, 2])
+        sample = f"{npz_path}: sample {i} ({imgnames[i]})"
+        joints_cam = _masked(S[i, :, :3], S[i, :, 3], f"{sample}, 'S'")
+        joints_2d = _masked(parts[i, :, :2], parts[i, :, 2], f"{sample}, 'part'")
         meta = {**info, "split_group": f"h36m/{info['subject']}", "imgname": str(imgnames[i]),
                 "file": str(npz_path),
                 "distortion_k": np.asarray(params.get("k", np.zeros(3))).reshape(-1).tolist(),
@@ -185,6 +196,12 @@ def read_videopose3d(npz_path: str | Path, cameras: Mapping | None = None,
                 raise ValueError(f"{npz_path}: {subject}/{action_raw} has shape {clip.shape}, "
                                  "expected (frames, 32, 3)")
             joints17 = clip[:, list(H36M32_TO_17), :]
+            broken = ~np.isfinite(joints17).all(axis=-1)
+            if broken.any():  # mocap has no missing joints: a NaN is damage, not "unseen"
+                frame = int(np.flatnonzero(broken.any(axis=1))[0])
+                joints = [JOINT_NAMES[j] for j in np.flatnonzero(broken[frame])]
+                raise ValueError(f"{npz_path}: {subject}/{action_raw} frame {frame}: NaN or "
+                                 f"infinite positions of {joints}: the file is damaged")
             for frame in range(0, len(clip), every):
                 joints = joints17[frame]
                 camera, cam_name = _pick_camera(cameras, subject, camera_id, joints, rng)
@@ -237,7 +254,8 @@ def read_3dhp_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
         if match is None or match["key"] not in cams:
             raise KeyError(f"{npz_path}: no camera for image {name!r}")
         params = cams[match["key"]]
-        joints_cam = _masked(S[i, order, :3], S[i, order, 3])
+        joints_cam = _masked(S[i, order, :3], S[i, order, 3], f"{npz_path}: sample {i} "
+                             f"({name}), 'S'")
         width, height = _3dhp_image_size(params)
         if "R" in params and "T" in params:  # world frame: cam -> 3DHP world (y up) -> z up
             R_c2w = Y_UP_TO_Z_UP @ np.asarray(params["R"], dtype=np.float64)
@@ -254,7 +272,8 @@ def read_3dhp_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
         records.append(PoseRecord(
             pose_id=f"3dhp/{Path(name).stem}", joints_3d=joints, camera=camera,
             action="unknown", source="mpi_inf_3dhp",
-            joints_2d=_masked(parts[i, order, :2], parts[i, order, 2]),
+            joints_2d=_masked(parts[i, order, :2], parts[i, order, 2],
+                              f"{npz_path}: sample {i} ({name}), 'part'"),
             meta={"imgname": name, "camera_key": match["key"], "frame": int(match["frame"]),
                   "split_group": f"3dhp/{match['key'].split('_Cam')[0]}",
                   "frame_of_reference": frame, "file": str(npz_path)}))

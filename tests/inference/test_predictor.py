@@ -226,6 +226,7 @@ def test_a_batch_equals_one_at_a_time(predictor, shared_file, coco_people, mpii_
             predictor.describe(kp, questions, keypoint_format="mpii16"))
 
 
+@pytest.mark.timeout(120)  # issue 25: bad data never hangs
 def test_a_bad_input_in_a_batch_is_its_own_error(predictor, photo, coco_people):
     values = [coco_people[0], b"not an image", photo, np.full((17, 3), np.nan), coco_people[1]]
     results = predictor.describe_batch(values, QUESTIONS,
@@ -332,6 +333,7 @@ def test_keypoints_of_the_wrong_shape_or_format_are_named(predictor, value, fmt,
         predictor.describe(value, keypoint_format=fmt)
 
 
+@pytest.mark.timeout(120)  # issue 25: bad data never hangs
 def test_keypoints_with_nan_inf_or_nothing_confident_are_named(predictor, coco_people):
     kp = coco_people[0].copy()
     for bad, joint in ((np.nan, 3), (np.inf, 7), (-np.inf, 0)):

@@ -280,6 +280,7 @@ def test_one_local_file_is_an_input(job, model, tmp_path, shared_file):
     assert args.input == photo
 
 
+@pytest.mark.timeout(180)  # issue 25: bad data never hangs
 @pytest.mark.slow
 def test_an_empty_input_folder_is_refused(job, model, tmp_path, ray_2cpus):
     (tmp_path / "in" / "sub").mkdir(parents=True)

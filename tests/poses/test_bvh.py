@@ -149,6 +149,7 @@ def test_seed_and_action_arguments(shared_file) -> None:
     assert read_bvh(path, every=200, seed=6)[0].camera != a[0].camera
 
 
+@pytest.mark.timeout(60)  # issue 25: bad data never hangs
 @pytest.mark.parametrize("damage, message", [
     # One '}' missing: the rest would parse with the wrong parents (joints off by up to 0.10 m).
     (lambda t: t.replace("        OFFSET 0 3 0\n      }\n", "        OFFSET 0 3 0\n", 1),
