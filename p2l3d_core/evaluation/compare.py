@@ -12,18 +12,22 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from p2l3d_core.evaluation.claims import caption_precision
 from p2l3d_core.evaluation.methods import EvalSet
 from p2l3d_core.evaluation.metrics import caption_scores, interleaved_latency, vqa_scores
 
 
 def score_method(method, data: EvalSet, meteor: bool = True) -> dict[str, float]:
     """VQA, caption and retrieval metrics of ``method`` on ``data``. Latency is measured for
-    all methods together (:func:`compare_latency`)."""
+    all methods together (:func:`compare_latency`). Caption precision checks what each caption
+    claims against the set's true 3D (``claims.py``); BLEU and CIDEr only score its wording."""
     preds = method.predict(data)
     out = vqa_scores(preds.answers, data.qa_answer, data.qa_family, data.qa_needs_depth)
     # Rules on lifted 3D leave the action (no recogniser) and unmeasurable codes unanswered: wrong.
     out["vqa_unanswered"] = sum(not a for a in preds.answers) / max(len(preds.answers), 1)
     out.update(caption_scores(preds.captions, data.captions, meteor=meteor))
+    out.update(caption_precision(preds.captions, data.joints_3d, data.camera_positions,
+                                 data.actions))
     out.update(preds.retrieval())
     return out
 

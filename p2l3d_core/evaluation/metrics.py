@@ -17,10 +17,17 @@ from collections.abc import Callable, Sequence
 LOG = logging.getLogger(__name__)
 
 
+ACTION_FAMILY = "action"
+"""The family that asks for the action label; every other family asks about the pose's
+geometry. Reported apart (``vqa_action_accuracy``, ``vqa_geometry_accuracy``): on real clips the
+label is often outside the generator's actions, and one must not hide the other."""
+
+
 def vqa_scores(predicted: Sequence[str], truth: Sequence[str], families: Sequence[str],
                needs_depth: Sequence[bool]) -> dict[str, float]:
-    """Exact-match accuracy overall, on ``needs_depth`` questions, on the others and per
-    family (``vqa_family/<family>``), with the question counts."""
+    """Exact-match accuracy overall, on ``needs_depth`` questions, on the others, on the
+    geometry families and the action family apart, and per family (``vqa_family/<family>``),
+    with the question counts."""
     if not len(predicted) == len(truth) == len(families) == len(needs_depth):
         raise ValueError("predicted, truth, families and needs_depth need one entry per question")
     right = [p.strip().lower() == t.strip().lower() for p, t in zip(predicted, truth)]
@@ -28,10 +35,13 @@ def vqa_scores(predicted: Sequence[str], truth: Sequence[str], families: Sequenc
     for ok, family, depth in zip(right, families, needs_depth):
         groups["vqa_accuracy"].append(ok)
         groups["vqa_depth_accuracy" if depth else "vqa_nondepth_accuracy"].append(ok)
+        groups["vqa_action_accuracy" if family == ACTION_FAMILY
+               else "vqa_geometry_accuracy"].append(ok)
         groups[f"vqa_family/{family}"].append(ok)
     out = {name: sum(v) / len(v) for name, v in groups.items()}
     out["vqa_questions"] = float(len(right))
     out["vqa_depth_questions"] = float(len(groups["vqa_depth_accuracy"]))
+    out["vqa_action_questions"] = float(len(groups["vqa_action_accuracy"]))
     return out
 
 

@@ -201,6 +201,10 @@ def test_score_method_on_rules_3d(data):
     assert out["vqa_questions"] == len(data.qa_row)
     assert {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"} <= set(out)
     assert not any("latency" in k for k in out)  # timed for all methods together
+    # the rules' own captions claim only what is true of the 3D they were measured on
+    assert out["caption_precision"] == 1.0 and out["caption_claims"] > len(data)
+    assert out["caption_malformed"] == 0.0 and out["caption_action_precision"] == 1.0
+    assert out["vqa_geometry_accuracy"] == 1.0 and out["vqa_action_accuracy"] == 1.0
 
 
 def test_compare_latency_times_every_method_on_one_thread_and_restores_threads(data, lifter):

@@ -31,6 +31,19 @@ def test_vqa_scores_overall_depth_nondepth_and_family():
             == {"vqa_family/a", "vqa_family/b", "vqa_family/c"})
 
 
+def test_vqa_scores_report_the_action_family_apart_from_the_geometry_families():
+    predicted = ["walking", "sitting", "bent", "left", "straight"]
+    truth = ["walking", "running", "bent", "left", "bent"]
+    families = ["action", "action", "joint_bend", "foot_forward", "joint_bend"]
+    out = vqa_scores(predicted, truth, families, [False, False, False, True, False])
+    assert out["vqa_action_accuracy"] == pytest.approx(1 / 2) == out["vqa_family/action"]
+    assert out["vqa_geometry_accuracy"] == pytest.approx(2 / 3)
+    assert out["vqa_action_questions"] == 2.0
+    no_action = vqa_scores(["bent"], ["bent"], ["joint_bend"], [False])
+    assert no_action["vqa_geometry_accuracy"] == 1.0 and no_action["vqa_action_questions"] == 0.0
+    assert "vqa_action_accuracy" not in no_action  # nothing asked, no made-up accuracy
+
+
 def test_vqa_scores_match_ignores_case_and_surrounding_space_only():
     out = vqa_scores([" BENT\t", "left arm", "leftarm"], ["bent", "Left Arm", "left arm"],
                      ["f", "f", "f"], [True, True, True])

@@ -13,7 +13,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _report():
     student = {"vqa_accuracy": 0.6, "vqa_accuracy_std": 0.05, "vqa_depth_accuracy": 0.55,
                "vqa_nondepth_accuracy": 0.62, "BLEU-1": 0.7, "BLEU-4": 0.3, "ROUGE-L": 0.5,
-               "CIDEr": 1.1, "METEOR": 0.4, "latency_p50_ms": 2.345,
+               "CIDEr": 1.1, "METEOR": 0.4, "latency_p50_ms": 2.345, "caption_precision": 0.812,
+               "vqa_geometry_accuracy": 0.64, "vqa_action_accuracy": 0.2,
                "vqa_family/facing": 0.75, "vqa_family/torso_lean": 0.5, "runs": 2.0}
     rules = {"vqa_accuracy": 1.0, "vqa_depth_accuracy": 1.0, "vqa_nondepth_accuracy": 1.0,
              "BLEU-1": np.float32(0.73), "BLEU-4": 0.55, "ROUGE-L": 0.52, "CIDEr": 0.3,
@@ -56,6 +57,7 @@ def test_report_json_round_trips(written):
     assert data["methods"]["rules_3d"]["BLEU-1"] == pytest.approx(0.73)
     assert data["sets"]["test"]["poses"] == 3 and data["sets"]["test"]["questions"] == 9
     assert data["sets"]["test"]["methods"]["student"]["vqa_family/facing"] == pytest.approx(0.75)
+    assert data["sets"]["test"]["methods"]["student"]["caption_precision"] == pytest.approx(0.812)
     assert data["targets"]["student_of_teacher_vqa_pct"]["met"] is False
     assert data["targets"]["student_of_teacher_vqa_pct"]["value"] == pytest.approx(75.0)
     assert data["learning_curve"][1]["labelled_poses"] == 400
@@ -80,6 +82,10 @@ def test_report_md_has_tables_targets_and_curve(written):
     assert s["vqa_accuracy"] == "0.600 ± 0.050"
     assert s["BLEU-4"] == "0.300" and s["latency_p50_ms"] == "2.3"
     assert s["pose_to_text_R@1"] == "-"  # not measured
+    # what captions claim beside how they read; the action family apart from the geometry
+    assert header.index("caption_precision") == header.index("BLEU-4") + 1
+    assert s["caption_precision"] == "0.812" and r["caption_precision"] == "-"
+    assert s["vqa_geometry_accuracy"] == "0.640" and s["vqa_action_accuracy"] == "0.200"
     assert r["vqa_accuracy"] == "1.000" and r["METEOR"] == "-" and r["BLEU-1"] == "0.730"
     # student before rules_3d in every table
     assert md.index("| student |") < md.index("| rules_3d |")
