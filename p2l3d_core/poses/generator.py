@@ -18,7 +18,7 @@ import numpy as np
 
 from p2l3d_core.poses.camera import Camera, CameraRanges, framing_camera
 from p2l3d_core.poses.record import PoseRecord
-from p2l3d_core.skeleton import NUM_JOINTS, J
+from p2l3d_core.skeleton import JOINT_NAMES, NUM_JOINTS, J
 
 ACTIONS: tuple[str, ...] = (
     "standing", "walking", "running", "sitting", "squatting", "kneeling", "lying", "jumping",
@@ -32,6 +32,11 @@ NOMINAL_BONES: dict[str, float] = {
     "upper_spine": 0.25, "neck": 0.11, "head": 0.115, "shoulder_half_width": 0.16,
     "upper_arm": 0.28, "forearm": 0.25,
 }
+
+# Factor on the hip width: skeletons place the hip joints anywhere from ~15 cm apart (anatomical
+# hip joint centres, many mocap rigs) to ~27 cm (Human3.6M's), and the rules measure the feet's
+# distance in hip widths, so the nominal 24 cm alone would tie that answer to one convention.
+HIP_WIDTH_SPREAD = (0.6, 1.15)
 
 # Anatomical limits (degrees) applied to every sampled angle.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -99,6 +104,10 @@ class BodyAngles:
     head_pitch: float = 0.0
     lift: float = 0.0  # metres above the ground (jumps, running flight)
     lying: str | None = None  # "back", "front", "left", "right"
+    # metres the heel is off the floor (on tiptoe, rolling off at the end of a step): raises
+    # the ankle above its flat-foot height where that foot carries the body
+    heel_raise: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in SIDES})
+    gait_phase: float | None = None  # percent of the gait cycle of the left leg (gaits only)
 
 
 def _limb_direction(flex: float, abd: float, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -180,79 +189,216 @@ def forward_kinematics(angles: BodyAngles, bones: dict[str, float]) -> np.ndarra
 
 # ---------------------------------------------------------------------------------------------
 # Action families: each samples a BodyAngles. U(a, b) ranges are in degrees.
+#
+# Coverage (issue 27): what an action's label does not imply is sampled the same way for every
+# action it applies to, over the whole anatomical range, so no posecode's answer can be read off
+# the kind of pose. Walking and standing knees bend (a gait cycle's swing, a relaxed or lifted
+# leg, a soft stance), relaxed elbows take any flexion from straight to closed, the torso leans
+# forward, back or sideways whatever the action, and feet leave the ground or rise onto the
+# toes in standing and walking too. Only what the label says is fixed: a squat's closed knees,
+# a sitter's horizontal thighs, a runner's bent elbows, a jumper off the ground (or crouched to
+# take off).
+
+# Flexion bands (degrees, 0 = straight) and their weights: straight, slightly bent, bent, fully
+# bent, with the gaps between the rules' categories (their dead bands) covered as well.
+FLEXION_BANDS = ((0.0, 25.0), (25.0, 60.0), (60.0, 115.0), (115.0, 145.0))
+ELBOW_WEIGHTS = (0.33, 0.30, 0.25, 0.12)
+
+
+def _banded(rng: np.random.Generator, weights: tuple[float, ...],
+            bands: tuple[tuple[float, float], ...] = FLEXION_BANDS) -> float:
+    u = rng.random() * sum(weights)  # a weighted choice without rng.choice's overhead
+    k = 0
+    while k < len(bands) - 1 and u >= weights[k]:
+        u -= weights[k]
+        k += 1
+    lo, hi = bands[k]
+    return float(rng.uniform(lo, hi))
+
+
+def _elbow_flexion(rng: np.random.Generator) -> float:
+    """A relaxed elbow: straight, slightly bent (a hanging arm's usual 20-50 degrees), bent
+    (hands at the waist, carrying), or closed (hand at the shoulder)."""
+    return _banded(rng, ELBOW_WEIGHTS)
+
+
+def _torso_pitch(rng: np.random.Generator) -> float:
+    """Torso pitch at the hips for actions whose label does not fix it: upright, leaning
+    forward (stooping, walking uphill, looking down at something) or back (carrying a load in
+    front, stretching). The rules see about 0.75 of the pitch (the lower spine bends half), so
+    'leaning' (>= 15 degrees) starts at a pitch of ~20."""
+    u = rng.random()
+    if u < 0.55:
+        return float(rng.uniform(-8, 9))
+    if u < 0.82:
+        return float(rng.uniform(20, 45))
+    return float(rng.uniform(-30, -20))
+
+
+def _torso_roll(rng: np.random.Generator) -> float:
+    """Sideways lean: mostly posture sway, a sixth of the time a clear lean to one side."""
+    if rng.random() < 0.17:
+        return float(rng.choice([-1, 1]) * rng.uniform(20, 35))
+    return float(rng.uniform(-8, 8))
 
 
 def _relaxed_arm(rng: np.random.Generator, front_back: float = 35.0) -> Limb:
-    """A loosely hanging arm that swings both in front of and behind the body plane."""
+    """An arm the action leaves free: mostly hanging loosely, in front of or behind the body
+    plane; sometimes raised forward or to the side (gesturing, holding something). Its elbow
+    is anywhere from straight to closed."""
+    if rng.random() < 0.12:
+        return Limb(flex=rng.uniform(30, 100), abd=rng.uniform(0, 80), bend=_elbow_flexion(rng),
+                    rot=rng.uniform(-20, 60))
     return Limb(flex=rng.uniform(-front_back, front_back), abd=rng.uniform(0, 25),
-                bend=rng.uniform(0, 45), rot=rng.uniform(-20, 40))
+                bend=_elbow_flexion(rng), rot=rng.uniform(-20, 40))
 
 
-def _standing_leg(rng: np.random.Generator) -> Limb:
-    return Limb(flex=rng.uniform(-8, 12), abd=rng.uniform(0, 12), bend=rng.uniform(0, 12))
+def _standing_leg(rng: np.random.Generator, knee: float = 0.0) -> Limb:
+    """A leg carrying weight, knee flexed ``knee`` degrees (+ a little): the thigh comes forward
+    by half the flexion so the foot stays under the hip. Negative abduction brings the feet
+    together."""
+    k = knee + rng.uniform(0, 12)
+    return Limb(flex=k / 2 + rng.uniform(-8, 10), abd=rng.uniform(-6, 12), bend=k)
 
 
 def _other(side: str) -> str:
     return "r" if side == "l" else "l"
 
 
+def _stance(rng: np.random.Generator, a: BodyAngles) -> None:
+    """Legs of an upright person whose action does not say what the legs do: both feet down
+    with straight or soft knees (one leg often relaxed, its heel raised), a semi-crouch, or one
+    foot off the ground (standing on one leg, the other lifted in front or behind)."""
+    u = rng.random()
+    if u < 0.45:  # both feet down, knees near straight; one often relaxed
+        a.legs = {s: _standing_leg(rng) for s in SIDES}
+        if rng.random() < 0.15:  # feet together
+            for s in SIDES:
+                a.legs[s].abd = rng.uniform(-6, -2)
+        if rng.random() < 0.45:
+            s = SIDES[int(rng.integers(2))]
+            a.legs[s] = _standing_leg(rng, rng.uniform(20, 50))
+            a.heel_raise[s] = float(rng.uniform(0.0, 0.08))
+    elif u < 0.7:  # soft knees / semi-crouch; the torso comes forward to balance
+        k = rng.uniform(20, 55)
+        a.legs = {s: _standing_leg(rng, k + rng.uniform(-8, 8)) for s in SIDES}
+        a.bend = max(a.bend, k / 3 + rng.uniform(-5, 10))
+    else:  # one foot lifted, its knee slightly bent to closed
+        s = SIDES[int(rng.integers(2))]
+        a.legs[_other(s)] = _standing_leg(rng, rng.uniform(0, 20))
+        a.legs[s] = Limb(flex=rng.uniform(-25, 70), abd=rng.uniform(0, 20),
+                         bend=_banded(rng, (0.0, 0.25, 0.5, 0.25)))
+    if rng.random() < 0.1:  # on tiptoe
+        for s in SIDES:
+            a.heel_raise[s] = max(a.heel_raise[s], float(rng.uniform(0.04, 0.09)))
+
+
 def _base(rng: np.random.Generator) -> BodyAngles:
     a = BodyAngles()
     a.arms = {s: _relaxed_arm(rng) for s in SIDES}
-    a.legs = {s: _standing_leg(rng) for s in SIDES}
-    a.bend, a.lean, a.twist = rng.uniform(-8, 10), rng.uniform(-8, 8), rng.uniform(-15, 15)
+    a.bend, a.lean, a.twist = _torso_pitch(rng), _torso_roll(rng), rng.uniform(-15, 15)
+    _stance(rng, a)
     a.head_pitch = rng.uniform(-15, 20)
     return a
 
 
 def _standing(rng: np.random.Generator) -> BodyAngles:
-    """Standing, a third of the time with a clear lean back or to a side (so those codes and
-    answers occur in the data at all)."""
-    a = _base(rng)
-    u = rng.random()
-    if u < 0.15:
-        a.bend = rng.uniform(-30, -15)
-    elif u < 0.33:
-        a.lean = float(rng.choice([-1, 1])) * rng.uniform(15, 30)
-    return a
+    """Standing: upright, any arm, lean and stance (:func:`_base`)."""
+    return _base(rng)
 
 
-def _gait(rng: np.random.Generator, hip_amp: float, arm_amp: float, knees: tuple, elbows: tuple,
-          bend: tuple) -> BodyAngles:
+# Sagittal joint angles over one gait cycle (percent from heel strike -> degrees flexion),
+# rounded from normative adult curves (walking: Winter 1991, Perry 1992; running: Novacheck
+# 1998). Walking: stance 0-60 %, knee ~15-20 degrees in loading response and ~60 in swing; hip
+# +30 at heel strike, -10 in terminal stance. Running: stance 0-38 %, knee ~40 in stance and
+# 90-130 in swing, two flight phases.
+WALK = {"hip": ((0, 30), (10, 27), (30, 10), (52, -10), (62, -2), (72, 12), (85, 32), (100, 30)),
+        "knee": ((0, 5), (15, 18), (40, 4), (50, 10), (60, 38), (72, 62), (85, 30), (97, 3),
+                 (100, 5)),
+        "stance": 60.0}
+RUN = {"hip": ((0, 35), (20, 18), (38, -10), (55, 15), (80, 55), (100, 35)),
+       "knee": ((0, 20), (13, 42), (38, 22), (70, 105), (90, 35), (100, 20)),
+       "stance": 38.0}
+
+
+def _curve(keys: tuple, phase: float) -> float:
+    x, y = zip(*keys)
+    return float(np.interp(phase % 100.0, x, y))
+
+
+def _gait(rng: np.random.Generator, cycle: dict, hip_scale: tuple[float, float],
+          knee_scale: tuple[tuple[float, float], tuple[float, float]], arm_amp: tuple,
+          elbow: tuple[float, float] | None, flexed: float = 0.0) -> BodyAngles:
+    """One instant of a gait cycle: the left leg at a random phase, the right half a cycle
+    later; per person and stride the hip range, the stance and the swing knee flexion vary
+    (slow/fast, shuffling/bouncy), and a ``flexed`` share of strides keeps the knees bent
+    throughout (stairs, uphill, carrying a load). Arms swing opposite to the legs (unless
+    ``elbow`` is None and they are left to :func:`_base`, a quarter of the time). A foot
+    rolling onto its toes (terminal stance, early swing) raises its ankle
+    (:attr:`BodyAngles.heel_raise`)."""
     a = _base(rng)
-    phase = rng.uniform(-1, 1)
-    front = "l" if phase > 0 else "r"
-    a.legs[front] = Limb(flex=abs(phase) * hip_amp, abd=rng.uniform(0, 6),
-                         bend=rng.uniform(*knees[0]))
-    a.legs[_other(front)] = Limb(flex=-abs(phase) * hip_amp * 0.7, abd=rng.uniform(0, 6),
-                                 bend=rng.uniform(*knees[1]))
-    a.arms[front] = Limb(flex=-abs(phase) * arm_amp, abd=rng.uniform(3, 15),
-                         bend=rng.uniform(*elbows), rot=rng.uniform(0, 30))
-    a.arms[_other(front)] = Limb(flex=abs(phase) * arm_amp, abd=rng.uniform(3, 15),
-                                 bend=rng.uniform(*elbows), rot=rng.uniform(0, 30))
-    a.bend = rng.uniform(*bend)
+    phase = rng.uniform(0, 100)
+    hip_k = rng.uniform(*hip_scale)
+    stance_k, swing_k = rng.uniform(*knee_scale[0]), rng.uniform(*knee_scale[1])
+    knee_offset, hip_offset = rng.uniform(0, 6), 0.0
+    if rng.random() < flexed:  # stairs, uphill, carrying, crouched: knees never straighten
+        knee_offset = rng.uniform(10, 40)
+        hip_offset = knee_offset / 2
+        swing_k *= rng.uniform(1.15, 1.5)
+    toe_off = rng.uniform(0.07, 0.15)
+    arm = rng.uniform(*arm_amp)
+    free_arms = elbow is None and rng.random() < 0.25  # carrying, gesturing: no arm swing
+    stance = cycle["stance"]
+    hips = [y for _, y in cycle["hip"]]
+    hip_mid, hip_amp = (max(hips) + min(hips)) / 2, (max(hips) - min(hips)) / 2
+    for s, shift in (("l", 0.0), ("r", 50.0)):
+        p = (phase + shift) % 100.0
+        scale = float(np.interp(p, [0, stance - 15, stance + 5, 90, 100],
+                                [stance_k, stance_k, swing_k, swing_k, stance_k]))
+        hip = _curve(cycle["hip"], p)
+        a.legs[s] = Limb(flex=hip_offset + hip_mid + (hip - hip_mid) * hip_k,
+                         abd=rng.uniform(0, 6),
+                         bend=knee_offset + _curve(cycle["knee"], p) * scale)
+        # heel rise from late stance to toe-off, the foot coming level again by mid-swing
+        a.heel_raise[s] = toe_off * float(np.interp(p, [stance - 15, stance, stance + 8,
+                                                         stance + 22], [0, 1, 1, 0]))
+        if free_arms:
+            continue
+        other = _other(s)  # the opposite arm swings with this leg
+        a.arms[other] = Limb(flex=(hip - hip_mid) / hip_amp * arm, abd=rng.uniform(3, 15),
+                             bend=_elbow_flexion(rng) if elbow is None else rng.uniform(*elbow),
+                             rot=rng.uniform(0, 30))
+    a.gait_phase = phase
     return a
 
 
 def _walking(rng: np.random.Generator) -> BodyAngles:
-    return _gait(rng, 30, 35, ((0, 15), (5, 35)), (5, 35), (-3, 8))
+    return _gait(rng, WALK, (0.7, 1.2), ((0.6, 1.7), (0.8, 1.2)), (10, 35), None, flexed=0.35)
 
 
 def _running(rng: np.random.Generator) -> BodyAngles:
-    a = _gait(rng, 55, 55, ((20, 70), (50, 120)), (75, 105), (5, 22))
-    a.lift = rng.uniform(0.0, 0.15)
+    a = _gait(rng, RUN, (0.8, 1.2), ((0.8, 1.2), (0.8, 1.25)), (25, 50), (50, 125),
+              flexed=0.1)
+    a.bend = _torso_pitch(rng) + 5
+    p = a.gait_phase % 50.0  # flight between one foot's toe-off and the other's strike
+    stance = RUN["stance"]
+    if p > stance:
+        a.lift = float(rng.uniform(0.04, 0.15) * np.sin(np.pi * (p - stance) / (50 - stance)))
     return a
 
 
 def _sitting(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     for s in SIDES:
-        a.legs[s] = Limb(flex=rng.uniform(75, 100), abd=rng.uniform(0, 20),
-                         bend=rng.uniform(65, 110))
+        a.legs[s] = Limb(flex=rng.uniform(70, 100), abd=rng.uniform(0, 20),
+                         bend=rng.uniform(40, 130))
         a.arms[s] = Limb(flex=rng.uniform(10, 55), abd=rng.uniform(0, 20),
-                         bend=rng.uniform(40, 100),
-                         rot=rng.uniform(0, 45))
-    a.bend = rng.uniform(-12, 20)
+                         bend=_elbow_flexion(rng), rot=rng.uniform(0, 45))
+    if rng.random() < 0.25:  # one leg stretched out
+        s = SIDES[int(rng.integers(2))]
+        a.legs[s] = Limb(flex=rng.uniform(60, 95), abd=rng.uniform(0, 20), bend=rng.uniform(0, 40))
+    a.bend = min(a.bend, 35.0)
+    a.heel_raise = {s: 0.0 for s in SIDES}
     return a
 
 
@@ -261,8 +407,9 @@ def _squatting(rng: np.random.Generator) -> BodyAngles:
     for s in SIDES:
         a.legs[s] = Limb(flex=rng.uniform(95, 130), abd=rng.uniform(10, 30),
                          bend=rng.uniform(105, 145))
-        a.arms[s] = Limb(flex=rng.uniform(20, 90), abd=rng.uniform(0, 25), bend=rng.uniform(0, 70))
+        a.arms[s] = Limb(flex=rng.uniform(20, 90), abd=rng.uniform(0, 25), bend=_elbow_flexion(rng))
     a.bend = rng.uniform(20, 50)
+    a.heel_raise = {s: float(rng.uniform(0.0, 0.08)) for s in SIDES}
     return a
 
 
@@ -278,31 +425,73 @@ def _kneeling(rng: np.random.Generator) -> BodyAngles:
                           bend=rng.uniform(80, 100))
         a.legs[_other(up)] = Limb(flex=rng.uniform(-10, 5), abd=rng.uniform(0, 10),
                                   bend=rng.uniform(85, 100))
-    a.bend = rng.uniform(-5, 15)
+    a.bend = float(np.clip(a.bend, -15, 35))
+    a.heel_raise = {s: 0.0 for s in SIDES}
     return a
 
 
 def _lying(rng: np.random.Generator) -> BodyAngles:
+    """Lying on the back, front or a side, legs straight or bent: knees drawn up with the feet
+    on the floor on the back, shins lifted behind on the front, any way on a side. Limbs never
+    point into the floor (on the front an arm lies along the body or above the head; on a side
+    the lower arm and leg are not lifted outwards)."""
     a = _base(rng)
-    for s in SIDES:
-        a.arms[s] = Limb(flex=rng.uniform(-10, 60), abd=rng.uniform(0, 90), bend=rng.uniform(0, 60),
-                         rot=rng.uniform(-30, 30))
-        a.legs[s] = Limb(flex=rng.uniform(-5, 40), abd=rng.uniform(0, 20), bend=rng.uniform(0, 60))
-    a.bend = rng.uniform(-5, 10)
     a.lying = str(rng.choice(["back", "front", "left", "right"]))
+    for s in SIDES:
+        if a.lying == "front":
+            flex = rng.uniform(-10, 5) if rng.random() < 0.6 else rng.uniform(150, 180)
+        else:
+            flex = rng.uniform(-10, 90)
+        lower = a.lying == ("left" if s == "l" else "right")  # this side's limbs on the floor
+        a.arms[s] = Limb(flex=flex, abd=rng.uniform(0, 10 if lower else 90),
+                         bend=_elbow_flexion(rng), rot=rng.uniform(-30, 30))
+        straight = rng.random() < 0.6
+        if a.lying == "front":
+            flex = rng.uniform(-10, 5)
+            knee = rng.uniform(0, 25) if straight else rng.uniform(25, 120)
+        elif a.lying == "back":
+            flex = rng.uniform(-5, 20) if straight else rng.uniform(30, 85)
+            knee = rng.uniform(0, 25) if straight else float(np.clip(flex + rng.uniform(-15, 10),
+                                                                     25, 120))
+        else:
+            flex = rng.uniform(-5, 60)
+            knee = rng.uniform(0, 25) if straight else rng.uniform(25, 120)
+        a.legs[s] = Limb(flex=flex, abd=rng.uniform(0, 5 if lower else 20), bend=knee)
+    a.bend, a.lean = rng.uniform(-5, 10), rng.uniform(-8, 8)
+    a.heel_raise = {s: 0.0 for s in SIDES}
     return a
 
 
 def _jumping(rng: np.random.Generator) -> BodyAngles:
+    """In the air (legs tucked, extended, or one leg tucked as in a hop) or crouched on the
+    ground to take off or land."""
     a = _base(rng)
-    for s in SIDES:
-        a.legs[s] = Limb(flex=rng.uniform(5, 60), abd=rng.uniform(0, 20), bend=rng.uniform(10, 90))
-    arms_up = rng.random() < 0.6
+    a.heel_raise = {s: 0.0 for s in SIDES}
+    arms_up = rng.random() < 0.5
     for s in SIDES:
         a.arms[s] = (Limb(flex=rng.uniform(110, 175), abd=rng.uniform(0, 40),
                           bend=rng.uniform(0, 30))
                      if arms_up else _relaxed_arm(rng, 50))
-    a.lift = rng.uniform(0.15, 0.5)
+    u = rng.random()
+    if u < 0.2:  # take-off / landing crouch, both feet down
+        k = rng.uniform(30, 90)
+        a.legs = {s: _standing_leg(rng, k + rng.uniform(-10, 10)) for s in SIDES}
+        a.bend = max(a.bend, k / 3 + rng.uniform(0, 15))
+        a.heel_raise = {s: float(rng.uniform(0.0, 0.1)) for s in SIDES}
+        return a
+    s = SIDES[int(rng.integers(2))]
+    if u < 0.5:  # a hop: one leg tucked, on the ground (take-off, landing) or in the air
+        a.legs[s] = Limb(flex=rng.uniform(-10, 70), abd=rng.uniform(0, 20),
+                         bend=rng.uniform(50, 140))
+        a.legs[_other(s)] = _standing_leg(rng, rng.uniform(0, 50))
+        if u < 0.35:
+            a.heel_raise[_other(s)] = float(rng.uniform(0.0, 0.1))
+            return a
+    else:
+        for s in SIDES:
+            a.legs[s] = Limb(flex=rng.uniform(0, 60), abd=rng.uniform(0, 20),
+                             bend=rng.uniform(0, 100))
+    a.lift = rng.uniform(0.1, 0.5)
     return a
 
 
@@ -336,9 +525,11 @@ def _bending_forward(rng: np.random.Generator) -> BodyAngles:
     a = _base(rng)
     a.bend = rng.uniform(50, 100)
     for s in SIDES:
-        a.legs[s] = Limb(flex=rng.uniform(-5, 8), abd=rng.uniform(0, 12), bend=rng.uniform(0, 25))
+        knee = rng.uniform(0, 25) if rng.random() < 0.6 else rng.uniform(25, 70)
+        a.legs[s] = Limb(flex=knee / 3 + rng.uniform(-5, 8), abd=rng.uniform(-4, 12), bend=knee)
         a.arms[s] = Limb(flex=a.bend + rng.uniform(-25, 20), abd=rng.uniform(0, 20),
-                         bend=rng.uniform(0, 40))
+                         bend=rng.uniform(0, 40) if rng.random() < 0.7 else _elbow_flexion(rng))
+    a.heel_raise = {s: 0.0 for s in SIDES}
     return a
 
 
@@ -349,7 +540,8 @@ def _lunging(rng: np.random.Generator) -> BodyAngles:
                          bend=rng.uniform(65, 100))
     a.legs[_other(front)] = Limb(flex=rng.uniform(-35, -15), abd=rng.uniform(0, 10),
                                  bend=rng.uniform(0, 35))
-    a.bend = rng.uniform(-8, 10)
+    a.bend = float(np.clip(a.bend, -20, 30))
+    a.heel_raise = {front: 0.0, _other(front): float(rng.uniform(0.0, 0.1))}
     return a
 
 
@@ -390,6 +582,7 @@ def _kicking(rng: np.random.Generator) -> BodyAngles:
     a.legs[s] = (Limb(flex=rng.uniform(45, 100), abd=rng.uniform(0, 20), bend=rng.uniform(0, 40))
                  if forward else Limb(flex=rng.uniform(-40, -20), abd=rng.uniform(0, 10),
                                       bend=rng.uniform(30, 90)))
+    a.legs[_other(s)] = _standing_leg(rng, rng.uniform(0, 30))
     for arm in SIDES:
         a.arms[arm] = Limb(flex=rng.uniform(-20, 40), abd=rng.uniform(20, 55),
                            bend=rng.uniform(10, 60))
@@ -404,6 +597,8 @@ def _balancing(rng: np.random.Generator) -> BodyAngles:
                          bend=rng.uniform(0, 15))
     s = SIDES[int(rng.integers(2))]
     a.legs[s] = Limb(flex=rng.uniform(10, 90), abd=rng.uniform(0, 25), bend=rng.uniform(30, 100))
+    a.legs[_other(s)] = _standing_leg(rng, rng.uniform(0, 20))
+    a.bend = float(np.clip(a.bend, -15, 25))
     return a
 
 
@@ -415,25 +610,61 @@ SAMPLERS = {name: globals()[f"_{name}"] for name in ACTIONS}
 
 def sample_bones(rng: np.random.Generator, height_range: tuple[float, float] = (0.85, 1.12),
                  jitter: float = 0.05) -> dict[str, float]:
-    """Bone lengths of a random person: a global size times a small per-bone variation."""
+    """Bone lengths of a random person: a global size times a small per-bone variation, and
+    the hip width times :data:`HIP_WIDTH_SPREAD` (where a skeleton puts its hip joints
+    varies)."""
     size = rng.uniform(*height_range)
-    return {k: v * size * rng.uniform(1 - jitter, 1 + jitter) for k, v in NOMINAL_BONES.items()}
+    bones = {k: v * size * rng.uniform(1 - jitter, 1 + jitter) for k, v in NOMINAL_BONES.items()}
+    bones["hip_half_width"] *= rng.uniform(*HIP_WIDTH_SPREAD)
+    return bones
+
+
+# Height (metres, for a 1.75 m adult) of each joint centre above the floor when the body rests on
+# the floor there: a flat foot's ankle (~8 cm, the malleoli), a kneeling knee (~6 cm, kneecap and
+# tissue), a lying body's pelvis, back and skull (~9-10 cm), the limbs' radii at the shoulder,
+# elbow and wrist. Joint centres never touch the floor: with the lowest joint put at 0 cm, a
+# standing person's ankles stood 7-10 cm lower than real ones, so a foot was never lifted by
+# the rules' 22 cm in a walk (issue 27).
+FLOOR_CLEARANCE: dict[str, float] = {
+    "pelvis": 0.10, "r_hip": 0.09, "l_hip": 0.09, "r_knee": 0.06, "l_knee": 0.06,
+    "r_ankle": 0.08, "l_ankle": 0.08, "spine": 0.10, "thorax": 0.10, "neck": 0.06,
+    "head": 0.09, "l_shoulder": 0.07, "r_shoulder": 0.07, "l_elbow": 0.04, "r_elbow": 0.04,
+    "l_wrist": 0.03, "r_wrist": 0.03,
+}
+_CLEARANCE = np.array([FLOOR_CLEARANCE[name] for name in JOINT_NAMES])
+
+
+def floor_clearance(angles: BodyAngles, size: float = 1.0) -> np.ndarray:
+    """``(17,)`` heights of the joint centres above the floor where they rest on it, scaled by
+    the body's ``size``; an ankle is higher by its heel's raise (on tiptoe, rolling off)."""
+    out = _CLEARANCE * size
+    for s in SIDES:
+        out[J[f"{s}_ankle"]] += angles.heel_raise.get(s, 0.0)
+    return out
 
 
 _LYING = {"back": _ry(-np.pi / 2), "front": _ry(np.pi / 2), "left": _rx(-np.pi / 2),
           "right": _rx(np.pi / 2)}
 
 
+def _floor_gap(world: np.ndarray, clearance: np.ndarray | None) -> float:
+    """Height of the body above the floor: the lowest joint's height above its clearance."""
+    z = world[:, 2]
+    return float((z if clearance is None else z - clearance).min())
+
+
 def place_in_world(body: np.ndarray, heading_deg: float, lying: str | None,
-                   lift: float) -> np.ndarray:
+                   lift: float, clearance: np.ndarray | None = None) -> np.ndarray:
     """Turn a body-frame pose to ``heading_deg`` (0 = facing +x), lay it down if asked, and put
-    its lowest joint ``lift`` metres above the ground at the world origin."""
+    it ``lift`` metres above the ground at the world origin: its lowest joint on the floor, or
+    with ``clearance`` (:func:`floor_clearance`) the joint that rests on the floor at its
+    anatomical height."""
     rot = _rz(np.deg2rad(heading_deg))
     if lying is not None:
         rot = rot @ _LYING[lying]
     world = body @ rot.T
     world[:, :2] -= world[J["pelvis"], :2]
-    world[:, 2] -= world[:, 2].min() - lift
+    world[:, 2] -= _floor_gap(world, clearance) - lift
     return world
 
 
@@ -478,16 +709,19 @@ def generate_pose(rng: np.random.Generator, action: str, config: GeneratorConfig
     if action not in SAMPLERS:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     angles = SAMPLERS[action](rng)
-    body = forward_kinematics(angles, sample_bones(rng, config.height_range))
-    world = place_in_world(body, rng.uniform(0, 360), angles.lying, angles.lift)
+    bones = sample_bones(rng, config.height_range)
+    body = forward_kinematics(angles, bones)
+    clearance = floor_clearance(angles, bones["thigh"] / NOMINAL_BONES["thigh"])
+    world = place_in_world(body, rng.uniform(0, 360), angles.lying, angles.lift, clearance)
     camera = framing_camera(world, rng, config.camera)
     if rng.random() < config.twin_prob:
         chains = list(ARM_CHAINS) + [c for c, s in zip(LEG_CHAINS, SIDES)
                                      if angles.legs[s].bend < 20]
         twinned = depth_twin(world, camera, chains[int(rng.integers(len(chains)))])
-        if twinned[:, 2].min() >= world[:, 2].min() - 0.05:  # never push a limb through the floor
+        gap = _floor_gap(twinned, clearance)
+        if gap >= _floor_gap(world, clearance) - 0.05:  # never push a limb through the floor
             world = twinned
-            world[:, 2] -= min(0.0, world[:, 2].min())  # a few cm below: stand on the ground
+            world[:, 2] -= min(0.0, gap)  # a few cm below: stand on the ground
     return world, camera
 
 

@@ -108,3 +108,99 @@ def test_generated_set_contains_depth_twins():
 def test_unknown_action_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown action 'flying'"):
         g.generate_pose(np.random.default_rng(0), "flying")
+
+
+# --- Coverage of real motion (issue 27): what an action's label does not imply is not fixed
+# by it. Bounds are well inside what a few hundred poses give (measured shares in comments).
+
+_COVERAGE_POSES = {"standing": 300, "walking": 300, "jumping": 200}
+
+
+@pytest.fixture(scope="module")
+def coded():
+    from p2l3d_core.language.posecodes import measure_posecodes
+
+    out = {}
+    for action, n in _COVERAGE_POSES.items():
+        joints = np.stack([g.generate_pose(np.random.default_rng([9, i]), action)[0]
+                           for i in range(n)])
+        out[action] = measure_posecodes(joints)
+    return out
+
+
+def _shares(codes: np.ndarray, categories: int) -> np.ndarray:
+    return np.array([(codes == k).mean() for k in range(categories)])
+
+
+def _both(pc, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return (np.concatenate([pc.values[f"l_{name}"], pc.values[f"r_{name}"]]),
+            np.concatenate([pc.codes[f"l_{name}"], pc.codes[f"r_{name}"]]))
+
+
+def test_walking_knees_cover_the_range_real_walking_shows(coded):
+    """Real gait bends the knee ~60 degrees in swing (angle ~120) and ~15-20 in stance; the old
+    generator never bent a walking knee past 148 degrees."""
+    angles, _ = _both(coded["walking"], "knee")
+    assert angles.min() < 100 and angles.max() > 175
+    hist, _ = np.histogram(angles, bins=np.arange(100, 190, 10))
+    assert (hist / len(angles) >= 0.01).all(), hist  # every 10 degrees from 100 to 180
+
+
+@pytest.mark.parametrize("action", ["standing", "walking"])
+def test_joint_bend_categories_all_occur_for_standing_and_walking(coded, action):
+    _, knee = _both(coded[action], "knee")
+    _, elbow = _both(coded[action], "elbow")
+    knee_share, elbow_share = _shares(knee, 4), _shares(elbow, 4)
+    assert (knee_share[:3] >= 0.05).all(), knee_share  # straight, slightly bent, bent
+    assert (elbow_share >= 0.05).all(), elbow_share  # and fully bent elbows
+    answered = knee_share / knee_share.sum()
+    assert answered.max() < 0.7  # "straight" is not the answer the action gives away
+    if action == "standing":
+        assert knee_share[3] > 0  # a lifted foot's knee closes
+
+
+@pytest.mark.parametrize("action", ["standing", "walking", "jumping"])
+def test_torso_lean_covers_both_directions_whatever_the_action(coded, action):
+    pc = coded[action]
+    forward, upright, backward = _shares(pc.codes["lean_fb"], 3)
+    assert forward >= 0.1 and backward >= 0.04 and upright >= 0.25  # ~0.3 / 0.1 / 0.4
+    left, _, right = _shares(pc.codes["lean_lr"], 3)
+    assert left >= 0.03 and right >= 0.03  # ~0.08 each
+
+
+def _contact(pc) -> np.ndarray:
+    lg, rg = pc.codes["l_foot_ground"], pc.codes["r_foot_ground"]
+    return np.where((lg >= 0) & (rg >= 0), 2 * lg + rg, -1)  # 0 both, 1 right only, 2 left only
+
+
+def test_ground_contact_is_not_fixed_by_the_action(coded):
+    walking = _contact(coded["walking"])
+    assert (walking == 0).mean() >= 0.1  # double support (~0.25)
+    assert (walking == 1).mean() >= 0.04 and (walking == 2).mean() >= 0.04  # swing (~0.1)
+    standing = _contact(coded["standing"])
+    assert (standing == 0).mean() >= 0.4 and ((standing == 1) | (standing == 2)).mean() >= 0.08
+    jumping = _contact(coded["jumping"])
+    assert (jumping == 3).mean() >= 0.4  # in the air
+    assert (jumping == 0).mean() + (jumping == 1).mean() + (jumping == 2).mean() >= 0.08
+
+
+def test_ankles_stand_at_their_anatomical_height(coded):
+    """A joint centre never touches the floor: a flat foot's ankle is 7-10 cm up (the old
+    generator put it at 0, and the rules' 'off the ground' at 22 cm was never reached)."""
+    heights, _ = _both(coded["standing"], "foot_ground")
+    assert 0.06 <= np.median(heights) <= 0.11
+    walking, _ = _both(coded["walking"], "foot_ground")
+    assert walking.min() > 0.02 and (walking > 0.22).mean() >= 0.03  # a swinging foot
+
+
+def test_gait_cycle_has_normative_knee_flexion():
+    """Walking: ~15-20 degrees in loading response, ~60 in swing; running: 90+ in swing."""
+    walk = [g._curve(g.WALK["knee"], p) for p in range(100)]
+    assert 12 <= max(walk[:30]) <= 25 and 55 <= max(walk[55:90]) <= 70
+    assert max(g._curve(g.RUN["knee"], p) for p in range(40, 100)) >= 90
+    swing = []
+    for i in range(400):
+        a = g._walking(np.random.default_rng([10, i]))
+        if 68 <= a.gait_phase <= 76:  # the left leg near peak swing flexion
+            swing.append(a.legs["l"].bend)
+    assert len(swing) > 10 and 45 <= np.median(swing) <= 85

@@ -73,3 +73,59 @@ def test_corrupt_source_files_are_named(tmp_path, kind, name, content, message):
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
         count_records(f"{kind}:{path}")
+
+
+PANOPTIC = "poses/mmpose/panoptic_body3d"
+
+
+def test_panoptic_source_reads_every_body_and_renders(shared_file):
+    root = shared_file(PANOPTIC)
+    spec = f"panoptic:{root}"
+    assert parse_source(spec) == ("panoptic", root.resolve(), None)
+    n = count_records(spec)
+    assert n == 12  # 2 sequences x 2 scenes x 3 bodies
+    records = load_records(spec, 0, 0, n)
+    assert {r.source for r in records} == {"panoptic"} and {r.action for r in records} == {"band"}
+    assert {r.split_group for r in records} == {"panoptic/160906_band1", "panoptic/160906_band2"}
+    assert len({r.pose_id for r in records}) == n
+    result = build_table(records[:4], DatasetConfig(num_poses=4, source=spec, image_size=64))
+    assert result.table.num_rows == 4 and not result.failures
+    # one scene file, and a sequence folder with an action label
+    scene = root / "160906_band1/hdPose3d_stage1_coco19/body3DScene_00000168.json"
+    assert count_records(f"panoptic:{scene}") == 3
+    labelled = load_records(f"panoptic:{root / '160906_band2'}@playing music", 0, 0, 10)
+    assert len(labelled) == 6 and {r.action for r in labelled} == {"playing music"}
+
+
+def test_panoptic_source_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        parse_source("panoptic:/nowhere/panoptic")
+    with pytest.raises(ValueError, match="no body3DScene"):
+        count_records(f"panoptic:{tmp_path}")
+    scene = tmp_path / "seq" / "hdPose3d_stage1_coco19" / "body3DScene_00000001.json"
+    scene.parent.mkdir(parents=True)
+    scene.write_text('{"bodies": []}')
+    with pytest.raises(ValueError, match="no calibration"):
+        count_records(f"panoptic:{scene}")
+
+
+def test_3dhp_npz_through_the_h36m_kind_and_action_labels(shared_file):
+    npz = shared_file("poses/mmpose/mpi_inf_3dhp/test_3dhp_train.npz")
+    records = load_records(f"h36m:{npz}", 0, 0, 10)
+    assert len(records) == 2 and {r.source for r in records} == {"mpi_inf_3dhp"}
+    assert {r.action for r in records} == {"unknown"}
+    assert {r.action for r in load_records(f"h36m:{npz}@standing", 0, 0, 10)} == {"standing"}
+
+
+@pytest.mark.parametrize("label, action", [
+    ("hop", "jumping"), ("walk", "walking"), ("Walking", "walking"), ("WalkDog 1", "walking"),
+    ("WalkingDog", "walking"), ("TakingPhoto", "taking_photo"), ("jumping", "jumping"),
+    ("Directions", None), ("SittingDown", None), ("band", None), ("unknown", None),
+    ("131_01", None), ("", None),
+])
+def test_real_labels_map_onto_generator_actions(label, action):
+    from p2l3d_core.poses.generator import ACTIONS
+    from p2l3d_core.poses.sources import GENERATOR_ACTION, generator_action
+
+    assert generator_action(label) == action
+    assert set(GENERATOR_ACTION.values()) <= set(ACTIONS)
