@@ -57,14 +57,18 @@ _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "sittingdown": ("sitting down", ("taking a seat",)),
     "smoking": ("smoking", ("having a smoke",)),
     "waiting": ("waiting", ("waiting around",)),
-    "walkdog": ("walking a dog", ("walking the dog",)),
-    "walkingdog": ("walking a dog", ("walking the dog",)),
-    "walktogether": ("walking together with someone", ("walking side by side with someone",)),
-    "walkingtogether": ("walking together with someone", ("walking side by side with someone",)),
+    # A dog walk and a walk together are walks: their answer is the generator's, so that a
+    # model trained on it can be right (the captions keep the detail).
+    "walkdog": ("walking", ("walking a dog", "walking the dog")),
+    "walkingdog": ("walking", ("walking a dog", "walking the dog")),
+    "walktogether": ("walking", ("walking together with someone",
+                                 "walking side by side with someone")),
+    "walkingtogether": ("walking", ("walking together with someone",
+                                    "walking side by side with someone")),
     # CMU mocap clip labels
     "walk": ("walking", ("walking along",)),
     "run": ("running", ("running along",)),
-    "hop": ("hopping", ("hopping on one spot",)),
+    "hop": ("jumping", ("hopping", "hopping on one spot")),  # a hop is a jump on one leg
     "jump": ("jumping", ("jumping up",)),
     "dance": ("dancing", ("dancing around",)),
     "kick": ("kicking", ("doing a kick",)),

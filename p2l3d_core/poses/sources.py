@@ -15,8 +15,8 @@
 ``@ACTION`` after a file replaces its action labels (``bvh:131_03.bvh@jumping``). The label is
 kept as written: the language (:mod:`p2l3d_core.language.actions`) decides whether it is a known
 action. To compare a real set's action answers with a model trained on the generator, name the
-generator's action (``@walking``, ``@jumping``); :data:`GENERATOR_ACTION` lists the real labels
-that mean one of the generator's actions.
+generator's action (``@walking``, ``@jumping``), or a real label the language answers as one
+(``@hop`` is answered "jumping", ``WalkDog`` "walking").
 
 A source yields poses by index, so any shard can be built on any worker: the generator makes
 pose ``i`` from ``(seed, i)``; a file source reads its file and slices it (files are small next
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -42,29 +41,6 @@ SYNTHETIC_CAPACITY = 10**9
 
 
 BVH_EVERY = 4
-
-GENERATOR_ACTION: dict[str, str] = {
-    # CMU clip labels and their spellings
-    "walk": "walking", "walking": "walking", "run": "running", "running": "running",
-    "hop": "jumping", "hopping": "jumping", "jump": "jumping", "jumping": "jumping",
-    "kick": "kicking", "sit": "sitting", "stand": "standing", "standing": "standing",
-    # Human3.6M actions whose poses are one of the generator's actions
-    "walkingdog": "walking", "walkdog": "walking", "walktogether": "walking",
-    "walkingtogether": "walking", "sitting": "sitting", "phoning": "phoning",
-    "takingphoto": "taking_photo", "photo": "taking_photo",
-}
-"""Real action labels (lower-case letters only, take numbers dropped) that mean one of the
-generator's actions: a hop is a jump on one leg, a dog walk is a walk. Labels not here
-(H36M's Directions, Greeting, SittingDown, ...; Panoptic's sequence names; 3DHP's 'unknown')
-have no generator action: a model trained on the generator cannot answer them by name."""
-
-
-def generator_action(label: str | None) -> str | None:
-    """The generator action a real label means (:data:`GENERATOR_ACTION`), or None."""
-    key = re.sub(r"[^a-z]", "", re.sub(r"[\s._-]*\d+(\.\d+)*$", "", (label or "").strip())
-                 .lower())
-    return GENERATOR_ACTION.get(key)
-
 
 def parse_source(spec: str) -> tuple[str, Path | None, str | None]:
     """``'bvh:clips/131_01.bvh@walk'`` -> ``('bvh', Path(...), 'walk')``, checking the kind and

@@ -130,7 +130,7 @@ def test_knee_height() -> None:
 
 
 def test_action() -> None:
-    assert answer(standing(), "action", action="WalkDog 1") == "walking a dog"
+    assert answer(standing(), "action", action="WalkDog 1") == "walking"  # a walk, answered so
     assert answer(standing(), "action", action="phoning") == "talking on the phone"
     assert answer(standing(), "action", action="ZumbaClass") is None  # open label: not asked
     assert answer(standing(), "action", action="") is None
