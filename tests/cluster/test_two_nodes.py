@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -204,6 +205,128 @@ def test_batch_captioning_runs_actors_on_both_nodes(both_up, student, shared_fil
     assert sum(per_node.values()) == len(photos)
     assert "files per Ray node" in log
     assert {r["source"] for r in _caption_rows(out)} == {str(p) for p in photos}
+
+
+def _serve_config(model: str, port: int, path: Path) -> Path:
+    """serve_apps/config.yaml on this cluster: the model filled in, a free port, one proxy (on
+    one machine every node's proxy would want the same port) and two Student replicas."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "serve_apps" / "config.yaml").read_text())
+    config["proxy_location"] = "HeadOnly"
+    config["http_options"]["port"] = port
+    (app,) = config["applications"]
+    app["args"]["model"] = model
+    for deployment in app["deployments"]:
+        if deployment["name"] == "Student":
+            del deployment["autoscaling_config"]
+            deployment["num_replicas"] = 2
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _replicas(nodes: TwoNodes, deployment: str) -> dict[str, int]:
+    """Node id -> process id of the live replicas of ``deployment`` (from the GCS's actor
+    table: no dashboard needed)."""
+    actors = nodes.cluster.global_state.actor_table(None)
+    return {a["Address"]["NodeID"]: a["Pid"] for a in actors.values()
+            if a["ActorClassName"] == f"ServeReplica:p2l3d:{deployment}"
+            and a["State"] == "ALIVE"}
+
+
+def _coco_person(shared_file) -> list[list[float]]:
+    annotations = json.loads(shared_file("poses/mmpose/coco/test_coco.json").read_text())
+    best = max(annotations["annotations"], key=lambda a: a["num_keypoints"])
+    k = best["keypoints"]
+    return [[k[i], k[i + 1], min(k[i + 2], 1)] for i in range(0, 51, 3)]
+
+
+def test_serve_keeps_answering_when_a_replica_on_the_worker_node_is_killed(
+        both_up, student, shared_file, tmp_path):
+    """Steady keypoint-caption load on the app (`serve run` on the cluster, two Student
+    replicas, one on each node); SIGKILL the worker node's Student replica. The errors seen are
+    reported (stdout and serve_fault.json); the app answers throughout, with at most a few
+    failures around the kill, and Serve brings the replica back."""
+    import socket
+    import threading
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = _serve_config(student, port, tmp_path / "serve.yaml")
+    env = {**os.environ, "RAY_ADDRESS": both_up.cluster.address, "RAY_AUTH_MODE": "disabled"}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run",
+                                  str(config)], cwd=REPO, env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    body = {"keypoints": _coco_person(shared_file), "format": "coco17"}
+    results: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            while not stop.is_set():
+                t = time.monotonic()
+                try:
+                    outcome = str(client.post(f"{url}/v1/caption", json=body).status_code)
+                except httpx.HTTPError as err:
+                    outcome = type(err).__name__
+                results.append((t, outcome))
+
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert serve.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        replicas = _replicas(both_up, "Student")
+        assert set(replicas) == {both_up.head_id, both_up.worker.node_id}, replicas
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        time.sleep(5)
+        killed_at = time.monotonic()
+        killed = replicas[both_up.worker.node_id]
+        os.kill(killed, signal.SIGKILL)
+        back = None
+        while time.monotonic() - killed_at < 120:
+            now = _replicas(both_up, "Student")  # two live replicas again, a new one for it
+            if len(now) == 2 and killed not in now.values():
+                back = time.monotonic() - killed_at
+                break
+            time.sleep(0.5)
+        time.sleep(5)  # steady load on the restored app
+        stop.set()
+        loader.join(timeout=60)
+    finally:
+        stop.set()
+        for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(serve.pid, sig)
+                serve.wait(timeout=wait_s)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    errors = [(round(t - killed_at, 2), o) for t, o in results if o != "200"]
+    report = {"requests": len(results), "errors": len(errors), "error_outcomes": errors,
+              "replica_back_s": back, "after_kill_ok": sum(
+                  1 for t, o in results if t > killed_at and o == "200")}
+    (tmp_path / "serve_fault.json").write_text(json.dumps(report, indent=1))
+    print(f"Serve, Student replica on the worker node SIGKILLed under load: {report}")
+    assert back is not None, f"Serve did not bring the replica back in 120 s: {report}"
+    assert report["after_kill_ok"] > 10 and len(errors) <= 5, report
+    late = [o for t, o in results if t > killed_at + back + 1 and o != "200"]
+    assert not late, f"errors after the replica came back: {late}"
 
 
 def test_render_finishes_on_the_head_when_the_worker_node_dies(both_up, tmp_path):
