@@ -6,13 +6,13 @@ writes restates one posecode category (``language/captions.py``), so a generated
 parsed back into the posecodes it claims and each claim checked by the same rules, measured on
 the true 3D joints. Caption precision is the share of claims that are true.
 
-Parsing is the exact inverse of the templates: the clause table below is built by asking
-``pose_facts`` for every category of every code, so a template edited there is parsed here
-without a change. A caption splits into sentences (``.``), a sentence into clauses at the
-connectors captions join clauses with (``and``, ``, and``, ``, while``, ``;``). A clause that is
-no template's (a typo, a truncated sentence, or a self-contradiction such as "the right foot is
-further forward than the right", which no template can write) is *malformed* and counts as a
-false claim.
+Parsing is the exact inverse of the templates: the clause table (``language/grammar.py``) is
+built by asking ``pose_facts`` for every category of every code, so a template edited there is
+parsed here without a change. A caption splits into sentences (``.``), a sentence into
+clauses at the connectors captions join clauses with (``and``, ``, and``, ``, while``, ``;``).
+A clause that is no template's (a typo, a truncated sentence, or a self-contradiction such as
+"the right foot is further forward than the right", which no template can write) is
+*malformed* and counts as a false claim.
 
 Action sentences ("The person is walking.") claim the action label, not a fact of the 3D body:
 they are scored apart (``caption_action_precision``), as the VQA action family is reported apart
@@ -36,9 +36,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from p2l3d_core.language.actions import _TABLE as _ACTION_TABLE
-from p2l3d_core.language.actions import ActionText, action_sentences, action_text
-from p2l3d_core.language.captions import pose_facts
+from p2l3d_core.language.actions import ActionText, action_sentences, action_text, known_labels
+from p2l3d_core.language.grammar import clause_table, normalise
 from p2l3d_core.language.posecodes import (
     ANKLE_OFF_GROUND,
     ANKLE_ON_GROUND,
@@ -54,7 +53,6 @@ from p2l3d_core.language.posecodes import (
     KNEE_OFF_GROUND,
     KNEE_ON_GROUND,
     LEAN_INTERVALS_DEG,
-    SIDE_CODE_CATEGORIES,
     SIDES,
     TORSO_INTERVALS_DEG,
     UNKNOWN,
@@ -77,41 +75,6 @@ class Claim:
         return not self.codes and self.action is None
 
 
-def _normalise(text: str) -> str:
-    """Lower case, single spaces, no space before punctuation: what the decoder may vary."""
-    text = re.sub(r"\s+", " ", text.strip().lower())
-    return re.sub(r" (?=[.,;])", "", text)
-
-
-def _one_pose(codes: dict[str, int]) -> Posecodes:
-    """Posecodes of one pose with only ``codes`` known: what one fact is written from."""
-    full = {name: np.array([codes.get(name, UNKNOWN)], dtype=np.int8) for name in CODE_CATEGORIES}
-    return Posecodes(codes=full, values={}, num_poses=1)
-
-
-@lru_cache(maxsize=1)
-def clause_table() -> dict[str, tuple[tuple[str, int], ...]]:
-    """Every clause the caption templates can write -> the posecode categories it asserts.
-    Built by asking ``pose_facts`` about poses with a single known code (or a left/right pair
-    with the same category, for the "both" clauses), so it follows the templates exactly."""
-    probes: list[dict[str, int]] = []
-    for base, categories in SIDE_CODE_CATEGORIES.items():
-        for k in range(len(categories)):
-            probes += [{f"l_{base}": k}, {f"r_{base}": k}, {f"l_{base}": k, f"r_{base}": k}]
-    for name, categories in CODE_CATEGORIES.items():
-        if name[:2] not in ("l_", "r_"):
-            probes += [{name: k} for k in range(len(categories))]
-    table: dict[str, tuple[tuple[str, int], ...]] = {}
-    for probe in probes:
-        asserted = tuple(sorted(probe.items()))
-        for _, clauses, _ in pose_facts(_one_pose(probe), 0):
-            for clause in clauses:
-                key = _normalise(clause)
-                if table.setdefault(key, asserted) != asserted:  # a template bug: say so
-                    raise ValueError(f"clause {clause!r} is written for two different claims")
-    return table
-
-
 _PROBE = "zzprobe"  # stands for the action phrase when the sentence templates are read
 
 
@@ -121,7 +84,7 @@ def _action_patterns() -> tuple[re.Pattern, ...]:
     "the person is (...)", "someone is (...)", 'the action is "(...)"', ..."""
     texts = (action_sentences(ActionText(_PROBE + "ing", (_PROBE + "ing",), True))
              + action_sentences(ActionText(_PROBE, (_PROBE,), False)))
-    forms = {re.escape(_normalise(t).rstrip(".")).replace(_PROBE + "ing", "(.+)")
+    forms = {re.escape(normalise(t).rstrip(".")).replace(_PROBE + "ing", "(.+)")
              .replace(_PROBE, "(.+)") for t in texts}
     return tuple(re.compile(f"^{f}$") for f in sorted(forms))
 
@@ -131,9 +94,10 @@ def _phrase_answers() -> dict[str, frozenset[str]]:
     """Every known action phrase -> the answers of the labels that use it ("walking along" is
     both "walk" and "walking", answer "walking")."""
     out: dict[str, set[str]] = {}
-    for answer, others in _ACTION_TABLE.values():
-        for phrase in (answer, *others):
-            out.setdefault(phrase, set()).add(answer)
+    for label in known_labels():
+        text = action_text(label)
+        for phrase in text.phrases:
+            out.setdefault(phrase, set()).add(text.answer)
     return {phrase: frozenset(answers) for phrase, answers in out.items()}
 
 
@@ -159,7 +123,7 @@ def caption_claims(caption: str, actions: Iterable[str] = ()) -> list[Claim]:
     'the action is "pick up box"')."""
     phrases = frozenset(p for label in actions for p in action_text(label).phrases)
     claims = []
-    for sentence in _normalise(caption).split("."):
+    for sentence in normalise(caption).split("."):
         sentence = sentence.strip()
         if not sentence:
             continue

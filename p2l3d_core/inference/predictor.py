@@ -103,7 +103,7 @@ class Predictor:
     question matcher and (for photos) a people finder, made on first use."""
 
     def __init__(self, model, render: RenderConfig | None = None, people_finder=None,
-                 batch_size: int = 64, name: str = ""):
+                 batch_size: int = 64, name: str = "", constrained: bool = True):
         self.model = model if getattr(model, "prepared_for_inference", False) else (
             for_inference(model))
         self.vocab = model.vocab
@@ -115,6 +115,9 @@ class Predictor:
         self._people_finder = people_finder
         self._matcher: QuestionMatcher | None = None
         self.last_timings_ms: dict[str, float] = {}
+        # Captions within the caption grammar (models/grammar.py): every clause a template's,
+        # none twice. False: free greedy decoding with the n-gram repetition rule.
+        self.constrained = constrained
 
     @classmethod
     def from_pretrained(cls, path: str, people_finder=None, batch_size: int = 64) -> Predictor:
@@ -153,11 +156,14 @@ class Predictor:
 
     @torch.no_grad()
     def captions(self, z: torch.Tensor) -> list[str]:
-        """A caption for each embedding (greedy decoding, in batches of ``batch_size``)."""
+        """A caption for each embedding (greedy decoding, in batches of ``batch_size``; within
+        the caption grammar unless ``constrained`` is False)."""
         out: list[str] = []
         for start in range(0, len(z), self.batch_size):
             zb = z[start:start + self.batch_size]
-            out += self.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb))
+            out += self.model.decoder.generate(
+                zb, [CAPTION_PROMPT] * len(zb),
+                grammar=self.model.decoder.caption_grammar if self.constrained else None)
         return out
 
     @torch.no_grad()

@@ -83,6 +83,11 @@ _TAKE_SUFFIX = re.compile(r"[\s._-]*\d+(\.\d+)*$")  # "Walking 1", "WalkDog.5413
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+def known_labels() -> tuple[str, ...]:
+    """The lookup keys of every known label (each has an answer and caption phrases)."""
+    return tuple(_TABLE)
+
+
 def label_key(label: str) -> str:
     """Lookup key of a label: take number removed, lower-case letters only."""
     return re.sub(r"[^a-z]", "", _TAKE_SUFFIX.sub("", label.strip()).lower())

@@ -10,6 +10,7 @@ Prompts: ``"caption:"`` for a description, ``"question: Q answer:"`` for an answ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 
 from p2l3d_core.models import gpt2_step
 from p2l3d_core.models.config import DecoderConfig
+from p2l3d_core.models.grammar import CaptionGrammar, CaptionState
 
 CAPTION_PROMPT = "caption:"
 
@@ -184,15 +186,29 @@ class PrefixDecoder(nn.Module):
         token_ll = -nn.functional.cross_entropy(logits, labels, reduction="none")
         return torch.zeros(len(prompts), device=logits.device).index_add_(0, rows, token_ll)
 
+    @functools.cached_property
+    def caption_grammar(self) -> CaptionGrammar:
+        """The caption grammar over this decoder's vocabulary (``models/grammar.py``)."""
+
+        def encode(text: str) -> list[int] | None:
+            ids = [self._local.get(g) for g in
+                   self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+            return None if None in ids else ids
+
+        return CaptionGrammar(encode, self.eos_id)
+
     @torch.no_grad()
     def generate(self, embedding: torch.Tensor, prompts: list[str],
                  max_new_tokens: int | None = None,
-                 no_repeat_ngram: int | None = NO_REPEAT_NGRAM) -> list[str]:
+                 no_repeat_ngram: int | None = NO_REPEAT_NGRAM,
+                 grammar: CaptionGrammar | None = None) -> list[str]:
         """Greedy decoding, batched: prompts are left-padded and positions follow the mask.
         Keys and values of earlier positions are cached, so each new token costs one position
         of compute, not the whole prefix again. ``max_new_tokens`` defaults to what training
         fitted (``cfg.max_length`` less the prompt); no token n-gram of ``no_repeat_ngram``
-        tokens is written twice in one text (None: no such rule; see :data:`NO_REPEAT_NGRAM`)."""
+        tokens is written twice in one text (None: no such rule; see :data:`NO_REPEAT_NGRAM`).
+        With a ``grammar`` (``caption_grammar``) each text is a caption of template clauses,
+        none twice, and the n-gram rule is not applied."""
         device = embedding.device
         if embedding.shape[0] != len(prompts):
             raise ValueError(f"{embedding.shape[0]} embeddings but {len(prompts)} prompts")
@@ -211,7 +227,9 @@ class PrefixDecoder(nn.Module):
             max_new_tokens = self.cfg.max_length - width
         max_new_tokens = min(max_new_tokens, self.lm.config.max_position_embeddings - k - width)
         written: list[list[int]] = [[] for _ in prompts]  # local ids
-        seen = [RepeatedNgrams(no_repeat_ngram) for _ in prompts] if no_repeat_ngram else []
+        seen = ([RepeatedNgrams(no_repeat_ngram) for _ in prompts]
+                if no_repeat_ngram and grammar is None else [])
+        states = [CaptionState() for _ in prompts] if grammar is not None else []
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
         full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device),
@@ -225,6 +243,12 @@ class PrefixDecoder(nn.Module):
                 banned = rule.banned(written[i])
                 if banned:
                     logits[i, banned] = float("-inf")
+            if states:
+                allowed = torch.full_like(logits, float("-inf"))
+                for i, state in enumerate(states):
+                    ok = grammar.allowed(state) or [self.eos_id]
+                    allowed[i, ok] = 0.0
+                logits = logits + allowed
             nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             for i, t in enumerate(nxt.tolist()):
@@ -232,6 +256,8 @@ class PrefixDecoder(nn.Module):
                     written[i].append(t)
                     if seen:
                         seen[i].add(written[i])
+                    if states:
+                        states[i] = grammar.advance(states[i], t)
             done |= nxt == self.eos_id
             if bool(done.all()):
                 break

@@ -111,8 +111,11 @@ class TeacherTargets:
         new = [p for p in dict.fromkeys(ids) if p not in self._captions]
         if new:
             fused = torch.stack([self._poses[p][0] for p in new]).to(device)
+            # within the caption grammar: the student learns template clauses, not the
+            # teacher's malformed ones (models/grammar.py)
             self._captions.update(zip(new, self.teacher.decoder.generate(
-                fused, [CAPTION_PROMPT] * len(new))))
+                fused, [CAPTION_PROMPT] * len(new),
+                grammar=self.teacher.decoder.caption_grammar)))
         return [self._captions[p] for p in ids]
 
 

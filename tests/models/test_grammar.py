@@ -1,0 +1,84 @@
+"""Grammar-constrained caption decoding: whatever the decoder's weights, every clause it writes
+is a template's clause (a claim the rules can check), none twice, and captions end whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from p2l3d_core.evaluation.claims import caption_claims
+from p2l3d_core.language import describe_batch
+from p2l3d_core.language.grammar import action_units, clause_table
+from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, DecoderConfig
+from p2l3d_core.models.decoder import CAPTION_PROMPT, PrefixDecoder, corpus_vocab
+from p2l3d_core.models.encoders import resolve_pretrained
+from p2l3d_core.models.grammar import CaptionState
+from p2l3d_core.poses.generator import generate_records
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+EMBED = 32
+
+
+@pytest.fixture(scope="module")
+def captions() -> list[str]:
+    """Rule captions of generator poses: the corpus a decoder's vocabulary is made from."""
+    records = generate_records(0, 0, 200)
+    texts = describe_batch(np.stack([r.joints_3d for r in records]), [r.action for r in records],
+                           seeds=list(range(len(records))), num_captions=2)
+    return [c for text in texts for c in text.captions]
+
+
+@pytest.fixture(scope="module")
+def decoder(captions) -> PrefixDecoder:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(DEFAULT_TEXT_MODEL))
+    vocab = corpus_vocab(tokenizer, captions + list(clause_table()) + list(action_units()))
+    torch.manual_seed(0)
+    cfg = DecoderConfig(num_layers=1, hidden_size=32, num_heads=2, prefix_tokens=2,
+                        max_length=96, vocab=vocab)
+    return PrefixDecoder(cfg, EMBED, tokenizer)
+
+
+def _walk(decoder: PrefixDecoder, text: str) -> CaptionState:
+    """Feed ``text``'s tokens through the grammar, each checked to be allowed first."""
+    grammar = decoder.caption_grammar
+    state = CaptionState()
+    for g in decoder.tokenizer(text.lower(), add_special_tokens=False)["input_ids"]:
+        token = decoder._local[g]
+        assert token in grammar.allowed(state), (text, decoder.tokenizer.decode([g]))
+        state = grammar.advance(state, token)
+    return state
+
+
+def test_every_rule_caption_is_in_the_grammar_and_may_end(decoder, captions):
+    grammar = decoder.caption_grammar
+    for caption in captions[:150]:
+        state = _walk(decoder, caption)
+        assert grammar.eos in grammar.allowed(state), caption
+
+
+def test_a_malformed_or_repeated_clause_and_an_early_end_are_not_allowed(decoder):
+    grammar = decoder.caption_grammar
+    with pytest.raises(AssertionError):  # "... than the right" is no template's clause
+        _walk(decoder, "the right foot is further forward than the right.")
+    state = _walk(decoder, "the left knee is straight and")
+    assert grammar.eos not in grammar.allowed(state)
+    with pytest.raises(AssertionError):  # a clause twice
+        _walk(decoder, "the left knee is straight. the left knee is straight.")
+    assert grammar.eos not in grammar.allowed(CaptionState())  # no empty caption
+
+
+def test_an_untrained_decoder_within_the_grammar_writes_only_template_clauses(decoder):
+    torch.manual_seed(1)
+    texts = decoder.generate(torch.randn(12, EMBED), [CAPTION_PROMPT] * 12,
+                             grammar=decoder.caption_grammar)
+    free = decoder.generate(torch.randn(12, EMBED), [CAPTION_PROMPT] * 12)
+    claims = [c for t in texts for c in caption_claims(t)]
+    assert claims and not [c.text for c in claims if c.malformed], texts
+    for text in texts:
+        units = [c.text for c in caption_claims(text)]
+        assert len(units) == len(set(units)), text  # none twice
+    # the same weights, free, write words in any order: the grammar is what makes them claims
+    assert [c for t in free for c in caption_claims(t) if c.malformed]
