@@ -15,12 +15,33 @@ from torch import nn
 
 from p2l3d_core.skeleton import NUM_JOINTS, J
 
-KEYPOINT_FEATURES = NUM_JOINTS * 3  # x, y, visible per joint
-KEYPOINT_FEATURES_3D = NUM_JOINTS * 7  # camera frame x, y, z; body frame x, y, z; known
+# The limbs whose bend the language describes (joint_bend): (upper end, joint, lower end).
+LIMBS = tuple(tuple(J[f"{side}_{name}"] for name in names) for names in (
+    ("shoulder", "elbow", "wrist"), ("hip", "knee", "ankle")) for side in ("l", "r"))
+# Per joint x, y, visible; then the cosine of each limb's bend as the image shows it.
+KEYPOINT_FEATURES = NUM_JOINTS * 3 + len(LIMBS)
+# Per joint camera frame x, y, z, body frame x, y, z, known; then each limb's bend (cosine),
+# the torso's direction in the body frame, and ankle and knee heights above the ground (m).
+KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + len(LIMBS) + 3 + 4
+
+
+def bend_cosines(points: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``(N, 17, D)`` joints -> ``(N, 4)`` cosine of the angle at each of :data:`LIMBS`' middle
+    joint (-1 straight, 1 folded flat), 0 where a joint is unseen. Why as a feature: the bend
+    categories are thresholds on this angle, which an MLP would otherwise have to learn to
+    compute from coordinates with a few thousand labelled poses (it did not: issue 27)."""
+    out = np.zeros((len(points), len(LIMBS)))
+    for k, (a, b, c) in enumerate(LIMBS):
+        u, v = points[:, a] - points[:, b], points[:, c] - points[:, b]
+        norm = np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1)
+        ok = seen[:, a] & seen[:, b] & seen[:, c] & (norm > 1e-9)
+        out[ok, k] = (u[ok] * v[ok]).sum(-1) / norm[ok]
+    return out
 
 
 def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
-    """``(N, 17, 2)`` pixels (NaN = unseen) -> ``(N, 51)`` float32 normalised features.
+    """``(N, 17, 2)`` pixels (NaN = unseen) -> ``(N, KEYPOINT_FEATURES)`` float32 features: the
+    normalised coordinates with a visibility flag per joint, then :func:`bend_cosines`.
 
     Written with masks rather than NaN-aware reductions: a service computes this for one pose
     per request, where ``np.nanmean``/``np.nanmax`` and their warning filters cost ~0.1 ms."""
@@ -35,13 +56,13 @@ def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = Non
     scale = np.abs(rel).reshape(len(kp), -1).max(axis=1)
     scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)
     rel = rel / scale[:, None, None]
-    return (np.concatenate([rel, seen[..., None].astype(np.float64)], -1)
-            .reshape(len(kp), -1).astype(np.float32))
+    joints = np.concatenate([rel, seen[..., None].astype(np.float64)], -1).reshape(len(kp), -1)
+    return np.concatenate([joints, bend_cosines(pts, seen)], -1).astype(np.float32)
 
 
 def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np.ndarray:
-    """The teacher's 3D joints -> ``(N, 119)`` float32 features, pelvis-centred and divided by
-    the skeleton's extent, with a known flag per joint, in two frames:
+    """The teacher's 3D joints -> ``(N, KEYPOINT_FEATURES_3D)`` float32 features: pelvis-centred
+    and divided by the skeleton's extent, with a known flag per joint, in two frames:
 
     * camera frame (``joints_cam``): keeps what the 2D view shares with 3D (image axes) and adds
       depth;
@@ -64,7 +85,15 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
         body = np.einsum("njc,nkc->njk", rel_world, np.stack([forward, left, up], axis=1))
     scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0)[:, None, None]
     frames = [np.nan_to_num(rel / scale, nan=0.0), np.nan_to_num(body / scale, nan=0.0)]
-    return np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1).astype(np.float32)
+    joints = np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1)
+    # What the rules threshold, given as numbers (as the body frame gives front/back): each
+    # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact).
+    spine = np.nan_to_num(body[:, J["thorax"]], nan=0.0)
+    spine /= np.maximum(np.linalg.norm(spine, axis=-1, keepdims=True), 1e-9)
+    heights = world[:, [J["l_ankle"], J["r_ankle"], J["l_knee"], J["r_knee"]], 2]
+    geometry = [bend_cosines(np.nan_to_num(world, nan=0.0), known), spine,
+                np.nan_to_num(heights, nan=0.0)]
+    return np.concatenate([joints, *geometry], -1).astype(np.float32)
 
 
 class KeypointEncoder(nn.Module):

@@ -18,6 +18,7 @@ from p2l3d_core.models.answers import (
     family_mask,
 )
 from p2l3d_core.models.config import preset
+from p2l3d_core.models.keypoints import KEYPOINT_FEATURES
 from p2l3d_core.models.losses import answer_kd, answer_loss
 from p2l3d_core.poses.generator import generate_records
 
@@ -109,7 +110,7 @@ def test_head_learns_a_relation_the_embedding_holds():
 def test_model_answers_within_the_family_and_distils_on_the_bank():
     torch.manual_seed(0)
     student = Student(preset("tiny", 32, pose_input="keypoints"))
-    pose = student.encode_pose({"keypoints": torch.randn(3, 51)})
+    pose = student.encode_pose({"keypoints": torch.randn(3, KEYPOINT_FEATURES)})
     got = student.answer(pose, ["Which foot is further forward?", "How high is the left hand?",
                                 "Is the person leaning forward or backward?"],
                          ["foot_forward", "hand_height", "torso_lean"])
@@ -121,7 +122,7 @@ def test_model_answers_within_the_family_and_distils_on_the_bank():
     labelled = torch.tensor([True, False, False])
     asked = Asked.of([0, 0], ["Which foot is further forward?", "How high is the left hand?"],
                      ["foot_forward", "hand_height"], ["left", "below the shoulder"])
-    out = student({"keypoints": torch.randn(3, 51)}, labelled, [], [],
+    out = student({"keypoints": torch.randn(3, KEYPOINT_FEATURES)}, labelled, [], [],
                   teacher_pose=pose.detach(), asked=asked, bank=bank,
                   teacher_answers=teacher_answers)
     assert out["answer"] > 0 and out["answer_kd"] > 0

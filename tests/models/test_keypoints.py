@@ -25,16 +25,16 @@ def keypoints() -> np.ndarray:
 
 
 def _xy(features: np.ndarray) -> np.ndarray:
-    return features.reshape(len(features), NUM_JOINTS, 3)[..., :2]
+    return features[:, :NUM_JOINTS * 3].reshape(len(features), NUM_JOINTS, 3)[..., :2]
 
 
 def _flags(features: np.ndarray) -> np.ndarray:
-    return features.reshape(len(features), NUM_JOINTS, 3)[..., 2]
+    return features[:, :NUM_JOINTS * 3].reshape(len(features), NUM_JOINTS, 3)[..., 2]
 
 
 def test_shape_dtype_and_all_seen(keypoints):
     f = keypoint_features(keypoints)
-    assert f.shape == (len(keypoints), KEYPOINT_FEATURES) == (len(keypoints), 51)
+    assert f.shape == (len(keypoints), KEYPOINT_FEATURES) == (len(keypoints), 55)
     assert f.dtype == np.float32
     assert np.isfinite(f).all()
     assert (_flags(f) == 1).all()
@@ -171,7 +171,7 @@ def test_3d_features_put_front_back_relations_on_one_body_axis():
     cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
     feats = keypoint_features_3d(cam, world)
     assert feats.shape == (200, KEYPOINT_FEATURES_3D) and feats.dtype == np.float32
-    per_joint = feats.reshape(200, NUM_JOINTS, 7)
+    per_joint = feats[:, :NUM_JOINTS * 7].reshape(200, NUM_JOINTS, 7)
     # body frame x is "forward": the sign of left ankle minus right ankle is the foot_forward code
     codes = measure_posecodes(world).codes["foot_forward"]
     ahead = per_joint[:, J["l_ankle"], 3] - per_joint[:, J["r_ankle"], 3]
@@ -183,5 +183,33 @@ def test_3d_features_put_front_back_relations_on_one_body_axis():
     np.testing.assert_allclose(keypoint_features_3d(cam, world @ turn.T), feats, atol=1e-5)
     # a missing joint is zeros with its known flag off
     world[0, J["l_wrist"]] = cam[0, J["l_wrist"]] = np.nan
-    row = keypoint_features_3d(cam, world).reshape(200, NUM_JOINTS, 7)[0, J["l_wrist"]]
+    row = keypoint_features_3d(cam, world)[:, :NUM_JOINTS * 7].reshape(200, NUM_JOINTS, 7)[
+        0, J["l_wrist"]]
     assert not row.any()
+
+
+def test_limb_bends_are_cosines_of_the_joint_angle():
+    """A straight arm is -1, a right angle 0; an unseen joint gives 0 (no claim)."""
+    from p2l3d_core.models.keypoints import LIMBS, bend_cosines
+
+    points = np.zeros((1, NUM_JOINTS, 2))
+    (ls, le, lw), (rs, re_, rw) = LIMBS[0], LIMBS[1]
+    points[0, [ls, le, lw]] = [[0, 0], [1, 0], [2, 0]]  # left arm straight
+    points[0, [rs, re_, rw]] = [[0, 0], [1, 0], [1, 1]]  # right elbow at 90 degrees
+    seen = np.ones((1, NUM_JOINTS), dtype=bool)
+    cosines = bend_cosines(points, seen)
+    assert np.allclose(cosines[0, :2], [-1.0, 0.0])
+    seen[0, lw] = False
+    assert bend_cosines(points, seen)[0, 0] == 0.0
+
+
+def test_3d_features_carry_bends_lean_and_heights():
+    from p2l3d_core.models.keypoints import KEYPOINT_FEATURES_3D, keypoint_features_3d
+    from p2l3d_core.poses.generator import generate_records
+
+    records = generate_records(0, 0, 8)
+    world = np.stack([r.joints_3d for r in records])
+    f = keypoint_features_3d(world, world)
+    assert f.shape == (8, KEYPOINT_FEATURES_3D) and np.isfinite(f).all()
+    heights = f[:, -4:]
+    assert np.allclose(heights[:, 0], world[:, J["l_ankle"], 2], atol=1e-6)
