@@ -36,6 +36,21 @@ def evaluate_job():
     return _import_job("evaluate")
 
 
+@pytest.fixture(scope="module")
+def render_job():
+    return _import_job("render_dataset")
+
+
+@pytest.fixture(scope="module")
+def describe_job():
+    return _import_job("describe")
+
+
+@pytest.fixture(scope="module")
+def batch_caption_job():
+    return _import_job("batch_caption")
+
+
 @pytest.fixture
 def call_main(capsys, caplog) -> Callable[..., tuple[int, str]]:
     """``call_main(job, *argv)`` -> (exit code, everything it printed or logged)."""

@@ -25,17 +25,13 @@ Covered elsewhere, not repeated here (each has its own timeout):
 
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-JOBS = Path(__file__).resolve().parents[2] / "jobs"
 
 # A two-bone arm as in tests/poses/test_bvh.py, with the lines the cases below damage.
 TINY_BVH = """HIERARCHY
@@ -69,29 +65,6 @@ PERSON = [[320, 100, 2], [330, 90, 2], [310, 90, 2], [340, 95, 2], [300, 95, 2],
 
 def _flat(person: list[list[float]]) -> list[float]:
     return [value for joint in person for value in joint]
-
-
-def _job(name: str):
-    sys.path.insert(0, str(JOBS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(JOBS))
-
-
-@pytest.fixture(scope="module")
-def render_job():
-    return _job("render_dataset")
-
-
-@pytest.fixture(scope="module")
-def describe_job():
-    return _job("describe")
-
-
-@pytest.fixture(scope="module")
-def batch_caption_job():
-    return _job("batch_caption")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ real video and a COCO keypoints file from ../shared/data, and a file that is not
 One run goes through a fresh interpreter, as a user types it; the other checks call ``main``
 in-process (the imports cost seconds each time)."""
 
-import importlib
 import json
 import logging
 import os
@@ -24,14 +23,6 @@ JOBS = REPO / "jobs"
 QUESTION = "Is the left knee bent?"
 PERSON_FIELDS = {"source", "frame", "person", "bbox", "score", "keypoints", "caption", "answers"}
 
-
-@pytest.fixture(scope="module")
-def describe_job():
-    sys.path.insert(0, str(JOBS))
-    try:
-        return importlib.import_module("describe")
-    finally:
-        sys.path.remove(str(JOBS))
 
 
 @pytest.fixture(scope="module")
