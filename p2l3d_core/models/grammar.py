@@ -6,8 +6,10 @@ grammar of ``language/grammar.py`` becomes a token-level automaton over the deco
 vocabulary: a trie of every clause (and of every action sentence), the connectors between
 clauses, the full stop between sentences. At each step the decoder picks its most likely token
 among those the automaton allows, so every clause it writes is a template's clause, a claim
-about the body that the rules can check, and none is written twice in one caption (which also
-does the job of the n-gram repetition rule of unconstrained decoding).
+about the body that the rules can check. A posecode is stated once in a caption: once a clause
+about the left hand's front/back position is written, no other clause about it may follow
+("... in front of the body. the left hand is behind the back." contradicts itself), which also
+does the job of the n-gram repetition rule of unconstrained decoding.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from p2l3d_core.language.grammar import CONNECTOR_TEXTS, action_units, clause_ta
 class _Node:
     children: dict[int, int] = field(default_factory=dict)
     unit: int | None = None  # the unit that ends here
-    below: set[int] = field(default_factory=set)  # units ending here or deeper
+    below: list[int] = field(default_factory=list)  # units ending here or deeper
 
 
 class _Trie:
@@ -31,7 +33,7 @@ class _Trie:
 
     def add(self, tokens: list[int], unit: int) -> None:
         n = 0
-        self.nodes[0].below.add(unit)
+        self.nodes[0].below.append(unit)
         for t in tokens:
             nxt = self.nodes[n].children.get(t)
             if nxt is None:
@@ -39,7 +41,7 @@ class _Trie:
                 self.nodes.append(_Node())
                 self.nodes[n].children[t] = nxt
             n = nxt
-            self.nodes[n].below.add(unit)
+            self.nodes[n].below.append(unit)
         self.nodes[n].unit = unit
 
 
@@ -47,13 +49,14 @@ class _Trie:
 class CaptionState:
     """Where one caption is in the grammar: inside a unit (``trie``, ``node``), inside a
     connector (``connector``: the tokens written of it), or at a sentence start (``node`` 0 of
-    the sentence trie, ``started``: a sentence has been written); ``used``: units written."""
+    the sentence trie, ``started``: a sentence has been written); ``used``: the posecodes (and
+    "action") stated so far."""
 
     trie: str = "sentence"
     node: int = 0
     connector: tuple[int, ...] | None = None
     started: bool = False
-    used: set[int] = field(default_factory=set)
+    used: frozenset[str] = frozenset()
 
 
 class CaptionGrammar:
@@ -70,13 +73,18 @@ class CaptionGrammar:
         self.connectors = [c for c in (encode(t) for t in CONNECTOR_TEXTS) if c]
         self.clauses, self.sentences = _Trie(), _Trie()  # clauses; clauses + action sentences
         self.is_clause: list[bool] = []
-        for text, is_clause in [(c, True) for c in clause_table()] + [
-                (a, False) for a in action_units()]:
+        self.codes: list[frozenset[str]] = []  # what each unit states
+        units = [(c, frozenset(name for name, _ in asserted))
+                 for c, asserted in clause_table().items()]
+        units += [(a, frozenset({"action"})) for a in action_units()]
+        for text, codes in units:
             tokens = encode(text)
             if not tokens:
                 continue
+            is_clause = "action" not in codes
             unit = len(self.is_clause)
             self.is_clause.append(is_clause)
+            self.codes.append(codes)
             self.sentences.add(tokens, unit)
             if is_clause:
                 self.clauses.add(tokens, unit)
@@ -93,16 +101,19 @@ class CaptionGrammar:
             return sorted({c[k] for c in self.connectors
                            if len(c) > k and tuple(c[:k]) == state.connector})
         node = self._trie(state).nodes[state.node]
-        nodes = self._trie(state).nodes  # a child leading only to written units is closed
-        out = [t for t, child in node.children.items()
-               if not nodes[child].below.issubset(state.used)]
+        nodes = self._trie(state).nodes  # a child leading only to stated codes is closed
+        out = [t for t, child in node.children.items() if self._open(nodes[child], state.used)]
         if state.node == 0 and state.trie == "sentence" and state.started:
             out.append(self.eos)
-        if node.unit is not None and node.unit not in state.used:
+        if node.unit is not None and self.codes[node.unit].isdisjoint(state.used):
             out.append(self.period)
             if self.is_clause[node.unit]:
                 out += [c[0] for c in self.connectors]
         return sorted(set(out))
+
+    def _open(self, node: _Node, used: frozenset[str]) -> bool:
+        """Whether a unit ending at or below ``node`` states nothing stated yet."""
+        return not used or any(self.codes[u].isdisjoint(used) for u in node.below)
 
     def advance(self, state: CaptionState, token: int) -> CaptionState:
         """The state after ``token`` (one of ``allowed(state)``)."""
@@ -118,7 +129,7 @@ class CaptionGrammar:
                 token == c[0] for c in self.connectors) and node.unit is not None):
             return CaptionState(state.trie, child, None, state.started, state.used)
         if node.unit is not None:
-            used = state.used | {node.unit}
+            used = state.used | self.codes[node.unit]
             if token == self.period:
                 return CaptionState("sentence", 0, None, True, used)
             one = (token,)

@@ -67,6 +67,8 @@ def test_a_malformed_or_repeated_clause_and_an_early_end_are_not_allowed(decoder
     assert grammar.eos not in grammar.allowed(state)
     with pytest.raises(AssertionError):  # a clause twice
         _walk(decoder, "the left knee is straight. the left knee is straight.")
+    with pytest.raises(AssertionError):  # one posecode stated twice, here contradicting itself
+        _walk(decoder, "the left knee is straight. the left knee is bent.")
     assert grammar.eos not in grammar.allowed(CaptionState())  # no empty caption
 
 
@@ -77,8 +79,9 @@ def test_an_untrained_decoder_within_the_grammar_writes_only_template_clauses(de
     free = decoder.generate(torch.randn(12, EMBED), [CAPTION_PROMPT] * 12)
     claims = [c for t in texts for c in caption_claims(t)]
     assert claims and not [c.text for c in claims if c.malformed], texts
-    for text in texts:
-        units = [c.text for c in caption_claims(text)]
-        assert len(units) == len(set(units)), text  # none twice
+    for text in texts:  # each posecode (and the action) stated once
+        stated = [name for c in caption_claims(text) for name, _ in c.codes] + [
+            "action" for c in caption_claims(text) if c.action]
+        assert len(stated) == len(set(stated)), text
     # the same weights, free, write words in any order: the grammar is what makes them claims
     assert [c for t in free for c in caption_claims(t) if c.malformed]
