@@ -4,8 +4,9 @@
 
 For each trained model of the run (student, teacher, baseline_2d where present) and each set
 (the dataset's test split and every rendered real set under RUN/real/), the captions are
-decoded twice, free (greedy, n-gram repetition rule) and within the caption grammar
-(``models/grammar.py``), and scored: caption precision (the share of claims true on the true
+decoded four ways: free (greedy, n-gram repetition rule), within the caption grammar, and
+within it with only the clauses the answer head backs (at 0.8, and at the predictor's default
+threshold), and scored: caption precision (the share of claims true on the true
 3D, malformed clauses false; ``evaluation/claims.py``), malformed clauses per caption, BLEU-4
 and the time per caption. Prints a table, writes JSON to benchmarks/results/.
 """
@@ -28,6 +29,7 @@ from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.claims import caption_precision
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.metrics import caption_scores
+from p2l3d_core.inference.predictor import GUIDE_THRESHOLD
 from p2l3d_core.models.io import load_pretrained
 
 
@@ -41,8 +43,12 @@ def sets_of(run: Path, poses: int) -> dict[str, EvalSet]:
     return out
 
 
-def score(method: ModelMethod, data: EvalSet, constrained: bool) -> dict:
-    method.predictor.constrained = constrained
+MODES = {"free": (False, None), "grammar": (True, None), "backed 0.8": (True, 0.8),
+         "backed": (True, GUIDE_THRESHOLD)}
+
+
+def score(method: ModelMethod, data: EvalSet, mode: str) -> dict:
+    method.predictor.constrained, method.predictor.guide_threshold = MODES[mode]
     t0 = time.perf_counter()
     captions = method.predict(data).captions
     seconds = time.perf_counter() - t0
@@ -73,16 +79,15 @@ def main() -> None:
             continue
         method = ModelMethod(name, load_pretrained(str(folder)))
         for set_name, data in sets.items():
-            for constrained in (False, True):
-                r = score(method, data, constrained)
-                mode = "grammar" if constrained else "free"
+            for mode in MODES:
+                r = score(method, data, mode)
                 results[f"{name}/{set_name}/{mode}"] = r
                 rows.append((name, set_name, mode, r))
-    print(f"{'model':<12} {'set':<10} {'decoding':<8} {'precision':>9} {'malformed':>9} "
+    print(f"{'model':<12} {'set':<10} {'decoding':<10} {'precision':>9} {'malformed':>9} "
           f"{'claims':>6} {'BLEU-4':>6} {'ms/pose':>7}")
     for name, set_name, mode, r in rows:
         precision = r["caption_precision"]
-        print(f"{name:<12} {set_name:<10} {mode:<8} "
+        print(f"{name:<12} {set_name:<10} {mode:<10} "
               f"{precision if precision is None else round(precision, 3)!s:>9} "
               f"{r['malformed_per_caption']:>9.2f} {r['claims_per_caption']:>6.2f} "
               f"{r['BLEU-4']:>6.3f} {r['ms_per_pose']:>7.1f}")

@@ -2,10 +2,12 @@
 
 A caption is sentences; a sentence is an action sentence ("the person is walking") or clauses
 joined by the connectors (``captions.CONNECTORS``), each clause restating one posecode category.
-Two readers need that grammar: caption precision (``evaluation/claims.py``) parses a generated
+Three readers need that grammar: caption precision (``evaluation/claims.py``) parses a generated
 caption back into the claims it makes, and constrained decoding (``models/grammar.py``) lets the
 decoder write only clauses the templates can write, so that every clause it writes is a claim
-about the body, never a malformed or self-contradicting one.
+about the body, never a malformed or self-contradicting one; and :func:`unit_answers` ties each
+clause to the question whose answer it fixes, so that a caption can be kept to what the model's
+own answer head says.
 
 The clause table is built by asking ``pose_facts`` for every category of every code, so it
 follows the templates exactly: a template edited there changes the grammar here.
@@ -26,6 +28,7 @@ from p2l3d_core.language.posecodes import (
     UNKNOWN,
     Posecodes,
 )
+from p2l3d_core.language.questions import REGISTRY, answer_table
 
 
 def normalise(text: str) -> str:
@@ -73,3 +76,48 @@ def action_units() -> tuple[str, ...]:
 
 CONNECTOR_TEXTS: tuple[str, ...] = tuple(normalise(c).strip() for c in CONNECTORS)
 """The connectors as a decoder writes them: "and", ", and", ", while", ";"."""
+
+
+@lru_cache(maxsize=1)
+def _canonical_questions() -> dict[str, str]:
+    """Every bank question paraphrase -> the first paraphrase of its group."""
+    out = {}
+    for family in REGISTRY:
+        for table in family.tables:
+            for questions, _, _ in table:
+                out.update(dict.fromkeys(questions, questions[0]))
+    return out
+
+
+@lru_cache(maxsize=1)
+def unit_answers() -> dict[str, tuple[tuple[str, frozenset[str]], ...]]:
+    """Each unit (clause or action sentence) -> ``(question, answers)`` pairs: the bank
+    questions (first paraphrase) whose answer the unit's claim fixes, and the answers that agree
+    with it. "the left knee is bent" fixes "Is the left knee bent or straight?" to "bent"; an
+    action sentence fixes "What is the person doing?" to its label's answer. A clause about a
+    code no question reads alone (one foot's contact) fixes nothing."""
+    canonical = _canonical_questions()
+    out: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+    for clause, asserted in clause_table().items():
+        table = answer_table(_one_pose(dict(asserted)), 0, "")
+        out[clause] = tuple(sorted({(canonical[q], frozenset({a})) for q, a in table.items()},
+                                   key=lambda qa: qa[0]))
+    actions: dict[str, set[str]] = {}
+    for label in known_labels():
+        text = action_text(label)
+        for sentence in action_sentences(text):
+            actions.setdefault(normalise(sentence).rstrip("."), set()).add(text.answer)
+    question = canonical[next(iter(answer_table(_one_pose({}), 0, "walking")))]
+    for unit, answers in actions.items():
+        out[unit] = ((question, frozenset(answers)),)
+    return out
+
+
+def guide_questions() -> tuple[tuple[str, str], ...]:
+    """``(family, question)`` of every question :func:`unit_answers` refers to, in bank order:
+    what an answer head is asked to guide a caption."""
+    asked = {q for pairs in unit_answers().values() for q, _ in pairs}
+    family = {q: f.name for f in REGISTRY for table in f.tables for qs, _, _ in table
+              for q in qs}
+    return tuple((family[q], q) for q in dict.fromkeys(_canonical_questions().values())
+                 if q in asked)

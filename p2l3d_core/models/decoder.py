@@ -10,6 +10,7 @@ Prompts: ``"caption:"`` for a description, ``"question: Q answer:"`` for an answ
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable
 
@@ -201,14 +202,16 @@ class PrefixDecoder(nn.Module):
     def generate(self, embedding: torch.Tensor, prompts: list[str],
                  max_new_tokens: int | None = None,
                  no_repeat_ngram: int | None = NO_REPEAT_NGRAM,
-                 grammar: CaptionGrammar | None = None) -> list[str]:
+                 grammar: CaptionGrammar | None = None,
+                 closed: list[frozenset[int]] | None = None) -> list[str]:
         """Greedy decoding, batched: prompts are left-padded and positions follow the mask.
         Keys and values of earlier positions are cached, so each new token costs one position
         of compute, not the whole prefix again. ``max_new_tokens`` defaults to what training
         fitted (``cfg.max_length`` less the prompt); no token n-gram of ``no_repeat_ngram``
         tokens is written twice in one text (None: no such rule; see :data:`NO_REPEAT_NGRAM`).
         With a ``grammar`` (``caption_grammar``) each text is a caption of template clauses,
-        none twice, and the n-gram rule is not applied."""
+        each posecode stated once, and the n-gram rule is not applied; ``closed`` gives each
+        text the grammar units it may not use (``CaptionGrammar.closed_by``)."""
         device = embedding.device
         if embedding.shape[0] != len(prompts):
             raise ValueError(f"{embedding.shape[0]} embeddings but {len(prompts)} prompts")
@@ -229,14 +232,15 @@ class PrefixDecoder(nn.Module):
         written: list[list[int]] = [[] for _ in prompts]  # local ids
         seen = ([RepeatedNgrams(no_repeat_ngram) for _ in prompts]
                 if no_repeat_ngram and grammar is None else [])
-        states = [CaptionState() for _ in prompts] if grammar is not None else []
+        states = ([CaptionState(closed=closed[i] if closed else frozenset())
+                   for i in range(len(prompts))] if grammar is not None else [])
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         step_input = torch.cat([prefix, self.lm.get_input_embeddings()(ids)], dim=1)
         full_mask = torch.cat([torch.ones(len(prompts), k, dtype=mask.dtype, device=device),
                                mask], 1)
         past = None
         lean = gpt2_step.LeanPass(self.lm) if gpt2_step.supports(self.lm) else None
-        for _ in range(max(max_new_tokens, 0)):
+        for step in range(max(max_new_tokens, 0)):
             positions = (full_mask.cumsum(1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
             logits, past = self._next_logits(step_input, full_mask, positions, past, lean)
             for i, rule in enumerate(seen):
@@ -246,8 +250,12 @@ class PrefixDecoder(nn.Module):
             if states:
                 allowed = torch.full_like(logits, float("-inf"))
                 for i, state in enumerate(states):
-                    ok = grammar.allowed(state) or [self.eos_id]
-                    allowed[i, ok] = 0.0
+                    ok = grammar.allowed(state, max_new_tokens - step)
+                    if not ok and not state.started and state.closed:
+                        # nothing backed to begin with: the grammar alone, not an empty caption
+                        states[i] = state = dataclasses.replace(state, closed=frozenset())
+                        ok = grammar.allowed(state, max_new_tokens - step)
+                    allowed[i, ok or [self.eos_id]] = 0.0
                 logits = logits + allowed
             nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)

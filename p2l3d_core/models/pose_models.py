@@ -60,13 +60,21 @@ class _PoseLanguageModel(nn.Module):
         return self.answers.pairs(pose, self.text(unique).to(pose.dtype), asked.rows, which)
 
     @torch.no_grad()
-    def answer(self, pose: torch.Tensor, questions: list[str], families: list[str]) -> list[str]:
-        """The most likely answer of question ``i`` about pose ``i``, within its family."""
+    def answer_distribution(self, pose: torch.Tensor, questions: list[str],
+                            families: list[str]) -> torch.Tensor:
+        """``(len(questions), len(vocab.answers))``: the probability of each answer to question
+        ``i`` about pose ``i``, within its family (0 outside it)."""
         asked = Asked(torch.arange(len(questions), device=pose.device), list(questions),
                       self.vocab.mask(families).to(pose.device))
         logits = self.answer_logits(pose, asked).float().masked_fill(~asked.mask, float("-inf"))
+        return logits.softmax(-1)
+
+    @torch.no_grad()
+    def answer(self, pose: torch.Tensor, questions: list[str], families: list[str]) -> list[str]:
+        """The most likely answer of question ``i`` about pose ``i``, within its family."""
         answers = self.vocab.answers
-        return [answers[i] for i in logits.argmax(-1).tolist()]
+        return [answers[i] for i in
+                self.answer_distribution(pose, questions, families).argmax(-1).tolist()]
 
 
 class Teacher(_PoseLanguageModel):

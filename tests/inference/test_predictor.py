@@ -441,3 +441,27 @@ def test_a_teacher_is_refused_with_the_reason(tmp_path, coco_people, one_torch_t
     with pytest.raises(ValueError, match="a teacher reads 3D joints too: describe photos and "
                                          "keypoints with a student"):
         teacher.describe(coco_people[0])
+
+
+def test_every_caption_clause_is_one_the_answer_head_backs(model_folder, h36m_people):
+    """Captions say only what the model's own answer head answers when asked: each clause
+    fixes a bank question's answer, and the head gives that answer at least the threshold."""
+    from p2l3d_core.evaluation.claims import caption_claims
+    from p2l3d_core.language.grammar import unit_answers
+
+    predictor = Predictor.from_pretrained(str(model_folder))
+    predictor.guide_threshold = 0.3  # an untrained head is unsure of everything
+    z = predictor.embed(h36m_people[..., :2])
+    captions = predictor.captions(z)
+    family = {q: f for f, q in predictor.vocab.bank}
+    checked = 0
+    for row, caption in enumerate(captions):
+        for claim in caption_claims(caption):
+            assert not claim.malformed, caption
+            for question, agreeing in unit_answers()[claim.text]:
+                dist = predictor.model.answer_distribution(z[row:row + 1], [question],
+                                                           [family[question]])[0]
+                backing = sum(float(dist[predictor.vocab.answers.index(a)]) for a in agreeing)
+                assert backing >= 0.3, (claim.text, question, backing)
+                checked += 1
+    assert checked >= 4, captions

@@ -9,7 +9,7 @@ import torch
 
 from p2l3d_core.evaluation.claims import caption_claims
 from p2l3d_core.language import describe_batch
-from p2l3d_core.language.grammar import action_units, clause_table
+from p2l3d_core.language.grammar import action_units, clause_table, unit_answers
 from p2l3d_core.models.config import DEFAULT_TEXT_MODEL, DecoderConfig
 from p2l3d_core.models.decoder import CAPTION_PROMPT, PrefixDecoder, corpus_vocab
 from p2l3d_core.models.encoders import resolve_pretrained
@@ -85,3 +85,49 @@ def test_an_untrained_decoder_within_the_grammar_writes_only_template_clauses(de
         assert len(stated) == len(set(stated)), text
     # the same weights, free, write words in any order: the grammar is what makes them claims
     assert [c for t in free for c in caption_claims(t) if c.malformed]
+
+
+def test_units_the_answer_head_does_not_back_are_closed(decoder):
+    grammar = decoder.caption_grammar
+    answers = sorted({a for expects in grammar.expects for _, ok in expects for a in ok})
+    index = {a: i for i, a in enumerate(answers)}
+    knee = [k for k, (_, q) in enumerate(grammar.guides)
+            if q == "Is the left knee bent or straight?"]
+    assert knee, grammar.guides
+    probabilities = [[0.0] * len(answers) for _ in grammar.guides]
+    probabilities[knee[0]][index["bent"]] = 0.85  # the head: bent, fairly sure
+    probabilities[knee[0]][index["straight"]] = 0.15
+    closed = grammar.closed_by(probabilities, index, threshold=0.8)
+    state = CaptionState(closed=closed)
+    _walk_with(decoder, "the left knee is bent.", state)
+    with pytest.raises(AssertionError):
+        _walk_with(decoder, "the left knee is straight.", state)
+    unbacked = next(c for c, fixes in unit_answers().items() if not fixes and "arm" in c)
+    _walk_with(decoder, unbacked + ".", CaptionState())  # a clause the grammar has, and
+    with pytest.raises(AssertionError):  # nothing backs an upper arm's direction: closed
+        _walk_with(decoder, unbacked + ".", state)
+    assert "the left knee is bent" in _units_open(decoder, grammar.closed_by(
+        probabilities, index, threshold=0.8))
+    assert "the left knee is bent" not in _units_open(decoder, grammar.closed_by(
+        probabilities, index, threshold=0.9))  # 0.85 is not enough at 0.9
+
+
+def _walk_with(decoder: PrefixDecoder, text: str, state: CaptionState) -> CaptionState:
+    grammar = decoder.caption_grammar
+    for g in decoder.tokenizer(text, add_special_tokens=False)["input_ids"]:
+        token = decoder._local[g]
+        assert token in grammar.allowed(state), text
+        state = grammar.advance(state, token)
+    return state
+
+
+def _units_open(decoder: PrefixDecoder, closed: frozenset[int]) -> set[str]:
+    texts = list(clause_table()) + list(action_units())
+    out = set()
+    for text in texts:
+        try:
+            _walk_with(decoder, text + ".", CaptionState(closed=closed))
+        except (AssertionError, KeyError):
+            continue
+        out.add(text)
+    return out
