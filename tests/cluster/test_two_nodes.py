@@ -225,13 +225,13 @@ def _serve_config(model: str, port: int, path: Path) -> Path:
     return path
 
 
-def _replicas(nodes: TwoNodes, deployment: str) -> dict[str, int]:
-    """Node id -> process id of the live replicas of ``deployment`` (from the GCS's actor
-    table: no dashboard needed)."""
+def _replicas(nodes: TwoNodes, deployment: str) -> list[tuple[str, int]]:
+    """(node id, process id) of each live replica of ``deployment`` (from the GCS's actor
+    table: no dashboard needed). Two may share a node."""
     actors = nodes.cluster.global_state.actor_table(None)
-    return {a["Address"]["NodeID"]: a["Pid"] for a in actors.values()
+    return [(a["Address"]["NodeID"], a["Pid"]) for a in actors.values()
             if a["ActorClassName"] == f"ServeReplica:p2l3d:{deployment}"
-            and a["State"] == "ALIVE"}
+            and a["State"] == "ALIVE"]
 
 
 def _coco_person(shared_file) -> list[list[float]]:
@@ -288,7 +288,7 @@ def test_serve_keeps_answering_when_a_replica_on_the_worker_node_is_killed(
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        replicas = _replicas(both_up, "Student")
+        replicas = dict(_replicas(both_up, "Student"))
         assert set(replicas) == {both_up.head_id, both_up.worker.node_id}, replicas
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
@@ -299,7 +299,7 @@ def test_serve_keeps_answering_when_a_replica_on_the_worker_node_is_killed(
         back = None
         while time.monotonic() - killed_at < 120:
             now = _replicas(both_up, "Student")  # two live replicas again, a new one for it
-            if len(now) == 2 and killed not in now.values():
+            if len(now) == 2 and killed not in {pid for _, pid in now}:
                 back = time.monotonic() - killed_at
                 break
             time.sleep(0.5)
