@@ -90,6 +90,7 @@ class CaptionGrammar:
         index = {q: k for k, (_, q) in enumerate(self.guides)}
         self.expects: list[tuple[tuple[int, frozenset[str]], ...]] = []  # per unit
         agree = unit_answers()
+        self.longest = 0  # tokens of the longest unit
         units = [(c, frozenset(name for name, _ in asserted))
                  for c, asserted in clause_table().items()]
         units += [(a, frozenset({"action"})) for a in action_units()]
@@ -102,7 +103,7 @@ class CaptionGrammar:
             self.is_clause.append(is_clause)
             self.codes.append(codes)
             self.expects.append(tuple((index[q], answers) for q, answers in agree[text]))
-            self.longest = max(getattr(self, "longest", 0), len(tokens))
+            self.longest = max(self.longest, len(tokens))
             self.sentences.add(tokens, unit)
             if is_clause:
                 self.clauses.add(tokens, unit)
@@ -152,8 +153,9 @@ class CaptionGrammar:
             out.append(self.eos)
         if node.unit is not None and self._usable(node.unit, state):
             out.append(self.period)
-            if self.is_clause[node.unit]:
-                out += [c[0] for c in self.connectors]
+            after = replace(state, used=state.used | self.codes[node.unit])
+            if self.is_clause[node.unit] and self._open(self.clauses.nodes[0], after):
+                out += [c[0] for c in self.connectors]  # only if a clause may follow
         return sorted(set(out))
 
     def _usable(self, unit: int, state: CaptionState) -> bool:

@@ -131,3 +131,15 @@ def _units_open(decoder: PrefixDecoder, closed: frozenset[int]) -> set[str]:
             continue
         out.add(text)
     return out
+
+
+def test_no_connector_where_no_clause_could_follow(decoder):
+    """With every other clause closed, a clause ends its sentence: no dangling "and"."""
+    grammar = decoder.caption_grammar
+    knee = next(u for u, codes in enumerate(grammar.codes) if codes == {"l_knee"})
+    everything_else = frozenset(range(len(grammar.codes))) - {knee}
+    state = CaptionState(closed=everything_else)
+    text = next(t for t in clause_table() if clause_table()[t] == (("l_knee", 0),))
+    for g in decoder.tokenizer(text, add_special_tokens=False)["input_ids"]:
+        state = grammar.advance(state, decoder._local[g])
+    assert grammar.allowed(state) == [grammar.period]
