@@ -22,10 +22,29 @@ TIMEOUT_S = 0.3
 
 
 @pytest.fixture(scope="module")
-def url(start_app) -> str:
+def slow_model(tmp_path_factory) -> str:
+    """A tiny untrained student whose decoder never ends a text early (its end-of-text logit
+    is held at 0 while others are random): every free answer runs to the token budget, so the
+    timeout test's 80 free answers take the same long time whatever the random weights (an
+    untrained decoder may otherwise end each answer at once)."""
+    import torch
+
+    from p2l3d_core.models import Student, save_pretrained
+    from p2l3d_core.models.config import preset
+
+    torch.manual_seed(2)
+    student = Student(preset("tiny", 32, pose_input="image+keypoints"))
+    with torch.no_grad():
+        student.decoder.lm.get_output_embeddings().weight[student.decoder.eos_id] = 0.0
+    return str(save_pretrained(student, tmp_path_factory.mktemp("slow_student") / "model"))
+
+
+@pytest.fixture(scope="module")
+def url(start_app, slow_model) -> str:
     limits = {"People": {"max_ongoing_requests": 1, "max_queued_requests": 1,
                          "autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}}
-    return start_app(http={"request_timeout_s": TIMEOUT_S}, deployments=limits)["url"]
+    return start_app(http={"request_timeout_s": TIMEOUT_S}, deployments=limits,
+                     model=slow_model)["url"]
 
 
 def _photo(shared_file) -> dict:

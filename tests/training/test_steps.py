@@ -147,7 +147,8 @@ def test_pool_rows_drawn_for_captions_learn_the_teachers_greedy_caption(batch, m
     assert args["prompts"][n:] == [CAPTION_PROMPT] * 3
     with torch.no_grad():
         fused, _ = targets(batch)
-        own = teacher.decoder.generate(fused[drawn], [CAPTION_PROMPT] * 3)
+        own = teacher.decoder.generate(fused[drawn], [CAPTION_PROMPT] * 3,
+                                       grammar=teacher.decoder.caption_grammar)
     assert args["targets"][n:] == own and all(own)
     out = student(**args)
     assert torch.isfinite(out["lm"]) and torch.isfinite(out["loss"])
