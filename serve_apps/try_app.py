@@ -90,11 +90,11 @@ def _run(args: argparse.Namespace, config_path: Path, log) -> int:
         print(f"error: {err} (log: runs/try_app.log)", file=sys.stderr)
         return 1
     finally:
-        _stop(process)
+        stop_app(process)
         print("app stopped")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_app(process: subprocess.Popen) -> None:
     """SIGINT to ``serve run``'s process group (it shuts the app and Ray down), then SIGKILL."""
     for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
         try:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from serve_apps.try_app import stop_app
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CPUS_PER_NODE = 2
@@ -308,15 +310,7 @@ def test_serve_keeps_answering_when_a_replica_on_the_worker_node_is_killed(
         loader.join(timeout=60)
     finally:
         stop.set()
-        for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(serve.pid, sig)
-                serve.wait(timeout=wait_s)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_app(serve)
     errors = [(round(t - killed_at, 2), o) for t, o in results if o != "200"]
     report = {"requests": len(results), "errors": len(errors), "error_outcomes": errors,
               "replica_back_s": back, "after_kill_ok": sum(
