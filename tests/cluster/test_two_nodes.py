@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from serve_apps.try_app import stop_app
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -249,14 +250,11 @@ def test_serve_keeps_answering_when_a_replica_on_the_worker_node_is_killed(
     replicas, one on each node); SIGKILL the worker node's Student replica. The errors seen are
     reported (stdout and serve_fault.json); the app answers throughout, with at most a few
     failures around the kill, and Serve brings the replica back."""
-    import socket
     import threading
 
     import httpx
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = _serve_config(student, port, tmp_path / "serve.yaml")
     env = {**os.environ, "RAY_ADDRESS": both_up.cluster.address, "RAY_AUTH_MODE": "disabled"}
     log = tmp_path / "serve.log"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from p2l3d_core.evaluation.compare import TARGETS
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -50,10 +51,10 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Unix socket paths must stay < 108 bytes
     # Every port fresh: the suite's own local Ray instance may hold the defaults (the dashboard
     # agent's 52365 among them, which leaves the job server "no available agent").
-    ports = {flag: str(_free_port()) for flag in (
-        "--port", "--dashboard-port", "--dashboard-agent-listen-port",
-        "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
-        "--node-manager-port", "--object-manager-port", "--ray-client-server-port")}
+    flags = ("--port", "--dashboard-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
+             "--node-manager-port", "--object-manager-port", "--ray-client-server-port")
+    ports = {flag: str(port) for flag, port in zip(flags, free_ports(len(flags)), strict=True)}
     address = f"http://127.0.0.1:{ports['--dashboard-port']}"
     start = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "4",
                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
@@ -103,13 +104,6 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
         _stop_cluster(ray_tmp, gcs_port=ports["--port"])
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop_cluster(temp_dir: str, gcs_port: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port, free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "serve_apps" / "config.yaml"
 APP = "p2l3d"
 START_TIMEOUT_S = 180
 HEAD_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +61,10 @@ def _start_head(env: dict, log: Path) -> tuple[subprocess.Popen, str, str]:
     the fixed port 52365, which another Ray instance on the machine may hold; the agent then
     runs without its HTTP server and every job submission fails with "No available agent to
     submit job". ``ray start`` takes every port as an argument."""
-    ports = {flag: free_port() for flag in (
-        "--port", "--dashboard-port", "--dashboard-agent-listen-port",
-        "--dashboard-agent-grpc-port", "--ray-client-server-port", "--runtime-env-agent-port",
-        "--metrics-export-port")}
+    flags = ("--port", "--dashboard-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--ray-client-server-port", "--runtime-env-agent-port",
+             "--metrics-export-port")
+    ports = dict(zip(flags, free_ports(len(flags)), strict=True))
     ray = Path(sys.executable).with_name("ray")
     command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                "--num-cpus=4", "--num-gpus=0", f"--object-store-memory={512 * 1024**2}",
