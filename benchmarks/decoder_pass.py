@@ -40,7 +40,7 @@ def main() -> int:
     method = ModelMethod(args.model, load_pretrained(storage.join(args.run, args.model)))
     decoder = method.model.decoder
     with torch.no_grad():
-        z = method.embed(data)
+        z = method.model.embedding_of(method.embed(data))
     supports, compiled = gpt2_step.supports, gpt2_step._compiled
     times: dict[str, list[float]] = {form: [] for form in FORMS}
     texts: dict[str, list[str]] = {}

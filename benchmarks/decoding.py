@@ -53,7 +53,7 @@ def main() -> int:
           f"{'CIDEr':>7s} {'ROUGE-L':>8s} {'tokens':>7s} {'s':>5s}")
     for name in args.models.split(","):
         method = ModelMethod(name, load_pretrained(storage.join(args.run, name)))
-        z = method.embed(data)
+        z = method.model.embedding_of(method.embed(data))
         for no_repeat, cap in RULES:
             t0 = time.perf_counter()
             texts = captions(method, z, no_repeat, cap)

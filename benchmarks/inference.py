@@ -42,7 +42,7 @@ def measure(name: str, path: str, data: EvalSet, batch: int) -> dict:
     vqa = latency_ms(lambda k: method.answer_one(data, asked[k]), len(asked), name="answer")
     torch.set_num_threads(threads)
     t0 = time.perf_counter()  # archive captioning: encode and caption in batches
-    z = method.embed(data)
+    z = method.model.embedding_of(method.embed(data))
     with torch.no_grad():
         for start in range(0, len(data), batch):
             zb = z[start:start + batch]

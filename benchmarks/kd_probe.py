@@ -63,7 +63,9 @@ def teacher_targets(teacher, data: EvalSet, batch: int = 256) -> tuple[torch.Ten
                   pose_inputs_3d(b, teacher.cfg.pose_input_3d))
         fused = teacher.encode_all(i2, i3)["fused"]
         emb.append(fused)
-        logits.append(teacher.answer_logits(fused, Asked.bank(len(rows)))
+        geometry = teacher.measure_geometry(i2, i3)
+        state = fused if geometry is None else torch.cat([fused, geometry], -1)
+        logits.append(teacher.answer_logits(state, Asked.bank(len(rows)))
                       .view(len(rows), len(QUESTION_BANK), -1))
         x2.append(pose_inputs(b, "keypoints")["keypoints"])
         x3.append(pose_inputs_3d(b, "keypoints")["keypoints"])

@@ -148,7 +148,7 @@ class ModelMethod:
         answers = self.predictor.answer_known(z, data.qa_row, data.qa_question, data.qa_family,
                                               self.score_batch)
         text = self.model.text([c[0] if c else "" for c in data.captions])
-        return Predictions(captions, answers, z, text)
+        return Predictions(captions, answers, self.model.embedding_of(z), text)
 
     def _encode_one(self, data: EvalSet, i: int) -> torch.Tensor:
         """Embedding of pose ``i`` from its keypoints, everything on the way included: the

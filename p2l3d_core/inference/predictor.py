@@ -145,7 +145,8 @@ class Predictor:
     @torch.no_grad()
     def embed(self, joints: np.ndarray, images: np.ndarray | None = None,
               inputs_3d: dict | None = None) -> torch.Tensor:
-        """Pose embeddings of ``(N, 17, 2)`` H36M-17 pixel joints (NaN = missing). ``images``:
+        """Pose states (``model.pose_state``: the embedding, then the geometry for a model that
+        reads one) of ``(N, 17, 2)`` H36M-17 pixel joints (NaN = missing). ``images``:
         their skeleton images already drawn (a rendered dataset's), else drawn here with the
         model's render settings. ``inputs_3d``: a teacher's 3D inputs (evaluation only)."""
         joints = np.asarray(joints, dtype=np.float64).reshape(-1, 17, 2)
@@ -164,8 +165,13 @@ class Predictor:
                 known = np.isfinite(joints[part]).all(-1)
                 inputs["keypoints"] = torch.from_numpy(keypoint_features(joints[part], known))
             x3 = None if inputs_3d is None else {k: v[part] for k, v in inputs_3d.items()}
-            out.append(self.model.encode_pose(inputs, x3))
-        return torch.cat(out) if out else torch.zeros(0, self.model.cfg.embed_dim)
+            out.append(self.model.pose_state(inputs, x3))
+        return torch.cat(out) if out else torch.zeros(0, self.state_width)
+
+    @property
+    def state_width(self) -> int:
+        """Numbers a pose state holds: the embedding's, and the geometry's if any."""
+        return self.model.cfg.embed_dim + self.model.answers.geometry_width
 
     @torch.no_grad()
     def captions(self, z: torch.Tensor) -> list[str]:
@@ -178,7 +184,8 @@ class Predictor:
             zb = z[start:start + self.batch_size]
             closed = (self._closed_units(zb, grammar)
                       if grammar is not None and self.guide_threshold is not None else None)
-            out += self.model.decoder.generate(zb, [CAPTION_PROMPT] * len(zb), grammar=grammar,
+            out += self.model.decoder.generate(self.model.embedding_of(zb),
+                                               [CAPTION_PROMPT] * len(zb), grammar=grammar,
                                                closed=closed)
         return out
 
@@ -242,7 +249,7 @@ class Predictor:
             for start in range(0, len(pairs), self.batch_size):
                 part = pairs[start:start + self.batch_size]
                 texts += self.model.decoder.generate(
-                    z[torch.tensor([r for r, _ in part])],
+                    self.model.embedding_of(z[torch.tensor([r for r, _ in part])]),
                     [question_prompt(matches[k].question) for _, k in part])
             by_decoder = dict(zip(pairs, texts))
         out = []

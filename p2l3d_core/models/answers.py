@@ -125,21 +125,49 @@ def answer_ids(answers: list[str]) -> torch.Tensor:
 
 class AnswerHead(nn.Module):
     """``(pose, question)`` embeddings -> logits over :data:`ANSWERS`. The product term lets a
-    small MLP read "this question about this pose" without learning the pairing from scratch."""
+    small MLP read "this question about this pose" without learning the pairing from scratch.
 
-    def __init__(self, embed_dim: int, hidden: int | None = None, classes: int = len(ANSWERS)):
+    ``geometry``: the width of the pose's geometry (``geometry.py``), read beside the embedding,
+    0 for none. It enters the first layer's sum outside the layer norm: the numbers keep their
+    scale, so a category threshold is one unit's bias."""
+
+    def __init__(self, embed_dim: int, hidden: int | None = None, classes: int = len(ANSWERS),
+                 geometry: int = 0):
         super().__init__()
         hidden = hidden or 2 * embed_dim
+        self.embed_dim, self.geometry_width = embed_dim, geometry
         self.net = nn.Sequential(nn.LayerNorm(3 * embed_dim), nn.Linear(3 * embed_dim, hidden),
                                  nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                  nn.Linear(hidden, classes))
+        self.geometry = nn.Linear(geometry, hidden, bias=False) if geometry else None
 
-    def forward(self, pose: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        """Logits of question ``i`` about pose ``i`` (both ``(N, D)``)."""
-        return self.net(torch.cat([pose, question, pose * question], dim=-1))
+    def split(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A pose state (the embedding, then the geometry when the head reads one) -> its two
+        parts. A state without the geometry this head reads is an error, not zeros."""
+        if pose.shape[-1] != self.embed_dim + self.geometry_width:
+            raise ValueError(f"the answer head reads a {self.embed_dim}-wide embedding"
+                             + (f" and {self.geometry_width} geometry numbers"
+                                if self.geometry_width else "")
+                             + f"; got {pose.shape[-1]} numbers a pose (the model's pose_state)")
+        if not self.geometry_width:
+            return pose, None
+        return pose[..., :self.embed_dim], pose[..., self.embed_dim:]
+
+    def forward(self, pose: torch.Tensor, question: torch.Tensor,
+                blind: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of question ``i`` about pose state ``i`` (``(N, D[+G])`` and ``(N, D)``).
+        ``blind``: ``(N,)`` bool, questions answered without the pose embedding (from the
+        question and the geometry: ``geometry.GEOMETRY_FAMILIES``)."""
+        z, geometry = self.split(pose)
+        if blind is not None:
+            z = z * (~blind).to(z.dtype)[:, None]
+        hidden = self.net[1](self.net[0](torch.cat([z, question, z * question], dim=-1)))
+        if geometry is not None:
+            hidden = hidden + self.geometry(geometry.to(hidden.dtype))
+        return self.net[2:](hidden)
 
     def pairs(self, poses: torch.Tensor, questions: torch.Tensor, rows: torch.Tensor,
-              which: torch.Tensor) -> torch.Tensor:
+              which: torch.Tensor, blind: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of question ``which[k]`` about pose ``rows[k]``: ``net`` applied to
         ``[p, q, p * q]`` of each pair, without building that concatenation.
 
@@ -152,22 +180,30 @@ class AnswerHead(nn.Module):
         Few pairs (one question about one pose, as a service answers) take the concatenation:
         folding the layer norm into the weights costs more than the split saves them."""
         if len(rows) <= 2 * (len(poses) + len(questions)):
-            return self(poses[rows], questions[which])
+            return self(poses[rows], questions[which], blind)
+        poses, geometry = self.split(poses)
         norm, first = self.net[0], self.net[1]
         d = poses.shape[-1]
         weight = first.weight * norm.weight  # (H, 3D): the layer norm's scale folded in
-        p, q = poses[rows], questions[which]
+        # 1 where a pair reads the pose embedding, 0 where it is blind to it
+        seen = (torch.ones(len(rows), device=poses.device) if blind is None
+                else (~blind).float())
+        p, q = poses[rows] * seen.to(poses.dtype)[:, None], questions[which]
         pq = p * q
         # Layer-norm statistics of [p, q, pq], from per-vector sums, in float32 (bf16 on a GPU
         # would lose the variance to cancellation).
-        total = poses.float().sum(-1)[rows] + questions.float().sum(-1)[which] + pq.float().sum(-1)
-        squares = ((poses.float() ** 2).sum(-1)[rows] + (questions.float() ** 2).sum(-1)[which]
-                   + (pq.float() ** 2).sum(-1))
+        total = (poses.float().sum(-1)[rows] * seen + questions.float().sum(-1)[which]
+                 + pq.float().sum(-1))
+        squares = ((poses.float() ** 2).sum(-1)[rows] * seen
+                   + (questions.float() ** 2).sum(-1)[which] + (pq.float() ** 2).sum(-1))
         mean = total / (3 * d)
         scale = torch.rsqrt(squares / (3 * d) - mean ** 2 + norm.eps)
-        mixed = ((poses @ weight[:, :d].T)[rows] + (questions @ weight[:, d:2 * d].T)[which]
+        mixed = ((poses @ weight[:, :d].T)[rows] * seen.to(p.dtype)[:, None]
+                 + (questions @ weight[:, d:2 * d].T)[which]
                  + pq @ weight[:, 2 * d:].T - mean.to(p.dtype)[:, None] * weight.sum(1))
         hidden = scale.to(p.dtype)[:, None] * mixed + first.weight @ norm.bias + first.bias
+        if geometry is not None:  # outside the layer norm, as in forward
+            hidden = hidden + self.geometry(geometry.to(p.dtype))[rows]
         return self.net[2:](hidden)
 
 

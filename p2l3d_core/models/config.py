@@ -66,6 +66,15 @@ class PoseModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     init_temperature: float = 0.07
+    # The answer head reads the pose's geometry beside the embedding (``geometry.py``): a
+    # teacher's from its 3D keypoints, a student's regressed from its 2D keypoints. Both
+    # branches must then read keypoints.
+    geometry: bool = False
+
+    def __post_init__(self) -> None:
+        if self.geometry and ("keypoints" not in self.pose_input.split("+")):
+            raise ValueError(f"geometry needs keypoints in pose_input (it is {self.pose_input!r})"
+                             ": the geometry is regressed from the 2D keypoints")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +91,8 @@ class PoseModelConfig:
                    pose_input_3d=d.get("pose_input_3d", "image"),
                    vision=VisionConfig(**vision),
                    text=TextConfig(**d.get("text", {})), decoder=DecoderConfig(**decoder),
-                   init_temperature=d.get("init_temperature", 0.07))
+                   init_temperature=d.get("init_temperature", 0.07),
+                   geometry=bool(d.get("geometry", False)))
 
 
 def preset(name: str, image_size: int = 128, pose_input: str = "image",

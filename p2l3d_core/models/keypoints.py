@@ -22,7 +22,10 @@ LIMBS = tuple(tuple(J[f"{side}_{name}"] for name in names) for names in (
 KEYPOINT_FEATURES = NUM_JOINTS * 3 + len(LIMBS)
 # Per joint camera frame x, y, z, body frame x, y, z, known; then each limb's bend (cosine),
 # the torso's direction in the body frame, and ankle and knee heights above the ground (m).
-KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + len(LIMBS) + 3 + 4
+GEOMETRY_FEATURES = len(LIMBS) + 3 + 4
+KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + GEOMETRY_FEATURES
+"""The last :data:`GEOMETRY_FEATURES` of the 3D features are the pose's geometry
+(``models/geometry.py``)."""
 
 
 def bend_cosines(points: np.ndarray, seen: np.ndarray) -> np.ndarray:

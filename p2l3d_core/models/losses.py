@@ -8,6 +8,8 @@
 * :func:`answer_loss` - cross-entropy of closed-vocabulary answers within each question's family.
 * :func:`answer_kd` - student towards teacher on answer distributions (the pool's only targets
   besides the embeddings).
+* :func:`geometry_loss` - the geometry regressed from 2D towards the 3D one
+  (``geometry.py``).
 * The language-model loss is the decoder's own cross-entropy (see ``decoder.py``).
 """
 
@@ -87,3 +89,9 @@ def answer_kd(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
     s = F.log_softmax(_within_family(student, mask) / temperature, dim=-1)
     kl = (t.exp() * (t - s)).masked_fill(~mask, 0.0).sum(-1)
     return kl.mean() * temperature ** 2
+
+
+def geometry_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 (``geometry.geometry_of_3d``'s units: tens of degrees, decimetres), quadratic
+    within half a unit: the few poses far off (a limb seen end-on) must not dominate."""
+    return F.smooth_l1_loss(predicted.float(), target.float(), beta=0.5)

@@ -16,7 +16,20 @@ from p2l3d_core.models.answers import CURRENT, AnswerHead, Asked, Vocabulary
 from p2l3d_core.models.config import PoseModelConfig
 from p2l3d_core.models.decoder import PrefixDecoder
 from p2l3d_core.models.encoders import Pose2DEncoder, Pose3DEncoder, TextEncoder
-from p2l3d_core.models.losses import LogitScale, answer_kd, answer_loss, clip_loss, distill_loss
+from p2l3d_core.models.geometry import (
+    GEOMETRY_FAMILIES,
+    GEOMETRY_FEATURES,
+    GeometryRegressor,
+    geometry_of_3d,
+)
+from p2l3d_core.models.losses import (
+    LogitScale,
+    answer_kd,
+    answer_loss,
+    clip_loss,
+    distill_loss,
+    geometry_loss,
+)
 
 
 class _PoseLanguageModel(nn.Module):
@@ -30,7 +43,38 @@ class _PoseLanguageModel(nn.Module):
         self.text = TextEncoder(cfg.text, cfg.embed_dim, weights)
         self.decoder = PrefixDecoder(cfg.decoder, cfg.embed_dim, self.text.tokenizer, weights)
         self.logit_scale = LogitScale(cfg.init_temperature)
-        self.answers = AnswerHead(cfg.embed_dim, classes=len(self.vocab.answers))
+        self.answers = AnswerHead(cfg.embed_dim, classes=len(self.vocab.answers),
+                                  geometry=GEOMETRY_FEATURES if cfg.geometry else 0)
+        self.geometry = GeometryRegressor() if cfg.geometry else None
+        # The answer-class masks of the families the geometry decides alone: a question whose
+        # mask is one of them is answered blind to the embedding (geometry.GEOMETRY_FAMILIES).
+        blind = [f for f in GEOMETRY_FAMILIES if f in self.vocab.families] if cfg.geometry else []
+        self._blind_masks = self.vocab.mask(blind) if blind else None
+
+    def measure_geometry(self, inputs_2d: dict[str, torch.Tensor],
+                         inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
+                         ) -> torch.Tensor | None:
+        """The pose's geometry (``geometry.py``): exact from a teacher's 3D keypoints, else
+        regressed from the 2D keypoints; None for a model whose head reads none."""
+        if self.geometry is None:
+            return None
+        if isinstance(inputs_3d, dict) and "keypoints" in inputs_3d:
+            return geometry_of_3d(inputs_3d["keypoints"])
+        return self.geometry(inputs_2d["keypoints"])
+
+    def pose_state(self, inputs_2d: dict[str, torch.Tensor],
+                   inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
+                   ) -> torch.Tensor:
+        """What everything after the encoder reads: the pose embedding, then the pose's
+        geometry for a model whose answer head reads one. The decoder and retrieval take
+        :meth:`embedding_of` it; the answer head takes it whole."""
+        z = self.encode_pose(inputs_2d, inputs_3d)
+        geometry = self.measure_geometry(inputs_2d, inputs_3d)
+        return z if geometry is None else torch.cat([z, geometry.to(z.dtype)], -1)
+
+    def embedding_of(self, state: torch.Tensor) -> torch.Tensor:
+        """The pose embedding within a :meth:`pose_state`."""
+        return state[..., :self.cfg.embed_dim]
 
     def encode_pose(self, inputs_2d: dict[str, torch.Tensor],
                     inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
@@ -52,12 +96,18 @@ class _PoseLanguageModel(nn.Module):
         return self.decoder(pose, prompts, targets)
 
     def answer_logits(self, pose: torch.Tensor, asked: Asked) -> torch.Tensor:
-        """``(len(asked), len(ANSWERS))`` logits of each question about its pose (rows of ``pose``).
-        Each distinct question is embedded once: a batch asks the same few dozen many times."""
+        """``(len(asked), len(ANSWERS))`` logits of each question about its pose (rows of
+        ``pose``, :meth:`pose_state` rows). Each distinct question is embedded once: a batch asks
+        the same few dozen many times."""
         unique = list(dict.fromkeys(asked.questions))
         index = {q: i for i, q in enumerate(unique)}
         which = torch.tensor([index[x] for x in asked.questions], device=pose.device)
-        return self.answers.pairs(pose, self.text(unique).to(pose.dtype), asked.rows, which)
+        blind = None
+        if self._blind_masks is not None:
+            masks = self._blind_masks.to(asked.mask.device)
+            blind = (asked.mask[:, None, :] == masks[None]).all(-1).any(-1).to(pose.device)
+        return self.answers.pairs(pose, self.text(unique).to(pose.dtype), asked.rows, which,
+                                  blind)
 
     @torch.no_grad()
     def answer_distribution(self, pose: torch.Tensor, questions: list[str],
@@ -85,6 +135,9 @@ class Teacher(_PoseLanguageModel):
         super().__init__(cfg, weights, vocab)
         self.encoder_2d = Pose2DEncoder(cfg, weights)
         self.encoder_3d = Pose3DEncoder(cfg, weights)
+        if cfg.geometry and "keypoints" not in cfg.pose_input_3d.split("+"):
+            raise ValueError("a teacher with geometry reads it from its 3D keypoints: "
+                             f"pose_input_3d must include keypoints (it is {cfg.pose_input_3d!r})")
         d = cfg.embed_dim
         self.fuse = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
 
@@ -120,15 +173,23 @@ class Teacher(_PoseLanguageModel):
                 inputs_3d: dict[str, torch.Tensor] | torch.Tensor, texts: list[str],
                 prompts: list[str], targets: list[str], asked: Asked | None = None,
                 partial_weight: float = 0.5, lm_weight: float = 1.0,
-                answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                answer_weight: float = 1.0, geometry_weight: float = 1.0
+                ) -> dict[str, torch.Tensor]:
         """Training step: contrastive terms, the language-model loss and the answer loss (every
-        question in ``asked``) on the fused embedding. The loss lives in ``forward`` so
-        DeepSpeed's engine wraps all of it."""
+        question in ``asked``) on the fused embedding, which the head reads with the exact
+        geometry; the 2D geometry regressor learns that geometry (the student starts from it).
+        The loss lives in ``forward`` so DeepSpeed's engine wraps all of it."""
         out = self.contrastive_loss(inputs_2d, inputs_3d, self.text(texts), partial_weight)
         out["lm"] = self.language_loss(out["emb_fused"], prompts, targets)
         out["loss"] = out["loss"] + lm_weight * out["lm"]
+        state = out["emb_fused"]
+        if self.geometry is not None:
+            exact = self.measure_geometry(inputs_2d, inputs_3d)
+            out["geometry"] = geometry_loss(self.geometry(inputs_2d["keypoints"]), exact)
+            out["loss"] = out["loss"] + geometry_weight * out["geometry"]
+            state = torch.cat([state, exact.to(state.dtype)], -1)
         if asked is not None and len(asked):
-            out["answer"] = answer_loss(self.answer_logits(out["emb_fused"], asked), asked.answers,
+            out["answer"] = answer_loss(self.answer_logits(state, asked), asked.answers,
                                         asked.mask)
             out["loss"] = out["loss"] + answer_weight * out["answer"]
         out["loss"] = self.with_every_parameter(out["loss"])
@@ -162,7 +223,13 @@ class Student(_PoseLanguageModel):
         if self.text.frozen and teacher.text.frozen:
             self.text.sentence_cache = teacher.text.sentence_cache
         self.decoder.load_state_dict(teacher.decoder.state_dict())
+        if (self.geometry is None) != (teacher.geometry is None):
+            raise ValueError("the teacher and the student differ in reading the pose's geometry "
+                             f"(teacher: {teacher.cfg.geometry}, student: {self.cfg.geometry}): "
+                             "train both with the same geometry setting")
         self.answers.load_state_dict(teacher.answers.state_dict())
+        if self.geometry is not None:
+            self.geometry.load_state_dict(teacher.geometry.state_dict())
         self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())
 
     def forward(self, inputs_2d: dict[str, torch.Tensor], labelled: torch.Tensor,
@@ -174,7 +241,9 @@ class Student(_PoseLanguageModel):
                 temperature: float = 0.1, contrastive_weight: float = 0.5,
                 lm_weight: float = 1.0, answer_weight: float = 1.0,
                 answer_kd_weight: float = 1.0,
-                language_rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                language_rows: torch.Tensor | None = None,
+                teacher_geometry: torch.Tensor | None = None,
+                geometry_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """One training step on a batch mixing labelled rows (text known) and pool rows.
 
         Distillation (``teacher_pose`` given, one row per sample): embedding match and
@@ -186,7 +255,10 @@ class Student(_PoseLanguageModel):
         captions too.
         ``asked``: the labelled rows' questions with their answers (rows index the batch).
         ``bank``/``teacher_answers``: questions put to every row and the teacher's logits for
-        them, the answer-distillation targets where no answer is known."""
+        them, the answer-distillation targets where no answer is known.
+        ``teacher_geometry``: the teacher's exact geometry of every row, which the student's
+        regressor learns from the 2D keypoints (a model with geometry needs it: the head reads
+        the regressed geometry)."""
         z = self.encoder_2d(inputs_2d)
         out: dict[str, torch.Tensor] = {"loss": z.new_zeros(())}
         text = teacher_text if teacher_text is not None else (
@@ -196,6 +268,18 @@ class Student(_PoseLanguageModel):
         if teacher_pose is not None:
             out.update(distill_loss(z, teacher_pose, text, match, match_weight, rkd_weight,
                                     temperature))
+        state = z  # after distill_loss, whose terms start the loss
+        if self.geometry is not None:
+            if teacher_geometry is None:
+                raise ValueError("a student with geometry learns it from a teacher: pass "
+                                 "teacher_geometry (a labelled-only baseline has none)")
+            geometry = self.geometry(inputs_2d["keypoints"])
+            out["geometry"] = geometry_loss(geometry, teacher_geometry)
+            out["loss"] = out["loss"] + geometry_weight * out["geometry"]
+            # Detached: the regressor is a measurement, taught by the teacher's geometry alone.
+            # Trained by the answer losses instead (60 bank questions a row), it drifted into
+            # whatever helped the head: 63 degrees of bend error on the quickstart's test split.
+            state = torch.cat([z, geometry.detach().to(z.dtype)], -1)
         if text is not None:
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
             out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]
@@ -204,10 +288,12 @@ class Student(_PoseLanguageModel):
             out["lm"] = self.language_loss(z[rows], prompts, targets)
             out["loss"] = out["loss"] + lm_weight * out["lm"]
         if asked is not None and len(asked):
-            out["answer"] = answer_loss(self.answer_logits(z, asked), asked.answers, asked.mask)
+            out["answer"] = answer_loss(self.answer_logits(state, asked), asked.answers,
+                                        asked.mask)
             out["loss"] = out["loss"] + answer_weight * out["answer"]
         if bank is not None and teacher_answers is not None:
-            out["answer_kd"] = answer_kd(self.answer_logits(z, bank), teacher_answers, bank.mask)
+            out["answer_kd"] = answer_kd(self.answer_logits(state, bank), teacher_answers,
+                                         bank.mask)
             out["loss"] = out["loss"] + answer_kd_weight * out["answer_kd"]
         out["loss"] = self.with_every_parameter(out["loss"])
         return out

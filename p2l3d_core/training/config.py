@@ -90,6 +90,9 @@ class TrainConfig:
     # Folder the run's trainings share the frozen text encoder's sentence features in
     # (models/text_features.py; runner.run_stage sets OUTPUT/text_features); None: not shared.
     text_features: str | None = None
+    # A geometry regressor fitted before the teacher on every training pose (geometry_fit.py):
+    # the teacher starts from it, frozen. None: the teacher trains its own (run_stage sets it).
+    geometry_init: str | None = None
 
     def __post_init__(self) -> None:
         if self.zero_stage not in ZERO_STAGES:

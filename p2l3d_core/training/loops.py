@@ -74,13 +74,15 @@ def validate_teacher(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float
     device, dtype = model.text.proj.weight.device, model.text.proj.weight.dtype
     fused, z2d, texts, answers = [], [], [], _AnswerTally()
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        z = model.encode_all(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype),
-                             cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device),
-                                         dtype))
+        x2 = cast_inputs(pose_inputs(batch, cfg.model.pose_input, device), dtype)
+        x3 = cast_inputs(pose_inputs_3d(batch, cfg.model.pose_input_3d, device), dtype)
+        z = model.encode_all(x2, x3)
         fused.append(z["fused"].float())
         z2d.append(z["z2d"].float())
         texts.append(model.text(first_captions(batch[Column.CAPTIONS])).float())
-        answers.add(model, z["fused"], batch)
+        geometry = model.measure_geometry(x2, x3)
+        answers.add(model, z["fused"] if geometry is None
+                    else torch.cat([z["fused"], geometry.to(dtype)], -1), batch)
     if not fused:
         return {}
     text = torch.cat(texts)
@@ -210,6 +212,11 @@ def train_teacher(config: dict) -> None:
     cfg = TrainConfig.from_dict(config)
     torch.manual_seed(cfg.seed)
     teacher = Teacher(cfg.model)
+    if cfg.geometry_init:  # fitted on every training pose (geometry_fit.py): kept as it is
+        from p2l3d_core.training.geometry_fit import load_prefit
+
+        load_prefit(teacher.geometry, cfg.geometry_init)
+        teacher.geometry.requires_grad_(False)
     run = _Run(teacher, cfg, [teacher.text])
 
     def step(batch: dict) -> dict:
@@ -300,9 +307,10 @@ def validate_student(student: Student, teacher: Teacher | None, shard, cfg: Trai
     device, dtype = student.text.proj.weight.device, student.text.proj.weight.dtype
     text_encoder = teacher.text if teacher is not None else student.text
     for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
-        z = student.encode_pose(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device),
-                                            dtype))
-        answers.add(student, z, batch)
+        state = student.pose_state(cast_inputs(pose_inputs(batch, cfg.model.pose_input, device),
+                                               dtype))
+        answers.add(student, state, batch)
+        z = student.embedding_of(state)
         zs.append(z.float())
         if teacher is not None:
             zt.append(teacher.encode_all(pose_inputs(batch, teacher.cfg.pose_input, device),

@@ -66,11 +66,17 @@ def plan_runs(p: PipelinePreset, stages: list[str], model: PoseModelConfig, outp
               seed: int) -> list[PlannedRun]:
     """Every training the chosen stages need, in order: a teacher before the students distilled
     from it."""
+    # The preset's inputs, on ``model``'s sizes. Teacher and student read the pose's geometry
+    # (preset ``geometry``); the labelled-only baselines do not: the student learns it from the
+    # teacher's 3D, which they never see.
+    model = dataclasses.replace(model, pose_input=p.pose_input, pose_input_3d=p.pose_input_3d,
+                                geometry=p.geometry)
     base = dataclasses.replace(p.train, model=model)
     defaults = TrainConfig()
     labelled_only = dataclasses.replace(base, **{k: getattr(defaults, k) for k in DISTILL_FIELDS})
     student_model = dataclasses.replace(model, pose_input=p.student_input)
-    keypoints_only = dataclasses.replace(model, pose_input="keypoints")
+    baseline_model = dataclasses.replace(student_model, geometry=False)
+    keypoints_only = dataclasses.replace(model, pose_input="keypoints", geometry=False)
 
     def teacher(fraction: float | None) -> PlannedRun:
         return PlannedRun(model_folder("teacher", 0, fraction), "teacher", "teacher",
@@ -84,8 +90,9 @@ def plan_runs(p: PipelinePreset, stages: list[str], model: PoseModelConfig, outp
             cfg = dataclasses.replace(base, epochs=p.student_epochs, teacher_path=teacher_dir)
         else:
             cfg = dataclasses.replace(labelled_only, epochs=p.baseline_epochs)
-        cfg = dataclasses.replace(cfg, **{"seed": seed + s, "model": student_model,
-                                          "labelled_fraction": labelled, **kw})
+        cfg = dataclasses.replace(cfg, **{
+            "seed": seed + s, "model": student_model if method == "student" else baseline_model,
+            "labelled_fraction": labelled, **kw})
         return PlannedRun(model_folder(method, s, fraction), "student", method, cfg)
 
     runs = []
@@ -99,7 +106,7 @@ def plan_runs(p: PipelinePreset, stages: list[str], model: PoseModelConfig, outp
         if "baseline_2d_no3d" in p.baselines:
             runs.append(student("baseline_2d_no3d", 0, None, language="2d"))
         # With a keypoint student, baseline_2d is the keypoint network already.
-        if "coords_2d" in p.baselines and student_model != keypoints_only:
+        if "coords_2d" in p.baselines and baseline_model != keypoints_only:
             runs.append(student("coords_2d", 0, None, model=keypoints_only))
     if "curve" in stages:
         for fraction in p.curve:

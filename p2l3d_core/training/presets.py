@@ -74,6 +74,10 @@ class PipelinePreset:
     # "keypoints" distils the image teacher into a keypoint network (baseline_2d is then the
     # same network as coords_2d, which is not trained twice).
     student_pose_input: str | None = None
+    # Teacher and student answer with the pose's geometry beside the embedding (the student
+    # regresses it from 2D against the teacher's 3D): models/geometry.py. Needs keypoints in
+    # pose_input, student_pose_input and pose_input_3d.
+    geometry: bool = True
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalSettings = field(default_factory=EvalSettings)
@@ -90,6 +94,12 @@ class PipelinePreset:
                 _check_choice(name, getattr(self, name), POSE_INPUTS)
         for baseline in self.baselines:
             _check_choice("each of baselines", baseline, BASELINES)
+        if self.geometry:
+            for name in ("pose_input", "pose_input_3d", "student_pose_input"):
+                value = getattr(self, name)
+                if value is not None and "keypoints" not in value.split("+"):
+                    raise ValueError(f"geometry needs keypoints in {name} (it is {value!r}): "
+                                     "set geometry: false, or read keypoints")
 
     @property
     def student_input(self) -> str:
@@ -258,6 +268,8 @@ OVERRIDES: tuple[Override, ...] = (
     Override("student_pose_input", None, "what the student (and baseline_2d, baseline_2d_no3d) "
              "reads; default the teacher's. 'keypoints': a keypoint network distilled from the "
              "image teacher", POSE_INPUTS),
+    Override("geometry", None, "teacher and student answer with the pose's geometry (bends, "
+             "lean, heights) beside the embedding; the student regresses it from 2D"),
     Override("teacher_epochs", None, "epochs of the teacher"),
     Override("student_epochs", None, "epochs of each distilled student"),
     Override("baseline_epochs", None, "epochs of the labelled-only baselines (they see fewer "

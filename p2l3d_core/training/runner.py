@@ -117,6 +117,13 @@ def run_stage(stage: str, cfg: TrainConfig, datasets: dict, output: str, *, num_
     loops = {"teacher": train_teacher, "student": train_student}
     if stage not in loops:
         raise ValueError(f"unknown stage {stage!r}: use 'teacher' or 'student'")
+    if stage == "teacher" and cfg.model.geometry and cfg.geometry_init is None:
+        # Every training pose, before the labelled rows are picked out: the fit needs 3D only.
+        from p2l3d_core.training.geometry_fit import prefit
+
+        cfg = dataclasses.replace(cfg, geometry_init=prefit(
+            datasets["train"], storage.join(output, "ray", f"{name.replace('/', '-')}-geometry"
+                                            ".safetensors"), cfg.seed, log=log))
     if (stage == "teacher" or not cfg.teacher_path) and cfg.labelled_fraction < 1.0:
         # Without a teacher only text teaches: stream the labelled rows alone, full batches.
         datasets = {**datasets, "train": labelled_rows(datasets["train"], cfg.labelled_fraction)}

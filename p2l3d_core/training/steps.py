@@ -60,8 +60,9 @@ def teacher_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator, device
 
 
 class TeacherTargets:
-    """What a frozen teacher gives each training pose: its fused embedding and its answer
-    logits over the question bank, computed the first time a worker meets the pose and kept.
+    """What a frozen teacher gives each training pose: its fused embedding, its answer logits
+    over the question bank and the pose's geometry when it reads one, computed the first time a
+    worker meets the pose and kept.
 
     Why: the teacher is in eval mode and reads its inputs without augmentation, so every epoch
     after the first would recompute the same numbers (to float rounding: a pose's row may sit in
@@ -73,34 +74,42 @@ class TeacherTargets:
     def __init__(self, teacher: Teacher):
         self.teacher = teacher
         self._bank_mask = Asked.bank(1).mask  # (bank questions, answers), the same for every pose
-        self._poses: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._poses: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
         self._captions: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._poses)
 
     @torch.no_grad()
-    def __call__(self, batch: dict, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(fused, answers)`` for the batch's rows: ``(B, D)`` embeddings and the
+    def __call__(self, batch: dict, device=None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(fused, answers, geometry)`` for the batch's rows: ``(B, D)`` embeddings, the
         ``(B * len(QUESTION_BANK), len(ANSWERS))`` logits of ``Asked.bank(B)`` (zero outside
-        each question's family)."""
+        each question's family) and the ``(B, GEOMETRY_FEATURES)`` geometry the teacher reads
+        from the 3D keypoints (None for a teacher that reads none)."""
         ids = [str(p) for p in batch[Column.POSE_ID]]
         new = list({p: i for i, p in enumerate(ids) if p not in self._poses}.values())
         if new:
             rows = {k: v[new] for k, v in batch.items()}
-            fused = self.teacher.encode_all(
-                pose_inputs(rows, self.teacher.cfg.pose_input, device),
-                pose_inputs_3d(rows, self.teacher.cfg.pose_input_3d, device))["fused"]
-            logits = self.teacher.answer_logits(fused, Asked.bank(len(new)).to(device))
+            x2 = pose_inputs(rows, self.teacher.cfg.pose_input, device)
+            x3 = pose_inputs_3d(rows, self.teacher.cfg.pose_input_3d, device)
+            fused = self.teacher.encode_all(x2, x3)["fused"]
+            geometry = self.teacher.measure_geometry(x2, x3)
+            state = fused if geometry is None else torch.cat([fused, geometry], -1)
+            logits = self.teacher.answer_logits(state, Asked.bank(len(new)).to(device))
             kept = logits.view(len(new), *self._bank_mask.shape)[:, self._bank_mask.to(device)]
             fused, kept = fused.cpu(), kept.cpu()  # one copy off a GPU, not one per pose
+            geometry = None if geometry is None else geometry.cpu()
             for j, i in enumerate(new):
-                self._poses[ids[i]] = (fused[j], kept[j])
+                self._poses[ids[i]] = (fused[j], kept[j],
+                                       None if geometry is None else geometry[j])
         fused = torch.stack([self._poses[p][0] for p in ids]).to(device)
         answers = torch.zeros(len(ids), *self._bank_mask.shape, device=device)
         answers[:, self._bank_mask.to(device)] = (torch.stack([self._poses[p][1] for p in ids])
                                                   .to(device))
-        return fused, answers.flatten(0, 1)
+        geometry = (None if self.teacher.geometry is None
+                    else torch.stack([self._poses[p][2] for p in ids]).to(device))
+        return fused, answers.flatten(0, 1), geometry
 
     @torch.no_grad()
     def captions(self, batch: dict, rows, device=None) -> list[str]:
@@ -146,7 +155,7 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
             "answer_weight": cfg.answer_weight}
     if teacher is None:
         return {**args, "captions": captions}
-    target, teacher_answers = teacher(batch, device)
+    target, teacher_answers, geometry = teacher(batch, device)
     with torch.no_grad():
         text = teacher.teacher.text(captions) if len(rows) else None
     pool = np.flatnonzero(~labelled)
@@ -159,5 +168,6 @@ def student_step(batch: dict, cfg: TrainConfig, rng: np.random.Generator,
             "teacher_text": None if text is None else text.to(dtype),
             "bank": Asked.bank(len(labelled)).to(device),
             "teacher_answers": teacher_answers, "answer_kd_weight": cfg.answer_kd_weight,
+            "teacher_geometry": geometry,
             "match": cfg.match, "match_weight": cfg.match_weight, "rkd_weight": cfg.rkd_weight,
             "temperature": cfg.distill_temperature}

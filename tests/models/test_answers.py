@@ -160,3 +160,91 @@ def test_pairs_match_the_head_on_the_concatenation_values_and_gradients():
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
     # A single pair (a service's question) takes the concatenation itself.
     torch.testing.assert_close(head.pairs(poses, questions, rows[:1], which[:1]), want[:1])
+
+
+def test_pairs_with_geometry_match_the_head_values_and_gradients():
+    """The geometry enters the first layer outside the layer norm; ``pairs`` adds it per pose
+    and must equal ``forward`` on each pair, gradients to the geometry included."""
+    torch.manual_seed(0)
+    d, g = 24, 11
+    head = AnswerHead(d, geometry=g)
+    states = torch.cat([torch.nn.functional.normalize(torch.randn(5, d), dim=-1),
+                        torch.randn(5, g)], -1).requires_grad_(True)
+    questions = torch.nn.functional.normalize(torch.randn(3, d), dim=-1)
+    rows = torch.arange(5).repeat_interleave(3).repeat(2)
+    which = torch.arange(3).repeat(10)
+    got = head.pairs(states, questions, rows, which)
+    want = head(states[rows], questions[which])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(want)
+    grads_got = torch.autograd.grad((got * weights).sum(), [states, head.geometry.weight])
+    grads_want = torch.autograd.grad((want * weights).sum(), [states, head.geometry.weight])
+    for a, b in zip(grads_got, grads_want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="reads a 24-wide embedding and 11 geometry numbers"):
+        head(states[:, :d], questions[:5])
+
+
+def test_head_learns_bend_thresholds_from_the_geometry_the_embedding_lacks():
+    """The joint_bend categories are thresholds on a limb's angle. With the bends given as
+    geometry, in tens of degrees as ``geometry.geometry_of_3d`` gives them (embeddings random:
+    they hold nothing), the head learns which limb a question asks about and that limb's four
+    categories with their dead bands."""
+    from p2l3d_core.language.posecodes import BEND_INTERVALS_DEG
+
+    torch.manual_seed(0)
+    d, n = 16, 2048
+    angles = torch.rand(n, 2) * 180.0
+    category = torch.full((n, 2), -1)
+    for c, (low, high) in enumerate(BEND_INTERVALS_DEG):
+        category[(angles >= low) & (angles < high)] = c
+    which = torch.randint(0, 2, (n,))
+    truth = category[torch.arange(n), which]
+    keep = truth >= 0
+    names = ["straight", "slightly bent", "bent", "fully bent"]
+    target = torch.tensor([ANSWER_INDEX[a] for a in names])[truth[keep]]
+    states = torch.cat([torch.nn.functional.normalize(torch.randn(n, d), dim=-1),
+                        angles / 10.0], -1)[keep]
+    questions = torch.nn.functional.normalize(torch.randn(2, d), dim=-1)[which[keep]]
+    mask = family_mask(["joint_bend"] * len(target))
+    head = AnswerHead(d, geometry=2)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = answer_loss(head(states, questions), target, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    guess = head(states, questions).masked_fill(~mask, float("-inf")).argmax(-1)
+    assert (guess == target).float().mean() > 0.95
+
+
+def test_geometry_families_are_answered_blind_to_the_embedding():
+    """With geometry, joint_bend, torso_lean and ground_contact are answered from the question
+    and the geometry alone: another embedding leaves their logits as they were (the action it
+    carries cannot decide them), other families still read it. The many-pairs path agrees."""
+    import dataclasses
+
+    from p2l3d_core.models.geometry import GEOMETRY_FAMILIES, GEOMETRY_FEATURES
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny", 32, pose_input="keypoints"), geometry=True)
+    student = Student(cfg).eval()
+    d = cfg.embed_dim
+    state = torch.cat([torch.nn.functional.normalize(torch.randn(4, d), dim=-1),
+                       10 * torch.rand(4, GEOMETRY_FEATURES)], -1)
+    other = state.clone()
+    other[:, :d] = torch.nn.functional.normalize(torch.randn(4, d), dim=-1)
+    moved = state.clone()
+    moved[:, d:] = 10 * torch.rand(4, GEOMETRY_FEATURES)
+    bank = Asked.bank(4)
+    families = [f for _ in range(4) for f, _ in QUESTION_BANK]
+    blind = torch.tensor([f in GEOMETRY_FAMILIES for f in families])
+    with torch.no_grad():
+        base, z_changed, g_changed = (student.answer_logits(s, bank) for s in (state, other, moved))
+        one_by_one = torch.cat([student.answer_logits(state[r:r + 1], Asked(
+            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1]))
+            for k, r in enumerate(bank.rows.tolist())])
+    torch.testing.assert_close(base, one_by_one, atol=1e-5, rtol=1e-5)  # pairs = forward
+    torch.testing.assert_close(base[blind], z_changed[blind])
+    assert not torch.allclose(base[~blind], z_changed[~blind])
+    assert not torch.allclose(base[blind], g_changed[blind])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from p2l3d_core.dataset.build import build_table, labelled_mask
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.config import preset
 from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.geometry import GEOMETRY_FEATURES
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.pose_models import Student, Teacher
 from p2l3d_core.poses.generator import generate_records
@@ -81,7 +84,8 @@ def test_teacher_targets_are_the_teachers_outputs_computed_once_per_pose(batch, 
     teacher, _ = models
     targets = TeacherTargets(teacher)
     first = {k: v[:10] for k, v in batch.items()}
-    fused, answers = targets(first)
+    fused, answers, geometry = targets(first)
+    assert geometry is None  # a teacher without geometry
     with torch.no_grad():
         own = teacher.encode_all(pose_inputs(first, teacher.cfg.pose_input),
                                  pose_inputs_3d(first, teacher.cfg.pose_input_3d))["fused"]
@@ -94,15 +98,81 @@ def test_teacher_targets_are_the_teachers_outputs_computed_once_per_pose(batch, 
     seen = {k: v[[7, 2, 5]] for k, v in batch.items()}
     calls, encode_all = [], teacher.encode_all
     monkeypatch.setattr(teacher, "encode_all", lambda *a: calls.append(a) or encode_all(*a))
-    again, again_answers = targets(seen)
+    again, again_answers, _ = targets(seen)
     assert not calls
     torch.testing.assert_close(again, fused[[7, 2, 5]])
     assert again_answers.shape == (3 * bank.mask.shape[0] // 10, bank.mask.shape[1])
 
     monkeypatch.undo()
-    fused_all, _ = targets(batch)  # only the six new poses are computed
+    fused_all, _, _ = targets(batch)  # only the six new poses are computed
     assert len(targets) == len(batch["pose_id"]) == 16
     torch.testing.assert_close(fused_all[:10], fused)
+
+
+@pytest.fixture(scope="module")
+def geometry_models() -> tuple[Teacher, Student]:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny", 32, "image+keypoints", "image+keypoints"),
+                              geometry=True)
+    teacher, student = Teacher(cfg).eval(), Student(cfg)
+    student.adopt_language(teacher)
+    return teacher, student
+
+
+def test_a_teacher_with_geometry_answers_with_the_exact_one_and_the_student_learns_it(
+        batch, geometry_models):
+    """The teacher's targets carry the geometry of its 3D keypoint features (their last
+    columns, not a regression), its answers are computed with it, and the student step passes
+    it as the regressor's target; the student's head reads the regressed geometry."""
+    teacher, student = geometry_models
+    targets = TeacherTargets(teacher)
+    _, answers, geometry = targets(batch)
+    x2 = pose_inputs(batch, "image+keypoints")
+    x3 = pose_inputs_3d(batch, "image+keypoints")
+    assert geometry.shape == (16, GEOMETRY_FEATURES)
+    tail = x3["keypoints"][:, -GEOMETRY_FEATURES:]  # cosines, then direction and metres
+    torch.testing.assert_close(geometry[:, :4], torch.rad2deg(torch.arccos(tail[:, :4])) / 10)
+    torch.testing.assert_close(geometry[:, 4:], 10 * tail[:, 4:])
+    with torch.no_grad():
+        state = teacher.pose_state(x2, x3)
+        bank = Asked.bank(16)
+        torch.testing.assert_close(answers[bank.mask],
+                                   teacher.answer_logits(state, bank)[bank.mask])
+    cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION)
+    args = student_step(batch, cfg, np.random.default_rng(0), targets)
+    assert args["teacher_geometry"] is geometry or torch.equal(args["teacher_geometry"], geometry)
+    out = student(**args)
+    assert torch.isfinite(out["loss"]) and out["geometry"] > 0
+    out["loss"].backward()
+    assert student.geometry.net[0].weight.grad.abs().sum() > 0
+    # Only the geometry loss teaches the regressor: the answer losses reach the head alone.
+    student.zero_grad()
+    student(**args)["answer_kd"].backward()
+    regressor = student.geometry.net[0].weight.grad
+    assert regressor is None or not regressor.any()
+    assert student.answers.geometry.weight.grad.abs().sum() > 0
+    # The regressor learns: a few steps on this batch bring it towards the teacher's geometry.
+    opt = torch.optim.Adam(student.geometry.parameters(), lr=3e-3)
+    first = float(out["geometry"].detach())
+    for _ in range(30):
+        opt.zero_grad()
+        loss = student(**args)["geometry"]
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_a_student_with_geometry_needs_a_teacher_and_a_state_without_it_is_refused(
+        batch, geometry_models, models):
+    _, student = geometry_models
+    cfg = TrainConfig(model=student.cfg, labelled_fraction=FRACTION)
+    with pytest.raises(ValueError, match="learns it from a teacher"):
+        student(**student_step(batch, cfg, np.random.default_rng(0)))
+    z = student.encode_pose(pose_inputs(batch, "image+keypoints"))
+    with pytest.raises(ValueError, match=f"{GEOMETRY_FEATURES} geometry numbers"):
+        student.answer(z, ["Is the left knee bent?"] * len(z), ["joint_bend"] * len(z))
+    with pytest.raises(ValueError, match="differ in reading the pose's geometry"):
+        student.adopt_language(models[0])
 
 
 def test_student_step_in_bf16_keeps_the_teachers_targets_from_float32(batch, models):
@@ -146,7 +216,7 @@ def test_pool_rows_drawn_for_captions_learn_the_teachers_greedy_caption(batch, m
     assert args["prompts"][:n] == plain["prompts"] and args["targets"][:n] == plain["targets"]
     assert args["prompts"][n:] == [CAPTION_PROMPT] * 3
     with torch.no_grad():
-        fused, _ = targets(batch)
+        fused, _, _ = targets(batch)
         own = teacher.decoder.generate(fused[drawn], [CAPTION_PROMPT] * 3,
                                        grammar=teacher.decoder.caption_grammar)
     assert args["targets"][n:] == own and all(own)

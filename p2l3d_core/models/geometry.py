@@ -1,0 +1,58 @@
+"""The pose's geometry as numbers the answer head reads: what the describer's rules threshold.
+
+Eleven numbers (:data:`GEOMETRY_FEATURES`): each limb's bend (elbows, knees), the torso's
+direction in the body frame, and the ankle and knee heights above the ground. They come from
+the tail of the teacher's 3D keypoint features, so a teacher reads them exactly; a
+:class:`GeometryRegressor` estimates them from the 2D keypoints, trained against the teacher's.
+
+Why: the answer head read the pose only through the normalised embedding, and did not learn
+the bend categories' thresholds from it. On the quickstart the teacher, which has the true
+knee angle's cosine among its inputs, answered joint_bend 0.70 on synthetic poses. The student
+scored 0.31-0.54 on the CMU walks, below the 2D angle read by rule (0.60-0.67)
+(``benchmarks/reports/2026-12-07-geometry-head.md``). Given the numbers beside the
+embedding, a threshold is one unit of the head's first layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from p2l3d_core.models.keypoints import GEOMETRY_FEATURES, KEYPOINT_FEATURES, LIMBS
+
+GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contact")
+"""The question families the geometry decides alone (bends, the torso's direction, the ankle
+heights), which the answer head answers from the question and the geometry without the pose
+embedding. Why: the embedding carries the action, and on the generator the action gave these
+answers away (``benchmarks/reports/2026-12-07-real-motion-cause.md``); a head that can read it
+learns the shortcut, which fails on real motion."""
+
+
+def geometry_of_3d(features_3d: torch.Tensor) -> torch.Tensor:
+    """The geometry within the teacher's 3D keypoint features (their last columns), in the
+    rules' units: each bend as its angle in tens of degrees (18 = straight), the torso's
+    direction and the heights times ten (decimetres).
+
+    Why these units: the rules' categories are a few degrees or centimetres apart (straight
+    from 155 degrees, slightly bent below 145; an ankle on the ground under 0.15 m, off it
+    over 0.22 m). As cosines and metres those gaps are 0.07-0.09, a slope the head's first
+    layer did not reach in a quickstart teacher's 640 steps (joint_bend 0.75 with the exact
+    cosines); in these units the gaps are about one."""
+    raw = features_3d[..., -GEOMETRY_FEATURES:]
+    bends = torch.rad2deg(torch.arccos(raw[..., :len(LIMBS)].clamp(-1.0, 1.0))) / 10.0
+    return torch.cat([bends, 10.0 * raw[..., len(LIMBS):]], -1)
+
+
+class GeometryRegressor(nn.Module):
+    """2D keypoint features -> the pose's geometry (an MLP). The bend seen in the image is
+    among its inputs; depth, from the rest of the body, is what it learns."""
+
+    def __init__(self, hidden: int = 256, in_features: int = KEYPOINT_FEATURES):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, GEOMETRY_FEATURES))
+
+    def forward(self, keypoint_features: torch.Tensor) -> torch.Tensor:
+        return self.net(keypoint_features)
+
