@@ -172,8 +172,11 @@ def from_panoptic19(joints: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # CMU mocap BVH (31 joints, cgspeed conversion): joints are looked up by name after forward
-# kinematics. Mapping: hips -> pelvis; LeftHip/LeftKnee/LeftAnkle (BVH names the joint at the
-# *start* of each bone, so "LeftKnee" is the knee) -> l_hip/l_knee/l_ankle; Chest -> spine and
+# kinematics. Mapping: the pelvis is the hips' mid-point, as for a photo's keypoints (CMU's root,
+# "Hips", sits 9-10 cm above it on 131_01/03, where the generator's pelvis is 2 cm above: a
+# 2D student read the difference as the torso leaning forward, issue 27); LeftHip/LeftKnee/
+# LeftAnkle (BVH names the joint at the *start* of each bone, so "LeftKnee" is the knee) ->
+# l_hip/l_knee/l_ankle; Chest -> spine and
 # Neck -> thorax (the CMU joints nearest H36M's: on 131_01 Chest sits 18 cm below the shoulder
 # line and Neck 1 cm above it, where H36M has spine 17-24 cm below and thorax 1-8 cm above;
 # "lowerneck" has a zero offset from Chest2, 8 cm below the shoulders, so it is not used);
@@ -181,7 +184,6 @@ def from_panoptic19(joints: np.ndarray) -> np.ndarray:
 # the Head's end site -> head top; LeftShoulder/LeftElbow/LeftWrist -> l_shoulder/l_elbow/
 # l_wrist (and right).
 CMU31_TO_H36M: dict[str, str] = {
-    "Hips": "pelvis",
     "RightHip": "r_hip", "RightKnee": "r_knee", "RightAnkle": "r_ankle",
     "LeftHip": "l_hip", "LeftKnee": "l_knee", "LeftAnkle": "l_ankle",
     "Chest": "spine", "Neck": "thorax", "Head": "neck", "Head_end": "head",
@@ -200,7 +202,7 @@ def from_cmu31(positions: dict[str, np.ndarray]) -> np.ndarray:
     for cmu_name, h36m_name in CMU31_TO_H36M.items():
         if cmu_name in positions:
             out[..., J[h36m_name], :] = positions[cmu_name]
-    return out
+    return _with_torso(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -132,7 +132,9 @@ def test_cmu_names_to_slots() -> None:
     assert out.shape == (5, 17, 3)
     # H36M order is: pelvis, r_hip, r_knee, r_ankle, l_hip, l_knee, l_ankle, spine, thorax,
     # neck/nose, head, l_shoulder, l_elbow, l_wrist, r_shoulder, r_elbow, r_wrist
-    np.testing.assert_array_equal(out[:, :, 0], np.tile(np.arange(17.0), (5, 1)))
+    np.testing.assert_array_equal(out[:, 1:, 0], np.tile(np.arange(1.0, 17.0), (5, 1)))
+    # The pelvis is the hips' mid-point, as a photo's (CMU's root "Hips" sits above it).
+    np.testing.assert_array_equal(out[:, J["pelvis"], 0], np.full(5, (1.0 + 4.0) / 2))
     del positions["LeftWrist"]
     assert np.isnan(sk.from_cmu31(positions)[:, J["l_wrist"]]).all()
 
