@@ -276,10 +276,15 @@ class Student(_PoseLanguageModel):
             geometry = self.geometry(inputs_2d["keypoints"])
             out["geometry"] = geometry_loss(geometry, teacher_geometry)
             out["loss"] = out["loss"] + geometry_weight * out["geometry"]
-            # Detached: the regressor is a measurement, taught by the teacher's geometry alone.
-            # Trained by the answer losses instead (60 bank questions a row), it drifted into
-            # whatever helped the head: 63 degrees of bend error on the quickstart's test split.
-            state = torch.cat([z, geometry.detach().to(z.dtype)], -1)
+            # The head learns its answers on the teacher's exact geometry, and reads the
+            # regressed one only at inference. Why: trained on the regressed numbers, it learned
+            # the generator's prior where they are ambiguous (a bend near 150 degrees is mostly
+            # "straight" there) and answered real walkers' slightly bent limbs "straight":
+            # joint_bend 0.57-0.63 on the CMU clips where the same regressor's numbers, read by
+            # the rules' bands, score 0.66-0.75 (benchmarks/reports/2026-12-07-bend-prior.md).
+            # The regressor is taught by the teacher's geometry alone: trained by the answer
+            # losses too (60 bank questions a row), it drifted into whatever helped the head.
+            state = torch.cat([z, teacher_geometry.to(z.dtype)], -1)
         if text is not None:
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
             out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]

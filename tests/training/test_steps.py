@@ -123,7 +123,8 @@ def test_a_teacher_with_geometry_answers_with_the_exact_one_and_the_student_lear
         batch, geometry_models):
     """The teacher's targets carry the geometry of its 3D keypoint features (their last
     columns, not a regression), its answers are computed with it, and the student step passes
-    it as the regressor's target; the student's head reads the regressed geometry."""
+    it as the regressor's target; the student's head learns on that exact geometry (and reads
+    the regressed one only at inference)."""
     teacher, student = geometry_models
     targets = TeacherTargets(teacher)
     _, answers, geometry = targets(batch)
@@ -151,6 +152,18 @@ def test_a_teacher_with_geometry_answers_with_the_exact_one_and_the_student_lear
     regressor = student.geometry.net[0].weight.grad
     assert regressor is None or not regressor.any()
     assert student.answers.geometry.weight.grad.abs().sum() > 0
+    # The head's training answers read the teacher's geometry, not the regressor's: replacing
+    # the regressor changes the geometry loss and leaves the answer losses as they were.
+    with torch.no_grad():
+        before = student(**args)
+        for p in student.geometry.parameters():
+            p.add_(1.0)
+        after = student(**args)
+        for p in student.geometry.parameters():
+            p.sub_(1.0)
+    torch.testing.assert_close(after["answer_kd"], before["answer_kd"])
+    torch.testing.assert_close(after["answer"], before["answer"])
+    assert not torch.equal(after["geometry"], before["geometry"])
     # The regressor learns: a few steps on this batch bring it towards the teacher's geometry.
     opt = torch.optim.Adam(student.geometry.parameters(), lr=3e-3)
     first = float(out["geometry"].detach())
