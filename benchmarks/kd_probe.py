@@ -45,6 +45,7 @@ from p2l3d_core.evaluation.methods import EvalSet
 from p2l3d_core.evaluation.run import EVAL_COLUMNS
 from p2l3d_core.language.questions import QUESTION_BANK
 from p2l3d_core.models.answers import ANSWER_INDEX, Asked, family_mask
+from p2l3d_core.models.geometry import with_geometry
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, KEYPOINT_FEATURES_3D, KeypointEncoder
@@ -63,8 +64,7 @@ def teacher_targets(teacher, data: EvalSet, batch: int = 256) -> tuple[torch.Ten
                   pose_inputs_3d(b, teacher.cfg.pose_input_3d))
         fused = teacher.encode_all(i2, i3)["fused"]
         emb.append(fused)
-        geometry = teacher.measure_geometry(i2, i3)
-        state = fused if geometry is None else torch.cat([fused, geometry], -1)
+        state = with_geometry(fused, teacher.measure_geometry(i2, i3))
         logits.append(teacher.answer_logits(state, Asked.bank(len(rows)))
                       .view(len(rows), len(QUESTION_BANK), -1))
         x2.append(pose_inputs(b, "keypoints")["keypoints"])

@@ -43,6 +43,14 @@ def geometry_of_3d(features_3d: torch.Tensor) -> torch.Tensor:
     return torch.cat([bends, 10.0 * raw[..., len(LIMBS):]], -1)
 
 
+def with_geometry(embedding: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
+    """A pose state: the embedding, then the geometry (in the embedding's dtype) for a model
+    whose answer head reads one; the embedding alone when ``geometry`` is None."""
+    if geometry is None:
+        return embedding
+    return torch.cat([embedding, geometry.to(embedding.dtype)], -1)
+
+
 class GeometryRegressor(nn.Module):
     """2D keypoint features -> the pose's geometry (an MLP). The bend seen in the image is
     among its inputs; depth, from the rest of the body, is what it learns."""

@@ -21,6 +21,7 @@ from p2l3d_core.models.geometry import (
     GEOMETRY_FEATURES,
     GeometryRegressor,
     geometry_of_3d,
+    with_geometry,
 )
 from p2l3d_core.models.losses import (
     LogitScale,
@@ -70,7 +71,7 @@ class _PoseLanguageModel(nn.Module):
         :meth:`embedding_of` it; the answer head takes it whole."""
         z = self.encode_pose(inputs_2d, inputs_3d)
         geometry = self.measure_geometry(inputs_2d, inputs_3d)
-        return z if geometry is None else torch.cat([z, geometry.to(z.dtype)], -1)
+        return with_geometry(z, geometry)
 
     def embedding_of(self, state: torch.Tensor) -> torch.Tensor:
         """The pose embedding within a :meth:`pose_state`."""
@@ -187,7 +188,7 @@ class Teacher(_PoseLanguageModel):
             exact = self.measure_geometry(inputs_2d, inputs_3d)
             out["geometry"] = geometry_loss(self.geometry(inputs_2d["keypoints"]), exact)
             out["loss"] = out["loss"] + geometry_weight * out["geometry"]
-            state = torch.cat([state, exact.to(state.dtype)], -1)
+            state = with_geometry(state, exact)
         if asked is not None and len(asked):
             out["answer"] = answer_loss(self.answer_logits(state, asked), asked.answers,
                                         asked.mask)
@@ -284,7 +285,7 @@ class Student(_PoseLanguageModel):
             # the rules' bands, score 0.66-0.75 (benchmarks/reports/2026-12-07-bend-prior.md).
             # The regressor is taught by the teacher's geometry alone: trained by the answer
             # losses too (60 bank questions a row), it drifted into whatever helped the head.
-            state = torch.cat([z, teacher_geometry.to(z.dtype)], -1)
+            state = with_geometry(z, teacher_geometry)
         if text is not None:
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())
             out["loss"] = out["loss"] + contrastive_weight * out["contrastive"]

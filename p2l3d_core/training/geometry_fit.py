@@ -31,7 +31,7 @@ from p2l3d_core import storage
 from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.geometry import GeometryRegressor, geometry_of_3d
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d, stack_column
-from p2l3d_core.models.keypoints import keypoint_features
+from p2l3d_core.models.keypoints import KEYPOINT_FEATURES, keypoint_features
 from p2l3d_core.models.losses import geometry_loss
 from p2l3d_core.poses.camera import framing_camera
 
@@ -63,7 +63,8 @@ def other_views(joints_3d: np.ndarray, views: int, rng: np.random.Generator) -> 
         uv, seen = zip(*(framing_camera(j, rng).project(j) for j in joints_3d))
         uv, seen = np.stack(uv), np.stack(seen)
         out.append(keypoint_features(np.where(seen[..., None], uv, np.nan), seen))
-    return torch.from_numpy(np.concatenate(out)) if out else torch.zeros(0)
+    return (torch.from_numpy(np.concatenate(out)) if out
+            else torch.zeros(0, KEYPOINT_FEATURES))
 
 
 def fit_regressor(x: torch.Tensor, y: torch.Tensor, epochs: int = FIT_EPOCHS, seed: int = 0,

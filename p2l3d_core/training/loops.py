@@ -22,6 +22,7 @@ from p2l3d_core.dataset.schema import Column
 from p2l3d_core.language.questions import DEPTH_FAMILIES
 from p2l3d_core.models import text_features
 from p2l3d_core.models.answers import ANSWERS
+from p2l3d_core.models.geometry import with_geometry
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.io import load_pretrained, save_pretrained
 from p2l3d_core.models.pose_models import Student, Teacher
@@ -80,9 +81,7 @@ def validate_teacher(model: Teacher, shard, cfg: TrainConfig) -> dict[str, float
         fused.append(z["fused"].float())
         z2d.append(z["z2d"].float())
         texts.append(model.text(first_captions(batch[Column.CAPTIONS])).float())
-        geometry = model.measure_geometry(x2, x3)
-        answers.add(model, z["fused"] if geometry is None
-                    else torch.cat([z["fused"], geometry.to(dtype)], -1), batch)
+        answers.add(model, with_geometry(z["fused"], model.measure_geometry(x2, x3)), batch)
     if not fused:
         return {}
     text = torch.cat(texts)

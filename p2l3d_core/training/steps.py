@@ -14,6 +14,7 @@ from p2l3d_core.dataset.build import labelled_mask
 from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.answers import Asked
 from p2l3d_core.models.decoder import CAPTION_PROMPT
+from p2l3d_core.models.geometry import with_geometry
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d
 from p2l3d_core.models.pose_models import Teacher
 from p2l3d_core.training.batches import (
@@ -95,8 +96,8 @@ class TeacherTargets:
             x3 = pose_inputs_3d(rows, self.teacher.cfg.pose_input_3d, device)
             fused = self.teacher.encode_all(x2, x3)["fused"]
             geometry = self.teacher.measure_geometry(x2, x3)
-            state = fused if geometry is None else torch.cat([fused, geometry], -1)
-            logits = self.teacher.answer_logits(state, Asked.bank(len(new)).to(device))
+            logits = self.teacher.answer_logits(with_geometry(fused, geometry),
+                                                Asked.bank(len(new)).to(device))
             kept = logits.view(len(new), *self._bank_mask.shape)[:, self._bank_mask.to(device)]
             fused, kept = fused.cpu(), kept.cpu()  # one copy off a GPU, not one per pose
             geometry = None if geometry is None else geometry.cpu()

@@ -105,7 +105,6 @@ def test_ray_job_submit_runs_the_whole_pipeline(tmp_path):
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-
 def _stop_cluster(temp_dir: str, gcs_port: str) -> None:
     """Kill the processes of the cluster whose temp dir is ``temp_dir``, and their children.
     The Ray client server names neither the temp dir nor its parent, only the GCS port."""
