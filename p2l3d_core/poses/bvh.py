@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from p2l3d_core.poses.camera import Y_UP_TO_Z_UP, framing_camera
+from p2l3d_core.poses.floor import CLIP_PERCENTILE, floor_height
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.skeleton import from_cmu31
 
@@ -326,8 +327,10 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     """BVH clip -> one H36M-17 :class:`PoseRecord` per ``every``-th frame.
 
     Joints are mapped with :func:`p2l3d_core.skeleton.from_cmu31` (CMU names; other skeletons
-    get NaN where names differ). The floor is the lowest point of the whole clip over all BVH
-    joints and end sites (toes), so one ground height holds for every frame of the clip.
+    get NaN where names differ). One floor holds for every frame of the clip, put where the
+    body rests on it as the generator's bodies do (:func:`p2l3d_core.poses.floor.floor_height`
+    at :data:`~p2l3d_core.poses.floor.CLIP_PERCENTILE`): a few frames of a glitching marker do
+    not sink it, and a hop's airborne frames do not lift it.
     Each record has its own random camera (``np.random.default_rng(seed)``) aimed at and
     framing the pose (:func:`p2l3d_core.poses.camera.framing_camera`). ``action`` defaults
     to the file stem.
@@ -335,10 +338,12 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     path = Path(path)
     clip = parse_bvh(path)
     world, unit = bvh_to_world(clip, units)
-    world[..., 2] -= world[..., 2].min()
+    joints = from_cmu31({name: world[:, j] for j, name in enumerate(clip.names)})
+    # a skeleton none of whose joints map stands its lowest point on the floor
+    joints[..., 2] -= (floor_height(joints, CLIP_PERCENTILE) if np.isfinite(joints).any()
+                       else world[..., 2].min())
     selected = np.arange(0, clip.num_frames, every)
-    named = {name: world[selected, j] for j, name in enumerate(clip.names)}
-    joints = from_cmu31(named)
+    joints = joints[selected]
     rng = np.random.default_rng(seed)
     label = action if action is not None else path.stem
     records = []

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p2l3d_core.poses.camera import Camera, CameraRanges, framing_camera
+from p2l3d_core.poses.floor import CLEARANCE, floor_gaps
 from p2l3d_core.poses.record import PoseRecord
-from p2l3d_core.skeleton import JOINT_NAMES, NUM_JOINTS, J
+from p2l3d_core.skeleton import NUM_JOINTS, J
 
 ACTIONS: tuple[str, ...] = (
     "standing", "walking", "running", "sitting", "squatting", "kneeling", "lying", "jumping",
@@ -196,8 +197,8 @@ def forward_kinematics(angles: BodyAngles, bones: dict[str, float]) -> np.ndarra
 # leg, a soft stance), relaxed elbows take any flexion from straight to closed, the torso leans
 # forward, back or sideways whatever the action, and feet leave the ground or rise onto the
 # toes in standing and walking too. Only what the label says is fixed: a squat's closed knees,
-# a sitter's horizontal thighs, a runner's bent elbows, a jumper off the ground (or crouched to
-# take off).
+# a sitter's horizontal thighs, a runner's bent elbows, a jumper in the air or on the ground
+# (half each: a jump's take-off and landing take as long as its flight).
 
 # Flexion bands (degrees, 0 = straight) and their weights: straight, slightly bent, bent, fully
 # bent, with the gaps between the rules' categories (their dead bands) covered as well.
@@ -462,9 +463,25 @@ def _lying(rng: np.random.Generator) -> BodyAngles:
     return a
 
 
+def _push_off(rng: np.random.Generator) -> float:
+    """Heel height of a jumper's foot on the ground: flat (standing between jumps, a landing
+    settled) or, two times in five, up on the ball of the foot (pushing off, touching down).
+    Every grounded jumper's heel used to be raised 0-10 cm, which put their lower ankle at
+    14 cm (median) against a stander's 8.5: a jumper's look then meant a high ankle."""
+    return float(rng.uniform(0.0, 0.1)) if rng.random() < 0.4 else 0.0
+
+
 def _jumping(rng: np.random.Generator) -> BodyAngles:
-    """In the air (legs tucked, extended, or one leg tucked as in a hop) or crouched on the
-    ground to take off or land."""
+    """An instant of a jump, a hop or a series of them, taken at a random time: half of them
+    on the ground (crouched to take off, landing, or standing between jumps: both feet down
+    with the knees anywhere from nearly straight to deep, or one foot down in a hop), half in
+    the air (legs tucked, extended, or one leg tucked as in a hop).
+
+    Why half: repeated jumps and hops spend about as long on the ground as in the air, and
+    the posture must not tell whether the feet are down. When two in three jumpers were in the
+    air and only deep crouches stood, the geometry regressor learned that a jumper's look
+    (bent knees, lifted arms) means airborne, and read a real hopper's standing ankles 5 cm
+    high (``benchmarks/reports/2026-12-07-ground-contact.md``)."""
     a = _base(rng)
     a.heel_raise = {s: 0.0 for s in SIDES}
     arms_up = rng.random() < 0.5
@@ -473,19 +490,19 @@ def _jumping(rng: np.random.Generator) -> BodyAngles:
                           bend=rng.uniform(0, 30))
                      if arms_up else _relaxed_arm(rng, 50))
     u = rng.random()
-    if u < 0.2:  # take-off / landing crouch, both feet down
-        k = rng.uniform(30, 90)
+    if u < 0.3:  # both feet down: crouched to take off, landing, or between jumps
+        k = rng.uniform(5, 90)
         a.legs = {s: _standing_leg(rng, k + rng.uniform(-10, 10)) for s in SIDES}
         a.bend = max(a.bend, k / 3 + rng.uniform(0, 15))
-        a.heel_raise = {s: float(rng.uniform(0.0, 0.1)) for s in SIDES}
+        a.heel_raise = {s: _push_off(rng) for s in SIDES}
         return a
     s = SIDES[int(rng.integers(2))]
-    if u < 0.5:  # a hop: one leg tucked, on the ground (take-off, landing) or in the air
+    if u < 0.62:  # a hop: one leg tucked, on the ground (take-off, landing) or in the air
         a.legs[s] = Limb(flex=rng.uniform(-10, 70), abd=rng.uniform(0, 20),
                          bend=rng.uniform(50, 140))
         a.legs[_other(s)] = _standing_leg(rng, rng.uniform(0, 50))
-        if u < 0.35:
-            a.heel_raise[_other(s)] = float(rng.uniform(0.0, 0.1))
+        if u < 0.5:
+            a.heel_raise[_other(s)] = _push_off(rng)
             return a
     else:
         for s in SIDES:
@@ -619,25 +636,11 @@ def sample_bones(rng: np.random.Generator, height_range: tuple[float, float] = (
     return bones
 
 
-# Height (metres, for a 1.75 m adult) of each joint centre above the floor when the body rests on
-# the floor there: a flat foot's ankle (~8 cm, the malleoli), a kneeling knee (~6 cm, kneecap and
-# tissue), a lying body's pelvis, back and skull (~9-10 cm), the limbs' radii at the shoulder,
-# elbow and wrist. Joint centres never touch the floor: with the lowest joint put at 0 cm, a
-# standing person's ankles stood 7-10 cm lower than real ones, so a foot was never lifted by
-# the rules' 22 cm in a walk (issue 27).
-FLOOR_CLEARANCE: dict[str, float] = {
-    "pelvis": 0.10, "r_hip": 0.09, "l_hip": 0.09, "r_knee": 0.06, "l_knee": 0.06,
-    "r_ankle": 0.08, "l_ankle": 0.08, "spine": 0.10, "thorax": 0.10, "neck": 0.06,
-    "head": 0.09, "l_shoulder": 0.07, "r_shoulder": 0.07, "l_elbow": 0.04, "r_elbow": 0.04,
-    "l_wrist": 0.03, "r_wrist": 0.03,
-}
-_CLEARANCE = np.array([FLOOR_CLEARANCE[name] for name in JOINT_NAMES])
-
-
 def floor_clearance(angles: BodyAngles, size: float = 1.0) -> np.ndarray:
-    """``(17,)`` heights of the joint centres above the floor where they rest on it, scaled by
-    the body's ``size``; an ankle is higher by its heel's raise (on tiptoe, rolling off)."""
-    out = _CLEARANCE * size
+    """``(17,)`` heights of the joint centres above the floor where they rest on it
+    (``poses/floor.py``'s ``FLOOR_CLEARANCE``), scaled by the body's ``size``; an ankle is
+    higher by its heel's raise (on tiptoe, rolling off)."""
+    out = CLEARANCE * size
     for s in SIDES:
         out[J[f"{s}_ankle"]] += angles.heel_raise.get(s, 0.0)
     return out
@@ -649,8 +652,7 @@ _LYING = {"back": _ry(-np.pi / 2), "front": _ry(np.pi / 2), "left": _rx(-np.pi /
 
 def _floor_gap(world: np.ndarray, clearance: np.ndarray | None) -> float:
     """Height of the body above the floor: the lowest joint's height above its clearance."""
-    z = world[:, 2]
-    return float((z if clearance is None else z - clearance).min())
+    return float(floor_gaps(world, 0.0 if clearance is None else clearance))
 
 
 def place_in_world(body: np.ndarray, heading_deg: float, lying: str | None,

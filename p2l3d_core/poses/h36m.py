@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from p2l3d_core.poses.camera import Y_UP_TO_Z_UP, Camera, framing_camera
+from p2l3d_core.poses.floor import floor_height
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.poses.safe_pickle import load_npz_object, safe_load
 from p2l3d_core.skeleton import JOINT_NAMES
@@ -238,8 +239,9 @@ def read_3dhp_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
     (``'TS1'``...) have intrinsics only, so no world frame exists: the pose stays in its camera
     frame with y-down turned into z-up, ``(x, y, z)_cam -> (x, z, -y)`` (the camera at the
     origin looking along ``+y``; "up" is then the camera's up, off by the camera's tilt).
-    3DHP gives no floor: in both cases the lowest joint of each pose is put on ``z = 0`` and the
-    camera's translation shifted to match. Action labels are not in this layout: ``'unknown'``.
+    3DHP gives no floor: in both cases each pose stands on ``z = 0`` where its joints rest
+    (:func:`p2l3d_core.poses.floor.floor_height`: a flat foot's ankle 8 cm up, not 0) and the
+    camera's translation is shifted to match. Action labels are not in this layout: ``'unknown'``.
     """
     npz_path = Path(npz_path)
     split = "test" if "test" in npz_path.stem.split("_")[-1] else "train"
@@ -264,7 +266,7 @@ def read_3dhp_body3d(npz_path: str | Path, cameras: str | Path | Mapping | None 
         else:  # camera frame turned z-up
             R_c2w, origin, frame = CAM_TO_Z_UP, np.zeros(3), "camera"
         joints = joints_cam @ R_c2w.T + origin
-        shift = np.array([0.0, 0.0, -np.nanmin(joints[:, 2])])
+        shift = np.array([0.0, 0.0, -floor_height(joints[None])])
         joints = joints + shift
         R = R_c2w.T  # world -> camera
         camera = Camera.from_matrices(_intrinsics(params), R, -R @ (origin + shift), width,

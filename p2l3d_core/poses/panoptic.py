@@ -10,8 +10,9 @@ The camera follows so that it still sees the same picture: ``X_cam[m] = R A.T (P
 0.01 t``, i.e. ``Camera.R = R @ A.T``, ``Camera.t = 0.01 t - R @ A.T @ o`` (projection is
 unchanged by the common 0.01 scale). Floor: Panoptic's files do not state it; pass
 ``floor_y_cm`` (the floor's Panoptic ``y``; the dome floor is close to ``y = 0``) when known.
-Otherwise the lowest joint of all bodies in the scene goes on ``z = 0`` (one shift for the
-scene, so people keep their heights relative to each other). Lens distortion (``distCoef``)
+Otherwise the scene's lowest body stands on ``z = 0`` where its joints rest
+(:func:`p2l3d_core.poses.floor.floor_height`: a flat foot's ankle 8 cm up, not 0; one shift
+for the scene, so people keep their heights relative to each other). Lens distortion (``distCoef``)
 is not applied by :class:`Camera`; it is kept in ``meta``.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from p2l3d_core.poses.camera import Camera
+from p2l3d_core.poses.floor import floor_height
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.skeleton import from_panoptic19
 
@@ -74,8 +76,8 @@ def read_panoptic_scene(scene_path: str | Path, calibration: str | Path | dict,
     if floor_y_cm is not None:
         floor_z = -CM * floor_y_cm
     else:
-        lows = [np.nanmin(w[:, 2]) for _, _, w in bodies if not np.isnan(w[:, 2]).all()]
-        floor_z = float(min(lows)) if lows else 0.0
+        seen = [from_panoptic19(w) for _, _, w in bodies if not np.isnan(w[:, 2]).all()]
+        floor_z = floor_height(np.stack(seen)) if seen else 0.0
     camera = panoptic_camera(cams[camera_name], floor_z)
     sequence = scene_path.parent.parent.name
     label = action if action is not None else _sequence_action(sequence)

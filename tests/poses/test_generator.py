@@ -180,8 +180,26 @@ def test_ground_contact_is_not_fixed_by_the_action(coded):
     standing = _contact(coded["standing"])
     assert (standing == 0).mean() >= 0.4 and ((standing == 1) | (standing == 2)).mean() >= 0.08
     jumping = _contact(coded["jumping"])
-    assert (jumping == 3).mean() >= 0.4  # in the air
-    assert (jumping == 0).mean() + (jumping == 1).mean() + (jumping == 2).mean() >= 0.08
+    assert (jumping == 3).mean() >= 0.3  # in the air (~0.42)
+    assert (jumping == 0).mean() >= 0.15  # both feet down between jumps (~0.23)
+    assert ((jumping == 1) | (jumping == 2)).mean() >= 0.08  # a hop's standing foot (~0.17)
+
+
+def test_a_grounded_jumper_stands_on_its_ankles_like_anyone():
+    """A jumper on the ground stands mostly flat-footed: when every grounded jumper's heels
+    were raised, their lower ankle stood 14 cm up (median) against a stander's 8.5, and the
+    geometry regressor read a real hopper's standing ankle 5 cm high."""
+    def lower_ankle(action, grounded):
+        out = []
+        for i in range(300):
+            if grounded(g.SAMPLERS[action](np.random.default_rng([5, i]))):
+                joints = g.generate_pose(np.random.default_rng([5, i]), action)[0]
+                out.append(min(joints[J["l_ankle"], 2], joints[J["r_ankle"], 2]))
+        return np.median(out)
+
+    jumper = lower_ankle("jumping", lambda a: a.lift == 0)
+    stander = lower_ankle("standing", lambda a: True)
+    assert abs(jumper - stander) < 0.02, (jumper, stander)
 
 
 def test_ankles_stand_at_their_anatomical_height(coded):

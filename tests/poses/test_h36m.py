@@ -155,7 +155,7 @@ def test_3dhp_train_world_frame(shared_file) -> None:
     assert [r.meta["frame_of_reference"] for r in records] == ["world", "world"]
     for r in records:
         assert np.nanmean(_reprojection_px(r)) < 1.0
-        assert np.nanmin(r.joints_3d[:, 2]) == pytest.approx(0.0)
+        assert _resting_on_the_floor(r.joints_3d)
         assert r.joints_3d[J["head"], 2] > r.joints_3d[J["pelvis"], 2]
         assert (r.camera.width, r.camera.height) == (2048, 2048)  # the pickle says h=204
         # left/right kept: the nose lies in front of the body (body frame x forward)
@@ -170,8 +170,17 @@ def test_3dhp_test_camera_frame(shared_file) -> None:
     assert [r.meta["frame_of_reference"] for r in records] == ["camera", "camera"]
     for r in records:
         assert np.nanmean(_reprojection_px(r)) < 1.0
-        assert np.nanmin(r.joints_3d[:, 2]) == pytest.approx(0.0)
+        assert _resting_on_the_floor(r.joints_3d)
         assert r.joints_3d[J["head"], 2] > r.joints_3d[J["pelvis"], 2]
         assert isinstance(r.camera, Camera)
     # TS2's right wrist and left wrist are outside the image: visibility 0 -> NaN
     assert np.isnan(records[1].joints_3d[[J["r_wrist"], J["l_wrist"]]]).all()
+
+
+def _resting_on_the_floor(joints: np.ndarray) -> bool:
+    """3DHP gives no floor: the pose stands where its joints rest (a flat foot's ankle ~8 cm up,
+    as the generator's bodies do), not with its lowest joint at 0."""
+    from p2l3d_core.poses.floor import CLEARANCE, body_size, floor_gaps
+
+    gap = floor_gaps(joints, CLEARANCE * body_size(joints))
+    return bool(abs(gap) < 1e-9 and np.nanmin(joints[:, 2]) > 0.02)

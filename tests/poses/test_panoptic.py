@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from p2l3d_core.poses.floor import CLEARANCE, body_size, floor_gaps
+
 from p2l3d_core.poses.panoptic import (
     CM,
     PAN_TO_WORLD,
@@ -65,9 +67,12 @@ def test_units_axes_and_floor(shared_file) -> None:
     assert (raw[2, 1] < raw[14, 1]) and joints[J["pelvis"], 2] > joints[J["r_ankle"], 2]
     np.testing.assert_allclose(PAN_TO_WORLD @ [0, -1, 0], [0, 0, 1])  # Panoptic up -> +z
     assert np.linalg.det(PAN_TO_WORLD) == pytest.approx(1.0)  # no mirror
-    # unknown floor: the scene's lowest joint is at z = 0, one shift for all bodies
-    lows = [np.nanmin(r.joints_3d[:, 2]) for r in records]
-    assert min(lows) == pytest.approx(0.0) and not records[0].meta["floor_known"]
+    # unknown floor: the scene's lowest body rests on z = 0 at its joints' clearance (a flat
+    # foot's ankle ~8 cm up, as the generator's bodies), one shift for all bodies
+    bodies = np.stack([r.joints_3d for r in records])
+    gaps = floor_gaps(bodies, CLEARANCE * body_size(bodies))
+    assert np.nanmin(gaps) == pytest.approx(0.0) and not records[0].meta["floor_known"]
+    assert np.nanmin(bodies[..., 2]) > 0.02
     # known floor (the dome floor is near y = 0): z = -y / 100
     known = read_panoptic_scene(scene_path, calib, floor_y_cm=0.0)
     np.testing.assert_allclose(known[1].joints_3d[J["r_ankle"], 2], -CM * raw[14, 1])
