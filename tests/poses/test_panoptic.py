@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from p2l3d_core.poses.floor import CLEARANCE, body_size, floor_gaps
-
 from p2l3d_core.poses.panoptic import (
     CM,
     PAN_TO_WORLD,
