@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 # off this machine (whose pip finds the CPU build on disk) to avoid the multi-GB CUDA build.
 TORCH_PIP_ARGS ?=
 
-.PHONY: venv pose-models quickstart study test lint bench clean
+.PHONY: venv pose-models quickstart quickstart-seeds study test lint bench clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,14 @@ quickstart: $(STAMP) pose-models
 	  --overlays runs/quickstart/captions/overlays --video-stride 12 \
 	  --question "Is the left knee bent?")
 	$(PY) serve_apps/try_app.py --model runs/quickstart/student
+
+# The quickstart's training three times over (student and baseline_2d with three seeds each,
+# one teacher) into runs/quickstart-seeds: the real-body tables with their spread, which one
+# seed cannot give (benchmarks/real_sets_table.py runs/quickstart-seeds/report/report.json
+# --versus baseline_2d). About 17 minutes on 2 CPU cores.
+quickstart-seeds: $(STAMP)
+	$(PY) jobs/distill.py --preset quickstart --seeds 3 --output runs/quickstart-seeds $(REAL_SETS)
+	$(PY) benchmarks/real_sets_table.py runs/quickstart-seeds/report/report.json --versus baseline_2d
 
 # The full comparison behind the README's results: three seeds, every baseline, the learning
 # curve, the real sets. Hours on 2 CPU cores (README: stage times). Re-running resumes.

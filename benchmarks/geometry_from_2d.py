@@ -1,25 +1,33 @@
-"""How well can the knee and elbow bends be read from 2D keypoints? (issue 27, joint_bend)
+"""How well can the bends and the feet's ground contact be read from 2D keypoints? (issue 27)
 
-    .venv/bin/python benchmarks/geometry_from_2d.py --run runs/quickstart [--epochs 60]
-        [--tag NAME]
+    .venv/bin/python benchmarks/geometry_from_2d.py --run runs/quickstart [--data DATASET]
+        [--views 8] [--noise 0.02] [--epochs 25] [--tag NAME]
 
 joint_bend asks a limb's 3D angle in four categories with 10-degree dead bands between them
-(straight from 155 degrees, slightly bent 125-145, bent 70-115, fully bent under 60). A 2D
-model must guess the angle from a projection. This table puts what the run's models answer
-beside three readings of the same 2D keypoints, on the test split and on every real set the
-run evaluated (``RUN/real/*``):
+(straight from 155 degrees, slightly bent 125-145, bent 70-115, fully bent under 60);
+ground_contact asks which feet are down (an ankle under 15 cm is on the ground, over 22 cm off
+it). A 2D model must guess both from a projection. The tables put what the run's models answer
+beside readings of the same 2D keypoints, on the test split and on every real set the run
+evaluated (``RUN/real/*``):
 
-- ``2d_angle_rule``: the rules applied to the angle as the image shows it (no learning);
-- ``regressor_fit_here``: an MLP fitted here on the run's training split (every row: 2D
-  keypoint features -> the four 3D bend angles, ``--epochs`` epochs), categories by the
-  nearest band. A ceiling for this training data and these inputs, not a model the run has;
+- ``2d_angle_rule``: the rules applied to the bend as the image shows it (no learning; bends
+  only);
+- ``regressor_fit_here``: the geometry regressor fitted here the way the run's prefit fits it
+  (``training/geometry_fit.py``: every training pose of ``--data``, default ``RUN/dataset``,
+  each also filmed by ``--views`` more cameras, the heights from keypoints with ``--noise``,
+  ``--epochs`` epochs).
+  ``--views 0`` fits on the rendered views alone, ``--noise 0`` on exact projections;
+  ``--data`` another rendering (a changed generator) measures the new training data against
+  the same real sets before a run is trained on it;
 - ``<method>_regressor``: the geometry regressor inside each model folder that has one
   (``models/geometry.py``): the numbers its answer head reads;
-- ``<method>_answers``: each model's joint_bend answers (its answer head).
+- ``<method>_answers``: each model's answers to the family's questions (its answer head).
 
-Accuracy is over the questions the rules ask (limbs outside the dead bands); MAE is over every
-limb, in degrees. Prints a table and writes ``benchmarks/results/geometry_from_2d[-TAG].json``.
-A few minutes on 2 cores (the regressor fit and one evaluation pass per model).
+A regressed value is read by the nearest category (a dead band split at its middle). Accuracy
+is over what the rules ask (limbs and feet outside the dead bands); bend MAE is over every limb
+in degrees; the ankle's bias and MAE over every ankle in cm (a positive bias reads it high).
+Prints the tables and writes ``benchmarks/results/geometry_from_2d[-TAG].json``. A few minutes
+on 2 cores (the fit and one evaluation pass per model).
 """
 
 from __future__ import annotations
@@ -42,12 +50,26 @@ from p2l3d_core.dataset.schema import Column
 from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.run import EVAL_COLUMNS
-from p2l3d_core.language.posecodes import BEND_INTERVALS_DEG
+from p2l3d_core.language.posecodes import ANKLE_OFF_GROUND, ANKLE_ON_GROUND, BEND_INTERVALS_DEG
+from p2l3d_core.models.geometry import geometry_of_3d
+from p2l3d_core.models.inputs import pose_inputs_3d, stack_column
 from p2l3d_core.models.io import load_pretrained
-from p2l3d_core.models.keypoints import LIMBS, bend_cosines, keypoint_features
+from p2l3d_core.models.keypoints import LIMBS, keypoint_features
+from p2l3d_core.training.geometry_fit import (
+    COLUMNS,
+    EXTRA_VIEWS,
+    FIT_EPOCHS,
+    KEYPOINT_NOISE,
+    fit_pairs,
+    fit_regressor,
+    geometry_pairs,
+)
 from p2l3d_core.training.plan import find_models
 
 LIMB_NAMES = ("left elbow", "right elbow", "left knee", "right knee")
+BENDS = slice(0, len(LIMBS))  # the geometry's columns (models/geometry.py): tens of degrees
+ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (decimetres)
+FAMILIES = ("joint_bend", "ground_contact")
 
 
 def category(angles: np.ndarray) -> np.ndarray:
@@ -64,8 +86,12 @@ def nearest(angles: np.ndarray) -> np.ndarray:
     return np.select([angles >= cuts[0], angles >= cuts[1], angles >= cuts[2]], [0, 1, 2], 3)
 
 
-def angles_of(cosines: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+def contact(heights_m: np.ndarray) -> np.ndarray:
+    """The rules' ground contact of each ankle height (m): 0 on the ground, 1 off, -1 between."""
+    out = np.full(heights_m.shape, -1)
+    out[heights_m < ANKLE_ON_GROUND[1]] = 0
+    out[heights_m > ANKLE_OFF_GROUND[0]] = 1
+    return out
 
 
 def features(data: EvalSet) -> np.ndarray:
@@ -73,51 +99,83 @@ def features(data: EvalSet) -> np.ndarray:
     return keypoint_features(data.keypoints_2d, known)
 
 
-def fit_regressor(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> torch.nn.Module:
-    """2D keypoint features -> the four bend angles (tens of degrees), a plain MLP."""
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(),
-                              torch.nn.Linear(256, 256), torch.nn.GELU(), torch.nn.Linear(256, 4))
-    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
-    xt, yt = torch.tensor(x), torch.tensor(y / 10.0, dtype=torch.float32)
-    for _ in range(epochs):
-        for b in torch.randperm(len(xt)).split(128):
-            loss = torch.nn.functional.smooth_l1_loss(net(xt[b]), yt[b], beta=0.5)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return net.eval()
+def true_geometry(data: EvalSet) -> np.ndarray:
+    """The set's geometry from its true 3D, as the teacher reads it."""
+    batch = data.batch(np.arange(len(data)))
+    return geometry_of_3d(pose_inputs_3d(batch, "keypoints")["keypoints"]).numpy()
 
 
-def score(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+def score_bends(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """Bends in degrees: accuracy of the nearest category where the rules ask, and MAE."""
     asked = category(truth) >= 0
     return {"accuracy": float((nearest(estimate)[asked] == category(truth)[asked]).mean()),
             "mae_deg": float(np.abs(estimate - truth).mean())}
 
 
-def answers_accuracy(method: ModelMethod, data: EvalSet) -> float:
-    asked = [k for k, f in enumerate(data.qa_family) if f == "joint_bend"]
+def score_ankles(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """Ankle heights in decimetres: each foot's contact read at the dead band's middle where
+    the rules ask, and the height's bias and MAE in cm."""
+    asked = contact(truth / 10) >= 0
+    middle = (ANKLE_ON_GROUND[1] + ANKLE_OFF_GROUND[0]) / 2
+    read = (estimate / 10 > middle).astype(int)
+    return {"accuracy": float((read[asked] == contact(truth / 10)[asked]).mean()),
+            "bias_cm": float((estimate - truth).mean() * 10),
+            "mae_cm": float(np.abs(estimate - truth).mean() * 10)}
+
+
+def answers_accuracy(method: ModelMethod, data: EvalSet) -> dict[str, float]:
+    """The model's accuracy on each of :data:`FAMILIES`' questions."""
     got = method.predict(data).answers
-    return float(np.mean([got[k] == data.qa_answer[k] for k in asked]))
+    out = {}
+    for family in FAMILIES:
+        asked = [k for k, f in enumerate(data.qa_family) if f == family]
+        out[family] = float(np.mean([got[k] == data.qa_answer[k] for k in asked]))
+    return out
+
+
+def fit_here(dataset: str, views: int, noise: float, epochs: int, seed: int
+             ) -> torch.nn.Module:
+    """The prefit's regressor, fitted on ``dataset``'s training split."""
+    table = load_table(dataset, "train", COLUMNS)
+    batch = {c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
+    _, y = geometry_pairs(batch)
+    x, x_noisy, y, poses, seen = fit_pairs(
+        stack_column(batch[Column.KEYPOINTS_2D]).astype(np.float64),
+        stack_column(batch[Column.VISIBLE_2D]).astype(bool),
+        stack_column(batch[Column.KEYPOINTS_3D]).astype(np.float64), y, views,
+        np.random.default_rng(seed), noise)
+    print(f"fitting the regressor on {poses} training poses x {seen} views (heights from "
+          f"keypoints with noise {noise:g}), {epochs} epochs")
+    model, _ = fit_regressor(x, y, epochs, seed, lambda line: print(line, flush=True),
+                             x_noisy if noise > 0 else None)
+    return model
+
+
+def print_table(title: str, results: dict, key: str, cell) -> None:
+    columns = list(dict.fromkeys(c for row in results.values() for c in row[key]))
+    print(f"\n{title}\n")
+    print("| set | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for name, row in results.items():
+        print(f"| {name} | " + " | ".join(
+            "-" if c not in row[key] else cell(row[key][c]) for c in columns) + " |")
 
 
 def main() -> int:
     p = parser(__doc__)
-    p.add_argument("--epochs", type=int, default=60, help="epochs of the regressor fitted here")
+    p.add_argument("--views", type=int, default=EXTRA_VIEWS,
+                   help="more cameras per training pose in the fit here (0: the rendered only)")
+    p.add_argument("--noise", type=float, default=KEYPOINT_NOISE,
+                   help="Gaussian noise on the 2D keypoints the heights are fitted from, share "
+                   "of the pose's extent")
+    p.add_argument("--epochs", type=int, default=FIT_EPOCHS, help="epochs of the fit here")
     p.add_argument("--poses", type=int, default=300, help="poses per set (as the evaluation)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     args = p.parse_args()
     started = time.perf_counter()
     dataset = args.data or storage.join(args.run, "dataset")
-    train = load_table(dataset, "train", [Column.KEYPOINTS_2D, Column.VISIBLE_2D,
-                                          Column.KEYPOINTS_3D])
-    kp = np.array(train.column(Column.KEYPOINTS_2D).to_pylist(), dtype=np.float64)
-    vis = np.array(train.column(Column.VISIBLE_2D).to_pylist(), dtype=bool)
-    j3 = np.array(train.column(Column.KEYPOINTS_3D).to_pylist(), dtype=np.float64)
-    x = keypoint_features(kp, vis & np.isfinite(kp).all(-1))
-    y = angles_of(bend_cosines(j3, np.ones(j3.shape[:2], dtype=bool)))
-    print(f"fitting the regressor on {len(x)} training poses, {args.epochs} epochs")
-    net = fit_regressor(x, y, args.epochs)
+    net = fit_here(dataset, args.views, args.noise, args.epochs, args.seed)
 
     sets = {"test": EvalSet.from_table("test", load_table(dataset, "test", EVAL_COLUMNS),
                                        args.poses)}
@@ -127,33 +185,36 @@ def main() -> int:
                                                load_table(str(folder), None, EVAL_COLUMNS),
                                                args.poses)
     models = {m: load_pretrained(paths[0]) for m, paths in find_models(args.run).items()}
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict] = {}
     for name, data in sets.items():
-        truth = angles_of(bend_cosines(data.joints_3d, np.ones(data.joints_3d.shape[:2], bool)))
-        x2 = features(data)
-        row = {"2d_angle_rule": score(truth, angles_of(x2[:, -len(LIMBS):])),
-               "regressor_fit_here": score(truth, net(torch.tensor(x2)).detach().numpy() * 10)}
+        truth, x2 = true_geometry(data), torch.tensor(features(data))
+        estimates = {"regressor_fit_here": net}
+        estimates.update({f"{m}_regressor": model.geometry for m, model in models.items()
+                          if getattr(model, "geometry", None) is not None})
+        bends = {"2d_angle_rule": score_bends(truth[:, BENDS] * 10,
+                                              np.degrees(np.arccos(np.clip(
+                                                  x2[:, -len(LIMBS):].numpy(), -1, 1))))}
+        ankles = {}
+        for label, regressor in estimates.items():
+            with torch.no_grad():
+                got = regressor(x2).numpy()
+            bends[label] = score_bends(truth[:, BENDS] * 10, got[:, BENDS] * 10)
+            ankles[label] = score_ankles(truth[:, ANKLES], got[:, ANKLES])
         for method, model in models.items():
-            if getattr(model, "geometry", None) is not None:
-                with torch.no_grad():
-                    got = model.geometry(torch.tensor(x2))[:, :len(LIMBS)].numpy() * 10
-                row[f"{method}_regressor"] = score(truth, got)
-            row[f"{method}_answers"] = {"accuracy": answers_accuracy(ModelMethod(method, model),
-                                                                     data)}
-        results[name] = row
-    columns = list(dict.fromkeys(c for row in results.values() for c in row))
-    print("\njoint_bend accuracy (bend MAE in degrees)\n")
-    print("| set | " + " | ".join(columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for name, row in results.items():
-        cells = []
-        for c in columns:
-            v = row.get(c)
-            cells.append("-" if v is None else f"{v['accuracy']:.3f}"
-                         + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
-        print(f"| {name} | " + " | ".join(cells) + " |")
+            answered = answers_accuracy(ModelMethod(method, model), data)
+            bends[f"{method}_answers"] = {"accuracy": answered["joint_bend"]}
+            ankles[f"{method}_answers"] = {"accuracy": answered["ground_contact"]}
+        results[name] = {"joint_bend": bends, "ground_contact": ankles}
+    print_table("joint_bend accuracy (bend MAE, degrees)", results, "joint_bend",
+                lambda v: f"{v['accuracy']:.3f}"
+                + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
+    print_table("ground contact accuracy: each foot by the regressor, the family's questions by "
+                "the answers (ankle height bias / MAE, cm)", results, "ground_contact",
+                lambda v: f"{v['accuracy']:.3f}"
+                + (f" ({v['bias_cm']:+.1f} / {v['mae_cm']:.1f})" if "bias_cm" in v else ""))
     write_results("geometry_from_2d" + (f"-{args.tag}" if args.tag else ""),
-                  {"run": args.run, "epochs": args.epochs, "poses": args.poses,
+                  {"run": args.run, "data": dataset, "views": args.views,
+                   "noise": args.noise, "epochs": args.epochs, "poses": args.poses,
                    "limbs": LIMB_NAMES, "results": results,
                    "seconds": time.perf_counter() - started})
     return 0

@@ -229,8 +229,9 @@ class Student(_PoseLanguageModel):
                              f"(teacher: {teacher.cfg.geometry}, student: {self.cfg.geometry}): "
                              "train both with the same geometry setting")
         self.answers.load_state_dict(teacher.answers.state_dict())
-        if self.geometry is not None:
+        if self.geometry is not None:  # the teacher's regressor, kept as it is (see forward)
             self.geometry.load_state_dict(teacher.geometry.state_dict())
+            self.geometry.requires_grad_(False)
         self.logit_scale.load_state_dict(teacher.logit_scale.state_dict())
 
     def forward(self, inputs_2d: dict[str, torch.Tensor], labelled: torch.Tensor,
@@ -243,8 +244,7 @@ class Student(_PoseLanguageModel):
                 lm_weight: float = 1.0, answer_weight: float = 1.0,
                 answer_kd_weight: float = 1.0,
                 language_rows: torch.Tensor | None = None,
-                teacher_geometry: torch.Tensor | None = None,
-                geometry_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                teacher_geometry: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One training step on a batch mixing labelled rows (text known) and pool rows.
 
         Distillation (``teacher_pose`` given, one row per sample): embedding match and
@@ -257,9 +257,9 @@ class Student(_PoseLanguageModel):
         ``asked``: the labelled rows' questions with their answers (rows index the batch).
         ``bank``/``teacher_answers``: questions put to every row and the teacher's logits for
         them, the answer-distillation targets where no answer is known.
-        ``teacher_geometry``: the teacher's exact geometry of every row, which the student's
-        regressor learns from the 2D keypoints (a model with geometry needs it: the head reads
-        the regressed geometry)."""
+        ``teacher_geometry``: the teacher's exact geometry of every row, which the head learns
+        its answers on (a model with geometry needs it; at inference the head reads the
+        regressor's, the teacher's own, frozen)."""
         z = self.encoder_2d(inputs_2d)
         out: dict[str, torch.Tensor] = {"loss": z.new_zeros(())}
         text = teacher_text if teacher_text is not None else (
@@ -274,17 +274,17 @@ class Student(_PoseLanguageModel):
             if teacher_geometry is None:
                 raise ValueError("a student with geometry learns it from a teacher: pass "
                                  "teacher_geometry (a labelled-only baseline has none)")
-            geometry = self.geometry(inputs_2d["keypoints"])
-            out["geometry"] = geometry_loss(geometry, teacher_geometry)
-            out["loss"] = out["loss"] + geometry_weight * out["geometry"]
             # The head learns its answers on the teacher's exact geometry, and reads the
             # regressed one only at inference. Why: trained on the regressed numbers, it learned
             # the generator's prior where they are ambiguous (a bend near 150 degrees is mostly
             # "straight" there) and answered real walkers' slightly bent limbs "straight":
             # joint_bend 0.57-0.63 on the CMU clips where the same regressor's numbers, read by
             # the rules' bands, score 0.66-0.75 (benchmarks/reports/2026-12-07-bend-prior.md).
-            # The regressor is taught by the teacher's geometry alone: trained by the answer
-            # losses too (60 bank questions a row), it drifted into whatever helped the head.
+            # The regressor itself is the teacher's (the prefit on every training pose, its
+            # heights from noisy keypoints: geometry_fit.py), frozen: refined here on the rows'
+            # exact keypoints it read the CMU clips' ankles higher still and each foot's contact
+            # 4 points worse than where it started, the synthetic split's no better
+            # (benchmarks/reports/2026-12-07-ground-contact.md).
             state = with_geometry(z, teacher_geometry)
         if text is not None:
             out["contrastive"] = clip_loss(z[labelled], text, self.logit_scale())

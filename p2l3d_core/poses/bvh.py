@@ -339,9 +339,7 @@ def read_bvh(path: str | Path, action: str | None = None, every: int = 1,
     clip = parse_bvh(path)
     world, unit = bvh_to_world(clip, units)
     joints = from_cmu31({name: world[:, j] for j, name in enumerate(clip.names)})
-    # a skeleton none of whose joints map stands its lowest point on the floor
-    joints[..., 2] -= (floor_height(joints, CLIP_PERCENTILE) if np.isfinite(joints).any()
-                       else world[..., 2].min())
+    joints[..., 2] -= floor_height(joints, CLIP_PERCENTILE)
     selected = np.arange(0, clip.num_frames, every)
     joints = joints[selected]
     rng = np.random.default_rng(seed)

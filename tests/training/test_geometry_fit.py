@@ -14,9 +14,12 @@ from p2l3d_core.models.geometry import GeometryRegressor
 from p2l3d_core.models.keypoints import LIMBS, keypoint_features
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.training.geometry_fit import (
+    KEYPOINT_NOISE,
+    fit_pairs,
     fit_regressor,
     geometry_pairs,
     load_prefit,
+    noisy_features,
     other_views,
     prefit,
 )
@@ -53,6 +56,7 @@ def test_prefit_writes_the_regressor_once_and_a_resumed_run_reuses_it(table, ray
     meta = json.loads((tmp_path / "teacher-geometry.safetensors.json").read_text())
     assert meta["poses"] == 1200 and meta["epochs"] == 2 and len(meta["loss"]) == 2
     assert meta["views"] == 9 and meta["pairs"] == 9 * 1200  # each pose from 8 more cameras
+    assert meta["keypoint_noise"] == KEYPOINT_NOISE
     model = GeometryRegressor()
     load_prefit(model, path)
     batch = {k: v.to_numpy(zero_copy_only=False) for k, v in zip(table.column_names,
@@ -84,3 +88,83 @@ def test_other_views_film_each_pose_from_new_cameras_with_its_geometry_unchanged
     # bends in the image differ between views, while the 3D bend each view learns is one
     bends_2d = views[:, -len(LIMBS):]
     assert (bends_2d[:50] - bends_2d[50:]).abs().max() > 0.1
+
+
+def _rendered(table):
+    batch = {k: v.to_numpy(zero_copy_only=False) for k, v in zip(table.column_names,
+                                                                  table.columns)}
+    points = np.stack([np.stack(list(k)) for k in batch["keypoints_2d"]]).astype(float)
+    seen = np.stack([np.asarray(v) for v in batch["visible_2d"]]).astype(bool)
+    world = np.stack([np.stack(list(j)) for j in batch["keypoints_3d"]]).astype(float)
+    return batch, points, seen, world
+
+
+def test_fit_pairs_add_each_poses_other_views_and_keep_within_the_pair_cap(table, monkeypatch):
+    """The rendered views first, then each pose's extra views (view-major) with the pose's own
+    geometry; past the cap, poses are drawn and the views cut, never the other way round."""
+    from p2l3d_core.training import geometry_fit
+
+    batch, points, seen, world = _rendered(table)
+    x, y = geometry_pairs(batch)
+    xs, noisy, ys, poses, views = fit_pairs(points[:40], seen[:40], world[:40], y[:40], 3,
+                                            np.random.default_rng(0), noise=0.0)
+    assert noisy is xs
+    assert (poses, views) == (40, 4) and xs.shape == (160, x.shape[1])
+    torch.testing.assert_close(xs[:40], x[:40])  # without noise: the dataset's own features
+    torch.testing.assert_close(ys[40:80], y[:40])
+    monkeypatch.setattr(geometry_fit, "MAX_POSES", 100)
+    xs, noisy, ys, poses, views = fit_pairs(points[:40], seen[:40], world[:40], y[:40], 8,
+                                            np.random.default_rng(0))
+    assert (poses, views) == (40, 2) and len(xs) == len(noisy) == len(ys) == 80  # 100 // 40 - 1
+    xs, _, ys, poses, views = fit_pairs(points[:300], seen[:300], world[:300], y[:300], 8,
+                                        np.random.default_rng(0))
+    assert (poses, views) == (100, 1) and len(xs) == 100  # drawn down to the cap, no views
+
+
+def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
+    """Each pair has its exact features and, for the heights (the NOISY columns), features of
+    the same keypoints moved by the noise (a share of the pose's extent): they differ by about
+    that much, unseen joints stay unseen, the geometry each pair learns is the body's; and
+    the fit reads the heights from the noisy ones, the rest from the exact."""
+    from p2l3d_core.training.geometry_fit import NOISY
+
+    batch, points, seen, world = _rendered(table)
+    exact = noisy_features(points, seen, 0.0, np.random.default_rng(0))
+    noisy = noisy_features(points, seen, 0.02, np.random.default_rng(0))
+    coords = np.arange(exact.shape[1]) < 17 * 3
+    coords &= np.arange(exact.shape[1]) % 3 != 2  # x and y, not the visibility flags
+    change = np.abs(noisy - exact)[:, coords].mean()
+    assert 0.005 < change < 0.05, change  # ~2 % of the extent, before normalising
+    np.testing.assert_array_equal(noisy[:, 2:51:3], exact[:, 2:51:3])
+    _, y = geometry_pairs(batch)
+    x, x_noisy, ys, _, _ = fit_pairs(points[:50], seen[:50], world[:50], y[:50], 1,
+                                     np.random.default_rng(0))
+    torch.testing.assert_close(ys, y[:50].repeat(2, 1))
+    assert not torch.equal(x, x_noisy)
+    assert NOISY.stop - NOISY.start == 4  # the ankle and knee heights
+    # the heights are learnt from the noisy features alone: the same features twice fit as
+    # a plain fit does, and noise-only ones leave the heights unlearnt while the bends learn
+    x, y = x[:100], ys[:100]
+    plain, _ = fit_regressor(x, y, epochs=3, log=lambda _: None)
+    twice, _ = fit_regressor(x, y, epochs=3, log=lambda _: None, x_noisy=x)
+    for a, b in zip(plain.parameters(), twice.parameters()):
+        torch.testing.assert_close(a, b)
+    learnt, _ = fit_regressor(x, y, epochs=150, log=lambda _: None)
+    blind, _ = fit_regressor(x, y, epochs=150, log=lambda _: None,
+                             x_noisy=torch.randn_like(x))
+
+    @torch.no_grad()
+    def error(model, columns):
+        return float((model(x)[:, columns] - y[:, columns]).abs().mean())
+
+    assert error(blind, NOISY) > 2 * error(learnt, NOISY)
+    assert error(blind, slice(0, 4)) < 2 * error(learnt, slice(0, 4)) + 0.2
+
+
+def test_prefit_of_an_empty_training_split_is_a_clear_error(table, ray_local, tmp_path):
+    import ray
+
+    empty = ray.data.from_arrow(table.slice(0, 0))
+    with pytest.raises(ValueError, match="training split has no rows"):
+        prefit(empty, str(tmp_path / "g.safetensors"), epochs=1, log=lambda _: None)
+    assert not (tmp_path / "g.safetensors").exists()
