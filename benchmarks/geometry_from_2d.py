@@ -51,8 +51,7 @@ from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.run import EVAL_COLUMNS
 from p2l3d_core.language.posecodes import ANKLE_OFF_GROUND, ANKLE_ON_GROUND, BEND_INTERVALS_DEG
-from p2l3d_core.models.geometry import geometry_of_3d
-from p2l3d_core.models.inputs import pose_inputs_3d, stack_column
+from p2l3d_core.models.inputs import stack_column
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.models.keypoints import LIMBS, keypoint_features
 from p2l3d_core.training.geometry_fit import (
@@ -62,7 +61,7 @@ from p2l3d_core.training.geometry_fit import (
     KEYPOINT_NOISE,
     fit_pairs,
     fit_regressor,
-    geometry_pairs,
+    geometry_targets,
 )
 from p2l3d_core.training.plan import find_models
 
@@ -101,8 +100,7 @@ def features(data: EvalSet) -> np.ndarray:
 
 def true_geometry(data: EvalSet) -> np.ndarray:
     """The set's geometry from its true 3D, as the teacher reads it."""
-    batch = data.batch(np.arange(len(data)))
-    return geometry_of_3d(pose_inputs_3d(batch, "keypoints")["keypoints"]).numpy()
+    return geometry_targets(data.batch(np.arange(len(data)))).numpy()
 
 
 def score_bends(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
@@ -138,7 +136,7 @@ def fit_here(dataset: str, views: int, noise: float, epochs: int, seed: int
     """The prefit's regressor, fitted on ``dataset``'s training split."""
     table = load_table(dataset, "train", COLUMNS)
     batch = {c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
-    _, y = geometry_pairs(batch)
+    y = geometry_targets(batch)
     x, x_noisy, y, poses, seen = fit_pairs(
         stack_column(batch[Column.KEYPOINTS_2D]).astype(np.float64),
         stack_column(batch[Column.VISIBLE_2D]).astype(bool),

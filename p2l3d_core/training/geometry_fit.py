@@ -68,11 +68,15 @@ study's 60k poses fit in minutes."""
 COLUMNS = [Column.KEYPOINTS_2D, Column.VISIBLE_2D, Column.KEYPOINTS_3D, Column.CAMERA]
 
 
+def geometry_targets(batch: dict) -> torch.Tensor:
+    """A batch of rendered rows (3D keypoints and camera) -> their geometry from the 3D, as
+    the teacher reads it."""
+    return geometry_of_3d(pose_inputs_3d(batch, "keypoints")["keypoints"])
+
+
 def geometry_pairs(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of rendered rows -> (2D keypoint features, their geometry from the 3D)."""
-    x = pose_inputs(batch, "keypoints")["keypoints"]
-    y = geometry_of_3d(pose_inputs_3d(batch, "keypoints")["keypoints"])
-    return x, y
+    return pose_inputs(batch, "keypoints")["keypoints"], geometry_targets(batch)
 
 
 def noisy_features(keypoints_2d: np.ndarray, seen: np.ndarray, noise: float,
@@ -175,7 +179,7 @@ def prefit(train, destination: str, seed: int = 0, epochs: int = FIT_EPOCHS,
                                                             batch_format="numpy"):
         points.append(stack_column(batch[Column.KEYPOINTS_2D]).astype(np.float64))
         seens.append(stack_column(batch[Column.VISIBLE_2D]).astype(bool))
-        ys.append(geometry_pairs(batch)[1])
+        ys.append(geometry_targets(batch))
         worlds.append(stack_column(batch[Column.KEYPOINTS_3D]).astype(np.float64))
     if not ys:
         raise ValueError("the training split has no rows: nothing to fit the geometry on")
