@@ -50,7 +50,12 @@ from p2l3d_core.dataset.schema import Column
 from p2l3d_core.dataset.shards import load_table
 from p2l3d_core.evaluation.methods import EvalSet, ModelMethod
 from p2l3d_core.evaluation.run import EVAL_COLUMNS
-from p2l3d_core.language.posecodes import ANKLE_OFF_GROUND, ANKLE_ON_GROUND, BEND_INTERVALS_DEG
+from p2l3d_core.language.posecodes import (
+    ANKLE_OFF_GROUND,
+    ANKLE_ON_GROUND,
+    BEND_INTERVALS_DEG,
+    _categorise,
+)
 from p2l3d_core.models.inputs import stack_column
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.models.keypoints import LIMBS, keypoint_features
@@ -71,26 +76,16 @@ ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (deci
 FAMILIES = ("joint_bend", "ground_contact")
 
 
-def category(angles: np.ndarray) -> np.ndarray:
-    """The rules' bend category of each angle (degrees), -1 in a dead band."""
-    out = np.full(angles.shape, -1)
-    for c, (low, high) in enumerate(BEND_INTERVALS_DEG):
-        out[(angles >= low) & (angles < high)] = c
-    return out
+def bend_category(angles: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """The rules' bend category of each angle (degrees), -1 in a dead band; ``nearest``: a
+    dead band's value takes the closest category (split at its middle)."""
+    return _categorise(angles, BEND_INTERVALS_DEG, nearest)
 
 
-def nearest(angles: np.ndarray) -> np.ndarray:
-    """The nearest category of an estimated angle: dead bands split at their middle."""
-    cuts = [(BEND_INTERVALS_DEG[c][0] + BEND_INTERVALS_DEG[c + 1][1]) / 2 for c in range(3)]
-    return np.select([angles >= cuts[0], angles >= cuts[1], angles >= cuts[2]], [0, 1, 2], 3)
-
-
-def contact(heights_m: np.ndarray) -> np.ndarray:
-    """The rules' ground contact of each ankle height (m): 0 on the ground, 1 off, -1 between."""
-    out = np.full(heights_m.shape, -1)
-    out[heights_m < ANKLE_ON_GROUND[1]] = 0
-    out[heights_m > ANKLE_OFF_GROUND[0]] = 1
-    return out
+def contact(heights_m: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """The rules' ground contact of each ankle height (m): 0 on the ground, 1 off, -1 between
+    (``nearest``: split at the dead band's middle)."""
+    return _categorise(heights_m, (ANKLE_ON_GROUND, ANKLE_OFF_GROUND), nearest)
 
 
 def features(data: EvalSet) -> np.ndarray:
@@ -105,18 +100,20 @@ def true_geometry(data: EvalSet) -> np.ndarray:
 
 def score_bends(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     """Bends in degrees: accuracy of the nearest category where the rules ask, and MAE."""
-    asked = category(truth) >= 0
-    return {"accuracy": float((nearest(estimate)[asked] == category(truth)[asked]).mean()),
+    truth_category = bend_category(truth)
+    asked = truth_category >= 0
+    return {"accuracy": float((bend_category(estimate, nearest=True)[asked]
+                               == truth_category[asked]).mean()),
             "mae_deg": float(np.abs(estimate - truth).mean())}
 
 
 def score_ankles(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     """Ankle heights in decimetres: each foot's contact read at the dead band's middle where
     the rules ask, and the height's bias and MAE in cm."""
-    asked = contact(truth / 10) >= 0
-    middle = (ANKLE_ON_GROUND[1] + ANKLE_OFF_GROUND[0]) / 2
-    read = (estimate / 10 > middle).astype(int)
-    return {"accuracy": float((read[asked] == contact(truth / 10)[asked]).mean()),
+    truth_contact = contact(truth / 10)
+    asked = truth_contact >= 0
+    read = contact(estimate / 10, nearest=True)
+    return {"accuracy": float((read[asked] == truth_contact[asked]).mean()),
             "bias_cm": float((estimate - truth).mean() * 10),
             "mae_cm": float(np.abs(estimate - truth).mean() * 10)}
 
