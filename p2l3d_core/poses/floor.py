@@ -39,7 +39,8 @@ FLOOR_CLEARANCE: dict[str, float] = {
 }
 CLEARANCE = np.array([FLOOR_CLEARANCE[name] for name in JOINT_NAMES])
 NOMINAL_THIGH = 0.44
-"""The thigh (hip to knee, m) of the 1.75 m adult :data:`FLOOR_CLEARANCE` is for."""
+"""The thigh (hip to knee, m) of the 1.75 m adult :data:`FLOOR_CLEARANCE` is for (the
+generator's nominal thigh: its bodies' clearance scales by their thigh over this)."""
 CLIP_PERCENTILE = 5.0
 """The percentile of a clip's per-frame floor gaps its floor is put at."""
 

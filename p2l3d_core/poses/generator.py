@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p2l3d_core.poses.camera import Camera, CameraRanges, framing_camera
-from p2l3d_core.poses.floor import CLEARANCE, floor_gaps
+from p2l3d_core.poses.floor import CLEARANCE, NOMINAL_THIGH, floor_gaps
 from p2l3d_core.poses.record import PoseRecord
 from p2l3d_core.skeleton import NUM_JOINTS, J
 
@@ -29,7 +29,7 @@ ACTIONS: tuple[str, ...] = (
 
 # Bone lengths (metres) of a 1.75 m adult, close to Human3.6M subject means.
 NOMINAL_BONES: dict[str, float] = {
-    "hip_half_width": 0.12, "thigh": 0.44, "shin": 0.44, "lower_spine": 0.23,
+    "hip_half_width": 0.12, "thigh": NOMINAL_THIGH, "shin": 0.44, "lower_spine": 0.23,
     "upper_spine": 0.25, "neck": 0.11, "head": 0.115, "shoulder_half_width": 0.16,
     "upper_arm": 0.28, "forearm": 0.25,
 }
@@ -713,7 +713,7 @@ def generate_pose(rng: np.random.Generator, action: str, config: GeneratorConfig
     angles = SAMPLERS[action](rng)
     bones = sample_bones(rng, config.height_range)
     body = forward_kinematics(angles, bones)
-    clearance = floor_clearance(angles, bones["thigh"] / NOMINAL_BONES["thigh"])
+    clearance = floor_clearance(angles, bones["thigh"] / NOMINAL_THIGH)
     world = place_in_world(body, rng.uniform(0, 360), angles.lying, angles.lift, clearance)
     camera = framing_camera(world, rng, config.camera)
     if rng.random() < config.twin_prob:
