@@ -72,21 +72,20 @@ def read_panoptic_scene(scene_path: str | Path, calibration: str | Path | dict,
     for body in scene["bodies"]:
         raw = np.asarray(body["joints19"], dtype=np.float64).reshape(19, 4)
         pts = np.where((raw[:, 3] >= min_conf)[:, None], raw[:, :3], np.nan)
-        bodies.append((body, raw, CM * pts @ PAN_TO_WORLD.T))
+        bodies.append((body, raw, from_panoptic19(CM * pts @ PAN_TO_WORLD.T)))
     if floor_y_cm is not None:
         floor_z = -CM * floor_y_cm
-    else:
-        seen = [from_panoptic19(w) for _, _, w in bodies if not np.isnan(w[:, 2]).all()]
-        floor_z = floor_height(np.stack(seen)) if seen else 0.0
+    else:  # bodies with no joint seen have no floor gap: floor_height leaves them out
+        floor_z = floor_height(np.stack([j for _, _, j in bodies])) if bodies else 0.0
     camera = panoptic_camera(cams[camera_name], floor_z)
     sequence = scene_path.parent.parent.name
     label = action if action is not None else _sequence_action(sequence)
     records = []
-    for body, raw, world in bodies:
-        world = world - np.array([0.0, 0.0, floor_z])
+    for body, raw, joints in bodies:
         records.append(PoseRecord(
             pose_id=f"panoptic/{sequence}/{scene_path.stem}/{body.get('id')}",
-            joints_3d=from_panoptic19(world), camera=camera, action=label, source="panoptic",
+            joints_3d=joints - np.array([0.0, 0.0, floor_z]), camera=camera, action=label,
+            source="panoptic",
             meta={"sequence": sequence, "split_group": f"panoptic/{sequence}",
                   "body_id": body.get("id"), "camera_name": camera_name,
                   "conf19": raw[:, 3].tolist(), "floor_z_shift": floor_z,
