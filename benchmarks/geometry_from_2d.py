@@ -1,4 +1,5 @@
-"""How well can the bends and the feet's ground contact be read from 2D keypoints? (issue 27)
+"""How well can the bends, the feet's ground contact and the front/back offsets be read from 2D
+keypoints? (issue 27)
 
     .venv/bin/python benchmarks/geometry_from_2d.py --run runs/quickstart [--data DATASET]
         [--views 8] [--noise 0.02] [--epochs 25] [--tag NAME]
@@ -6,7 +7,10 @@
 joint_bend asks a limb's 3D angle in four categories with 10-degree dead bands between them
 (straight from 155 degrees, slightly bent 125-145, bent 70-115, fully bent under 60);
 ground_contact asks which feet are down (an ankle under 15 cm is on the ground, over 22 cm off
-it). A 2D model must guess both from a projection. The tables put what the run's models answer
+it); the depth families ask the sign of a front/back offset along the body's forward axis
+(each hand ahead of the chest by 12 cm or behind it, the left foot or hand ahead of the right by
+10 cm). A 2D model must guess them all from a projection. The tables put what the run's models
+answer
 beside readings of the same 2D keypoints, on the test split and on every real set the run
 evaluated (``RUN/real/*``):
 
@@ -25,7 +29,8 @@ evaluated (``RUN/real/*``):
 
 A regressed value is read by the nearest category (a dead band split at its middle). Accuracy
 is over what the rules ask (limbs and feet outside the dead bands); bend MAE is over every limb
-in degrees; the ankle's bias and MAE over every ankle in cm (a positive bias reads it high).
+in degrees; the ankle's bias and MAE over every ankle in cm (a positive bias reads it high);
+an offset's MAE over every pose in cm.
 Prints the tables and writes ``benchmarks/results/geometry_from_2d[-TAG].json``. A few minutes
 on 2 cores (the fit and one evaluation pass per model).
 """
@@ -54,11 +59,13 @@ from p2l3d_core.language.posecodes import (
     ANKLE_OFF_GROUND,
     ANKLE_ON_GROUND,
     BEND_INTERVALS_DEG,
+    FORWARD_DEAD_BAND,
+    HAND_DEPTH_DEAD_BAND,
     _categorise,
 )
 from p2l3d_core.models.inputs import stack_column
 from p2l3d_core.models.io import load_pretrained
-from p2l3d_core.models.keypoints import LIMBS, keypoint_features
+from p2l3d_core.models.keypoints import DEPTH_OFFSETS, GEOMETRY_FEATURES, LIMBS, keypoint_features
 from p2l3d_core.training.geometry_fit import (
     COLUMNS,
     EXTRA_VIEWS,
@@ -73,7 +80,11 @@ from p2l3d_core.training.plan import find_models
 LIMB_NAMES = ("left elbow", "right elbow", "left knee", "right knee")
 BENDS = slice(0, len(LIMBS))  # the geometry's columns (models/geometry.py): tens of degrees
 ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (decimetres)
-FAMILIES = ("joint_bend", "ground_contact")
+OFFSETS = slice(GEOMETRY_FEATURES - len(DEPTH_OFFSETS), GEOMETRY_FEATURES)  # decimetres
+OFFSET_BANDS = np.array([HAND_DEPTH_DEAD_BAND, HAND_DEPTH_DEAD_BAND, FORWARD_DEAD_BAND,
+                         FORWARD_DEAD_BAND]) * 10  # the rules' dead bands, decimetres
+FAMILIES = ("joint_bend", "ground_contact", "hand_front_back", "foot_forward", "hand_forward")
+DEPTH = FAMILIES[2:]
 
 
 def bend_category(angles: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -118,13 +129,24 @@ def score_ankles(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
             "mae_cm": float(np.abs(estimate - truth).mean() * 10)}
 
 
+def score_offsets(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """Front/back offsets in decimetres: the sign of each where the rules ask (outside the
+    dead band), per offset and over all four, and the MAE in cm."""
+    asked = np.abs(truth) > OFFSET_BANDS
+    right = (estimate > 0) == (truth > 0)
+    out = {name: float(right[asked[:, k], k].mean()) for k, name in enumerate(DEPTH_OFFSETS)}
+    return {"accuracy": float(right[asked].mean()), **out,
+            "mae_cm": float(np.abs(estimate - truth).mean() * 10)}
+
+
 def answers_accuracy(method: ModelMethod, data: EvalSet) -> dict[str, float]:
-    """The model's accuracy on each of :data:`FAMILIES`' questions."""
+    """The model's accuracy on each of :data:`FAMILIES`' questions (NaN where none is asked)."""
     got = method.predict(data).answers
     out = {}
     for family in FAMILIES:
         asked = [k for k, f in enumerate(data.qa_family) if f == family]
-        out[family] = float(np.mean([got[k] == data.qa_answer[k] for k in asked]))
+        out[family] = (float(np.mean([got[k] == data.qa_answer[k] for k in asked])) if asked
+                       else float("nan"))
     return out
 
 
@@ -189,17 +211,19 @@ def main() -> int:
         bends = {"2d_angle_rule": score_bends(truth[:, BENDS] * 10,
                                               np.degrees(np.arccos(np.clip(
                                                   x2[:, -len(LIMBS):].numpy(), -1, 1))))}
-        ankles = {}
+        ankles, offsets = {}, {}
         for label, regressor in estimates.items():
             with torch.no_grad():
                 got = regressor(x2).numpy()
             bends[label] = score_bends(truth[:, BENDS] * 10, got[:, BENDS] * 10)
             ankles[label] = score_ankles(truth[:, ANKLES], got[:, ANKLES])
+            offsets[label] = score_offsets(truth[:, OFFSETS], got[:, OFFSETS])
         for method, model in models.items():
             answered = answers_accuracy(ModelMethod(method, model), data)
             bends[f"{method}_answers"] = {"accuracy": answered["joint_bend"]}
             ankles[f"{method}_answers"] = {"accuracy": answered["ground_contact"]}
-        results[name] = {"joint_bend": bends, "ground_contact": ankles}
+            offsets[f"{method}_answers"] = {f: answered[f] for f in DEPTH}
+        results[name] = {"joint_bend": bends, "ground_contact": ankles, "depth": offsets}
     print_table("joint_bend accuracy (bend MAE, degrees)", results, "joint_bend",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
@@ -207,6 +231,13 @@ def main() -> int:
                 "the answers (ankle height bias / MAE, cm)", results, "ground_contact",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['bias_cm']:+.1f} / {v['mae_cm']:.1f})" if "bias_cm" in v else ""))
+    print_table("front/back offsets: each offset's sign by the regressor, all four (offset MAE, "
+                "cm); the depth families' questions by the answers", results, "depth",
+                lambda v: " / ".join(f"{v[k]:.3f}" for k in
+                                     (DEPTH_OFFSETS if "mae_cm" in v else DEPTH))
+                + (f"; {v['accuracy']:.3f} ({v['mae_cm']:.1f})" if "mae_cm" in v else ""))
+    print("(regressor cells: l_hand_depth / r_hand_depth / foot_forward / hand_forward; all; "
+          "answer cells: hand_front_back / foot_forward / hand_forward)")
     write_results("geometry_from_2d" + (f"-{args.tag}" if args.tag else ""),
                   {"run": args.run, "data": dataset, "views": args.views,
                    "noise": args.noise, "epochs": args.epochs, "poses": args.poses,

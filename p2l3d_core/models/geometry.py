@@ -1,7 +1,9 @@
 """The pose's geometry as numbers the answer head reads: what the describer's rules threshold.
 
-Eleven numbers (:data:`GEOMETRY_FEATURES`): each limb's bend (elbows, knees), the torso's
-direction in the body frame, and the ankle and knee heights above the ground. They come from
+Fifteen numbers (:data:`GEOMETRY_FEATURES`): each limb's bend (elbows, knees), the torso's
+direction in the body frame, the ankle and knee heights above the ground, and the front/back
+offsets the depth families ask (``keypoints.DEPTH_OFFSETS``: each hand ahead of the chest, the
+left foot and hand ahead of the right). They come from
 the tail of the teacher's 3D keypoint features, so a teacher reads them exactly; a
 :class:`GeometryRegressor` estimates them from the 2D keypoints, trained against the teacher's.
 
@@ -20,18 +22,24 @@ from torch import nn
 
 from p2l3d_core.models.keypoints import GEOMETRY_FEATURES, KEYPOINT_FEATURES, LIMBS
 
-GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contact")
+GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contact",
+                                      "hand_front_back", "foot_forward", "hand_forward")
 """The question families the geometry decides alone (bends, the torso's direction, the ankle
-heights), which the answer head answers from the question and the geometry without the pose
-embedding. Why: the embedding carries the action, and on the generator the action gave these
-answers away (``benchmarks/reports/2026-12-07-real-motion-cause.md``); a head that can read it
-learns the shortcut, which fails on real motion."""
+heights, the front/back offsets), which the answer head answers from the question and the
+geometry without the pose embedding. Why: the embedding carries the action, and on the
+generator the action gave these answers away
+(``benchmarks/reports/2026-12-07-real-motion-cause.md``); a head that can read it learns the
+shortcut, which fails on real motion. The depth families joined when the offsets did: read from
+the embedding, the teacher's answers to them on the CMU clips changed from one training run to
+the next (hand_forward 0.29-0.99) and the student's followed; the regressor's offsets, read by
+the rules, answer them 0.87-0.96 on the synthetic split and 0.86-1.00 on the CMU clips
+(``benchmarks/reports/2026-12-07-depth-as-geometry.md``)."""
 
 
 def geometry_of_3d(features_3d: torch.Tensor) -> torch.Tensor:
     """The geometry within the teacher's 3D keypoint features (their last columns), in the
     rules' units: each bend as its angle in tens of degrees (18 = straight), the torso's
-    direction and the heights times ten (decimetres).
+    direction, the heights and the front/back offsets times ten (decimetres).
 
     Why these units: the rules' categories are a few degrees or centimetres apart (straight
     from 155 degrees, slightly bent below 145; an ankle on the ground under 0.15 m, off it

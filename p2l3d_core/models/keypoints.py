@@ -21,8 +21,12 @@ LIMBS = tuple(tuple(J[f"{side}_{name}"] for name in names) for names in (
 # Per joint x, y, visible; then the cosine of each limb's bend as the image shows it.
 KEYPOINT_FEATURES = NUM_JOINTS * 3 + len(LIMBS)
 # Per joint camera frame x, y, z, body frame x, y, z, known; then each limb's bend (cosine),
-# the torso's direction in the body frame, and ankle and knee heights above the ground (m).
-GEOMETRY_FEATURES = len(LIMBS) + 3 + 4
+# the torso's direction in the body frame, ankle and knee heights above the ground (m), and the
+# front/back offsets the depth families ask (m, :data:`DEPTH_OFFSETS`).
+DEPTH_OFFSETS = ("l_hand_depth", "r_hand_depth", "foot_forward", "hand_forward")
+"""Along the body's forward axis, as ``posecodes`` measures them: each wrist ahead of the thorax,
+the left ankle ahead of the right, the left wrist ahead of the right."""
+GEOMETRY_FEATURES = len(LIMBS) + 3 + 4 + len(DEPTH_OFFSETS)
 KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + GEOMETRY_FEATURES
 """The last :data:`GEOMETRY_FEATURES` of the 3D features are the pose's geometry
 (``models/geometry.py``)."""
@@ -90,12 +94,18 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
     frames = [np.nan_to_num(rel / scale, nan=0.0), np.nan_to_num(body / scale, nan=0.0)]
     joints = np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1)
     # What the rules threshold, given as numbers (as the body frame gives front/back): each
-    # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact).
+    # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact), and
+    # the depth families' front/back offsets (DEPTH_OFFSETS, metres along the forward axis).
     spine = np.nan_to_num(body[:, J["thorax"]], nan=0.0)
     spine /= np.maximum(np.linalg.norm(spine, axis=-1, keepdims=True), 1e-9)
     heights = world[:, [J["l_ankle"], J["r_ankle"], J["l_knee"], J["r_knee"]], 2]
+    ahead = body[..., 0]
+    offsets = np.stack([ahead[:, J["l_wrist"]] - ahead[:, J["thorax"]],
+                        ahead[:, J["r_wrist"]] - ahead[:, J["thorax"]],
+                        ahead[:, J["l_ankle"]] - ahead[:, J["r_ankle"]],
+                        ahead[:, J["l_wrist"]] - ahead[:, J["r_wrist"]]], -1)
     geometry = [bend_cosines(np.nan_to_num(world, nan=0.0), known), spine,
-                np.nan_to_num(heights, nan=0.0)]
+                np.nan_to_num(heights, nan=0.0), np.nan_to_num(offsets, nan=0.0)]
     return np.concatenate([joints, *geometry], -1).astype(np.float32)
 
 

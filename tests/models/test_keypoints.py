@@ -211,5 +211,25 @@ def test_3d_features_carry_bends_lean_and_heights():
     world = np.stack([r.joints_3d for r in records])
     f = keypoint_features_3d(world, world)
     assert f.shape == (8, KEYPOINT_FEATURES_3D) and np.isfinite(f).all()
-    heights = f[:, -4:]
+    heights = f[:, -8:-4]
     assert np.allclose(heights[:, 0], world[:, J["l_ankle"], 2], atol=1e-6)
+
+
+def test_3d_features_carry_the_depth_families_offsets_as_the_rules_measure_them():
+    """The last four numbers are the front/back offsets hand_front_back, foot_forward and
+    hand_forward threshold: the same values as ``measure_posecodes``, so the teacher reads
+    exactly what the rules decide (lying bodies, which the rules leave unasked, aside)."""
+    from p2l3d_core.language.posecodes import measure_posecodes
+    from p2l3d_core.models.keypoints import DEPTH_OFFSETS, keypoint_features_3d
+    from p2l3d_core.poses.generator import generate_records
+
+    records = generate_records(3, 0, 300)
+    world = np.stack([r.joints_3d for r in records])
+    cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
+    offsets = keypoint_features_3d(cam, world)[:, -len(DEPTH_OFFSETS):]
+    values = measure_posecodes(world).values
+    for k, name in enumerate(DEPTH_OFFSETS):
+        measured = np.isfinite(values[name])
+        assert measured.sum() > 250
+        np.testing.assert_allclose(offsets[measured, k], values[name][measured], atol=1e-5)
+        assert np.abs(values[name][measured]).max() > 0.2  # real offsets, not zeros

@@ -149,8 +149,8 @@ def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
     twice, _ = fit_regressor(x, y, epochs=3, log=lambda _: None, x_noisy=x)
     for a, b in zip(plain.parameters(), twice.parameters()):
         torch.testing.assert_close(a, b)
-    learnt, _ = fit_regressor(x, y, epochs=150, log=lambda _: None)
-    blind, _ = fit_regressor(x, y, epochs=150, log=lambda _: None,
+    learnt, _ = fit_regressor(x, y, epochs=300, log=lambda _: None)
+    blind, _ = fit_regressor(x, y, epochs=300, log=lambda _: None,
                              x_noisy=torch.randn_like(x))
 
     @torch.no_grad()
