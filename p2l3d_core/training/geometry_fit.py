@@ -32,6 +32,7 @@ from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.geometry import GeometryRegressor, geometry_of_3d
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d, stack_column
 from p2l3d_core.models.keypoints import (
+    GEOMETRY_FEATURES,
     KEYPOINT_FEATURES,
     LIMBS,
     keypoint_features,
@@ -171,10 +172,15 @@ def prefit(train, destination: str, seed: int = 0, epochs: int = FIT_EPOCHS,
     """Fit the regressor on ``train`` (a Ray dataset of rendered rows, every row, each also
     seen by ``views`` more cameras) and write its weights to ``destination`` (a
     ``.safetensors`` path, local or object store) with a ``.json`` of the fit beside it.
-    A finished fit there is reused: a resumed run does not fit again."""
+    A finished fit there is reused: a resumed run does not fit again. One of another geometry
+    (an older version's, fewer outputs) is fitted again, since no model of this code loads it."""
     if storage.exists(destination) and storage.exists(destination + ".json"):
-        log(f"geometry regressor: reusing {destination}")
-        return destination
+        outputs = storage.read_json(destination + ".json").get("outputs")
+        if outputs == GEOMETRY_FEATURES:
+            log(f"geometry regressor: reusing {destination}")
+            return destination
+        log(f"geometry regressor: {destination} has {outputs or 'an older version of'} "
+            f"geometry outputs, this code {GEOMETRY_FEATURES}: fitting it again")
     points, seens, ys, worlds = [], [], [], []
     for batch in train.select_columns(COLUMNS).iter_batches(batch_size=4096,
                                                             batch_format="numpy"):
@@ -192,7 +198,8 @@ def prefit(train, destination: str, seed: int = 0, epochs: int = FIT_EPOCHS,
     model, losses = fit_regressor(x, y, epochs, seed, log, x_noisy)
     storage.write_bytes(destination, save(model.state_dict()))
     storage.write_bytes(destination + ".json", json.dumps(
-        {"poses": poses, "views": seen, "pairs": len(x), "epochs": epochs, "seed": seed,
+        {"outputs": GEOMETRY_FEATURES, "poses": poses, "views": seen, "pairs": len(x),
+         "epochs": epochs, "seed": seed,
          "keypoint_noise": KEYPOINT_NOISE, "loss": losses}).encode())
     return destination
 

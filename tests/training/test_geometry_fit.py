@@ -11,7 +11,7 @@ import torch
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
 from p2l3d_core.models.geometry import GeometryRegressor
-from p2l3d_core.models.keypoints import LIMBS, keypoint_features
+from p2l3d_core.models.keypoints import GEOMETRY_FEATURES, LIMBS, keypoint_features
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.training.geometry_fit import (
     KEYPOINT_NOISE,
@@ -67,6 +67,13 @@ def test_prefit_writes_the_regressor_once_and_a_resumed_run_reuses_it(table, ray
     prefit(dataset, path, epochs=2, log=logs.append)
     assert (tmp_path / "teacher-geometry.safetensors").read_bytes() == before
     assert any("reusing" in line for line in logs)
+    # an older version's fit (another number of outputs) is fitted again, not loaded
+    meta_path = tmp_path / "teacher-geometry.safetensors.json"
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "outputs"}))
+    prefit(dataset, path, epochs=1, log=logs.append)
+    assert any("fitting it again" in line for line in logs)
+    assert json.loads(meta_path.read_text())["outputs"] == GEOMETRY_FEATURES
+    load_prefit(GeometryRegressor(), path)
 
 
 def test_other_views_film_each_pose_from_new_cameras_with_its_geometry_unchanged(table):
