@@ -154,20 +154,26 @@ class AnswerHead(nn.Module):
         return pose[..., :self.embed_dim], pose[..., self.embed_dim:]
 
     def forward(self, pose: torch.Tensor, question: torch.Tensor,
-                blind: torch.Tensor | None = None) -> torch.Tensor:
+                blind: torch.Tensor | None = None,
+                columns: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of question ``i`` about pose state ``i`` (``(N, D[+G])`` and ``(N, D)``).
         ``blind``: ``(N,)`` bool, questions answered without the pose embedding (from the
-        question and the geometry: ``geometry.GEOMETRY_FAMILIES``)."""
+        question and the geometry: ``geometry.GEOMETRY_FAMILIES``). ``columns``: ``(N, G)``
+        0/1, the geometry numbers each question reads (``geometry.FAMILY_COLUMNS``; all when
+        None)."""
         z, geometry = self.split(pose)
         if blind is not None:
             z = z * (~blind).to(z.dtype)[:, None]
         hidden = self.net[1](self.net[0](torch.cat([z, question, z * question], dim=-1)))
         if geometry is not None:
+            if columns is not None:
+                geometry = geometry * columns.to(geometry.dtype)
             hidden = hidden + self.geometry(geometry.to(hidden.dtype))
         return self.net[2:](hidden)
 
     def pairs(self, poses: torch.Tensor, questions: torch.Tensor, rows: torch.Tensor,
-              which: torch.Tensor, blind: torch.Tensor | None = None) -> torch.Tensor:
+              which: torch.Tensor, blind: torch.Tensor | None = None,
+              columns: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of question ``which[k]`` about pose ``rows[k]``: ``net`` applied to
         ``[p, q, p * q]`` of each pair, without building that concatenation.
 
@@ -180,7 +186,7 @@ class AnswerHead(nn.Module):
         Few pairs (one question about one pose, as a service answers) take the concatenation:
         folding the layer norm into the weights costs more than the split saves them."""
         if len(rows) <= 2 * (len(poses) + len(questions)):
-            return self(poses[rows], questions[which], blind)
+            return self(poses[rows], questions[which], blind, columns)
         poses, geometry = self.split(poses)
         norm, first = self.net[0], self.net[1]
         d = poses.shape[-1]
@@ -203,18 +209,25 @@ class AnswerHead(nn.Module):
                  + pq @ weight[:, 2 * d:].T - mean.to(p.dtype)[:, None] * weight.sum(1))
         hidden = scale.to(p.dtype)[:, None] * mixed + first.weight @ norm.bias + first.bias
         if geometry is not None:  # outside the layer norm, as in forward
-            hidden = hidden + self.geometry(geometry.to(p.dtype))[rows]
+            if columns is None:
+                hidden = hidden + self.geometry(geometry.to(p.dtype))[rows]
+            else:  # per pair: each reads its own columns
+                hidden = hidden + self.geometry((geometry[rows] * columns.to(geometry.dtype))
+                                                .to(p.dtype))
         return self.net[2:](hidden)
 
 
 @dataclass(frozen=True)
 class Asked:
     """Questions put to a batch of poses: question ``k`` is about pose ``rows[k]``; ``mask``
-    holds its family's answers and ``answers`` the true class when known (labelled rows)."""
+    holds its family's answers, ``families`` its family's name (families may share their
+    answers: hand_side, foot_forward and hand_forward are all left or right) and ``answers`` the
+    true class when known (labelled rows)."""
 
     rows: torch.Tensor
     questions: list[str]
     mask: torch.Tensor
+    families: tuple[str, ...]
     answers: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -228,7 +241,7 @@ class Asked:
     def of(cls, rows: list[int], questions: list[str], families: list[str],
            answers: list[str] | None = None) -> Asked:
         return cls(torch.tensor(rows, dtype=torch.long), list(questions), family_mask(families),
-                   None if answers is None else answer_ids(answers))
+                   tuple(families), None if answers is None else answer_ids(answers))
 
     @classmethod
     def bank(cls, num_rows: int) -> Asked:

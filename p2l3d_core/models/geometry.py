@@ -20,7 +20,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2l3d_core.models.keypoints import GEOMETRY_FEATURES, KEYPOINT_FEATURES, LIMBS
+from p2l3d_core.models.keypoints import (
+    DEPTH_OFFSETS,
+    GEOMETRY_FEATURES,
+    KEYPOINT_FEATURES,
+    LIMBS,
+)
+
+GEOMETRY_COLUMNS: tuple[str, ...] = (
+    "l_elbow", "r_elbow", "l_knee", "r_knee",  # bends (LIMBS' order)
+    "torso_forward", "torso_left", "torso_up",  # the pelvis->thorax direction, body frame
+    "l_ankle_height", "r_ankle_height", "l_knee_height", "r_knee_height",
+    *DEPTH_OFFSETS)
+"""The name of each of the :data:`GEOMETRY_FEATURES` numbers, in order."""
+assert len(GEOMETRY_COLUMNS) == GEOMETRY_FEATURES == len(LIMBS) + 7 + len(DEPTH_OFFSETS)
 
 GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contact",
                                       "hand_front_back", "foot_forward", "hand_forward")
@@ -34,6 +47,33 @@ the embedding, the teacher's answers to them on the CMU clips changed from one t
 the next (hand_forward 0.29-0.99) and the student's followed; the regressor's offsets, read by
 the rules, answer them 0.87-0.96 on the synthetic split and 0.86-1.00 on the CMU clips
 (``benchmarks/reports/2026-12-07-depth-as-geometry.md``)."""
+
+
+FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "joint_bend": GEOMETRY_COLUMNS[:len(LIMBS)],
+    "torso_lean": ("torso_forward", "torso_left", "torso_up"),
+    "ground_contact": ("l_ankle_height", "r_ankle_height"),
+    "hand_front_back": ("l_hand_depth", "r_hand_depth"),
+    "foot_forward": ("foot_forward",),
+    "hand_forward": ("hand_forward",),
+}
+"""The geometry columns each of :data:`GEOMETRY_FAMILIES` is answered from: those the rules
+read for it. Why not all: the head learned on exact geometry, where every family's own column
+decides it, yet also leaned on columns that go with it on the generator's bodies; at inference,
+on the regressed numbers, that cost hand_forward 8-14 points on the CMU clips against the sign
+of its own regressed offset (``benchmarks/reports/2026-12-07-depth-as-geometry.md``)."""
+assert set(FAMILY_COLUMNS) == set(GEOMETRY_FAMILIES)
+
+
+def family_columns(families: list[str]) -> torch.Tensor:
+    """``(len(families), GEOMETRY_FEATURES)`` 0/1: the columns each family's questions read
+    (:data:`FAMILY_COLUMNS`; every column for a family outside it)."""
+    out = torch.ones(len(families), GEOMETRY_FEATURES)
+    for k, family in enumerate(families):
+        if family in FAMILY_COLUMNS:
+            out[k] = torch.tensor([c in FAMILY_COLUMNS[family] for c in GEOMETRY_COLUMNS],
+                                  dtype=out.dtype)
+    return out
 
 
 def geometry_of_3d(features_3d: torch.Tensor) -> torch.Tensor:

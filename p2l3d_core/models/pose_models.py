@@ -20,6 +20,7 @@ from p2l3d_core.models.geometry import (
     GEOMETRY_FAMILIES,
     GEOMETRY_FEATURES,
     GeometryRegressor,
+    family_columns,
     geometry_of_3d,
     with_geometry,
 )
@@ -47,10 +48,12 @@ class _PoseLanguageModel(nn.Module):
         self.answers = AnswerHead(cfg.embed_dim, classes=len(self.vocab.answers),
                                   geometry=GEOMETRY_FEATURES if cfg.geometry else 0)
         self.geometry = GeometryRegressor() if cfg.geometry else None
-        # The answer-class masks of the families the geometry decides alone: a question whose
-        # mask is one of them is answered blind to the embedding (geometry.GEOMETRY_FAMILIES).
+        # The families the geometry decides alone: their questions are answered blind to the
+        # embedding (geometry.GEOMETRY_FAMILIES), from their own geometry columns only
+        # (geometry.FAMILY_COLUMNS, a row each).
         blind = [f for f in GEOMETRY_FAMILIES if f in self.vocab.families] if cfg.geometry else []
-        self._blind_masks = self.vocab.mask(blind) if blind else None
+        self._blind_index = {f: k for k, f in enumerate(blind)}
+        self._blind_columns = family_columns(blind) if blind else None
 
     def measure_geometry(self, inputs_2d: dict[str, torch.Tensor],
                          inputs_3d: dict[str, torch.Tensor] | torch.Tensor | None = None
@@ -103,12 +106,16 @@ class _PoseLanguageModel(nn.Module):
         unique = list(dict.fromkeys(asked.questions))
         index = {q: i for i, q in enumerate(unique)}
         which = torch.tensor([index[x] for x in asked.questions], device=pose.device)
-        blind = None
-        if self._blind_masks is not None:
-            masks = self._blind_masks.to(asked.mask.device)
-            blind = (asked.mask[:, None, :] == masks[None]).all(-1).any(-1).to(pose.device)
+        blind = columns = None
+        if self._blind_columns is not None:
+            family = torch.tensor([self._blind_index.get(f, -1) for f in asked.families],
+                                  device=pose.device)
+            blind = family >= 0
+            columns = torch.where(blind[:, None],
+                                  self._blind_columns.to(pose)[family.clamp(min=0)],
+                                  torch.ones((), dtype=pose.dtype, device=pose.device))
         return self.answers.pairs(pose, self.text(unique).to(pose.dtype), asked.rows, which,
-                                  blind)
+                                  blind, columns)
 
     @torch.no_grad()
     def answer_distribution(self, pose: torch.Tensor, questions: list[str],
@@ -116,7 +123,7 @@ class _PoseLanguageModel(nn.Module):
         """``(len(questions), len(vocab.answers))``: the probability of each answer to question
         ``i`` about pose ``i``, within its family (0 outside it)."""
         asked = Asked(torch.arange(len(questions), device=pose.device), list(questions),
-                      self.vocab.mask(families).to(pose.device))
+                      self.vocab.mask(families).to(pose.device), tuple(families))
         logits = self.answer_logits(pose, asked).float().masked_fill(~asked.mask, float("-inf"))
         return logits.softmax(-1)
 

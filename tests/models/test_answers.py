@@ -242,9 +242,53 @@ def test_geometry_families_are_answered_blind_to_the_embedding():
     with torch.no_grad():
         base, z_changed, g_changed = (student.answer_logits(s, bank) for s in (state, other, moved))
         one_by_one = torch.cat([student.answer_logits(state[r:r + 1], Asked(
-            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1]))
+            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1],
+            bank.families[k:k + 1]))
             for k, r in enumerate(bank.rows.tolist())])
     torch.testing.assert_close(base, one_by_one, atol=1e-5, rtol=1e-5)  # pairs = forward
     torch.testing.assert_close(base[blind], z_changed[blind])
     assert not torch.allclose(base[~blind], z_changed[~blind])
     assert not torch.allclose(base[blind], g_changed[blind])
+
+
+def test_each_geometry_family_reads_only_its_own_geometry_columns():
+    """A blind family's question is answered from the columns its rules read
+    (geometry.FAMILY_COLUMNS): moving every other number leaves its logits as they were, moving
+    its own changes them; other families read every column. The many-pairs path agrees."""
+    import dataclasses
+
+    from p2l3d_core.models.geometry import FAMILY_COLUMNS, GEOMETRY_COLUMNS, GEOMETRY_FEATURES
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny", 32, pose_input="keypoints"), geometry=True)
+    student = Student(cfg).eval()
+    d = cfg.embed_dim
+    state = torch.cat([torch.nn.functional.normalize(torch.randn(4, d), dim=-1),
+                       10 * torch.rand(4, GEOMETRY_FEATURES)], -1)
+    bank = Asked.bank(4)
+    families = [f for _ in range(4) for f, _ in QUESTION_BANK]
+    with torch.no_grad():
+        base = student.answer_logits(state, bank)
+        one_by_one = torch.cat([student.answer_logits(state[r:r + 1], Asked(
+            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1],
+            bank.families[k:k + 1]))
+            for k, r in enumerate(bank.rows.tolist())])
+        torch.testing.assert_close(base, one_by_one, atol=1e-5, rtol=1e-5)
+        for family, columns in FAMILY_COLUMNS.items():
+            own = torch.tensor([c in columns for c in GEOMETRY_COLUMNS])
+            asked = torch.tensor([f == family for f in families])
+            others, mine = state.clone(), state.clone()
+            others[:, d:][:, ~own] += 5.0
+            mine[:, d:][:, own] += 5.0
+            torch.testing.assert_close(student.answer_logits(others, bank)[asked], base[asked])
+            assert not torch.allclose(student.answer_logits(mine, bank)[asked], base[asked])
+        everyone = torch.tensor([f not in FAMILY_COLUMNS for f in families])
+        moved = state.clone()
+        moved[:, -1] += 5.0  # hand_forward's offset: read by the families that read all
+        assert not torch.allclose(student.answer_logits(moved, bank)[everyone], base[everyone])
+        # hand_side shares foot_forward's answers (left, right) but is not a geometry family:
+        # known by its name, it still reads the embedding
+        hand_side = torch.tensor([f == "hand_side" for f in families])
+        other = state.clone()
+        other[:, :d] = torch.nn.functional.normalize(torch.randn(4, d), dim=-1)
+        assert not torch.allclose(student.answer_logits(other, bank)[hand_side], base[hand_side])
