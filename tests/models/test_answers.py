@@ -219,8 +219,8 @@ def test_head_learns_bend_thresholds_from_the_geometry_the_embedding_lacks():
 
 
 def test_geometry_families_are_answered_blind_to_the_embedding():
-    """With geometry, joint_bend, torso_lean and ground_contact are answered from the question
-    and the geometry alone: another embedding leaves their logits as they were (the action it
+    """With geometry, the GEOMETRY_FAMILIES (bends, lean, ground contact, the front/back
+    families) are answered from the question and the geometry alone: another embedding leaves their logits as they were (the action it
     carries cannot decide them), other families still read it. The many-pairs path agrees."""
     import dataclasses
 
