@@ -114,6 +114,12 @@ def main() -> int:
     args = p.parse_args()
     torch.manual_seed(0)
     teacher = load_pretrained(args.teacher).eval()
+    if teacher.cfg.geometry:
+        # The probe's head reads the embedding alone; a geometry teacher's head reads the
+        # pose's geometry beside it and answers the geometry families from it
+        # (models/geometry.py), which this probe does not regress.
+        sys.exit(f"kd_probe: {args.teacher} reads the pose's geometry beside the embedding; "
+                 "the probe distils embedding-only teachers (train one with --no-geometry)")
     train = EvalSet.from_table("train", load_table(args.data, "train", EVAL_COLUMNS),
                                args.train_poses)
     test = EvalSet.from_table("test", load_table(args.data, "test", EVAL_COLUMNS), args.test_poses)
