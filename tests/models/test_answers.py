@@ -220,8 +220,9 @@ def test_head_learns_bend_thresholds_from_the_geometry_the_embedding_lacks():
 
 def test_geometry_families_are_answered_blind_to_the_embedding():
     """With geometry, the GEOMETRY_FAMILIES (bends, lean, ground contact, the front/back
-    families) are answered from the question and the geometry alone: another embedding leaves their logits as they were (the action it
-    carries cannot decide them), other families still read it. The many-pairs path agrees."""
+    families) are answered from the question and the geometry alone: another embedding leaves
+    their logits as they were (the action it carries cannot decide them), other families still
+    read it. The many-pairs path agrees."""
     import dataclasses
 
     from p2l3d_core.models.geometry import GEOMETRY_FAMILIES, GEOMETRY_FEATURES
