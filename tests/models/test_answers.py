@@ -218,21 +218,37 @@ def test_head_learns_bend_thresholds_from_the_geometry_the_embedding_lacks():
     assert (guess == target).float().mean() > 0.95
 
 
+def _geometry_student_and_states() -> tuple[Student, int, torch.Tensor]:
+    """A tiny keypoint student whose head reads the geometry, its embedding width, and four
+    random pose states (a normalised embedding, then geometry in the rules' units)."""
+    import dataclasses
+
+    from p2l3d_core.models.geometry import GEOMETRY_FEATURES
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny", 32, pose_input="keypoints"), geometry=True)
+    d = cfg.embed_dim
+    student = Student(cfg).eval()
+    return student, d, torch.cat([torch.nn.functional.normalize(torch.randn(4, d), dim=-1),
+                                  10 * torch.rand(4, GEOMETRY_FEATURES)], -1)
+
+
+def _one_question_at_a_time(student: Student, state: torch.Tensor, bank: Asked) -> torch.Tensor:
+    """The bank's logits asked one question at a time (the head's concatenation path)."""
+    return torch.cat([student.answer_logits(state[r:r + 1], Asked(
+        torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1],
+        bank.families[k:k + 1])) for k, r in enumerate(bank.rows.tolist())])
+
+
 def test_geometry_families_are_answered_blind_to_the_embedding():
     """With geometry, the GEOMETRY_FAMILIES (bends, lean, ground contact, the front/back
     families) are answered from the question and the geometry alone: another embedding leaves
     their logits as they were (the action it carries cannot decide them), other families still
     read it. The many-pairs path agrees."""
-    import dataclasses
 
     from p2l3d_core.models.geometry import GEOMETRY_FAMILIES, GEOMETRY_FEATURES
 
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(preset("tiny", 32, pose_input="keypoints"), geometry=True)
-    student = Student(cfg).eval()
-    d = cfg.embed_dim
-    state = torch.cat([torch.nn.functional.normalize(torch.randn(4, d), dim=-1),
-                       10 * torch.rand(4, GEOMETRY_FEATURES)], -1)
+    student, d, state = _geometry_student_and_states()
     other = state.clone()
     other[:, :d] = torch.nn.functional.normalize(torch.randn(4, d), dim=-1)
     moved = state.clone()
@@ -242,10 +258,7 @@ def test_geometry_families_are_answered_blind_to_the_embedding():
     blind = torch.tensor([f in GEOMETRY_FAMILIES for f in families])
     with torch.no_grad():
         base, z_changed, g_changed = (student.answer_logits(s, bank) for s in (state, other, moved))
-        one_by_one = torch.cat([student.answer_logits(state[r:r + 1], Asked(
-            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1],
-            bank.families[k:k + 1]))
-            for k, r in enumerate(bank.rows.tolist())])
+        one_by_one = _one_question_at_a_time(student, state, bank)
     torch.testing.assert_close(base, one_by_one, atol=1e-5, rtol=1e-5)  # pairs = forward
     torch.testing.assert_close(base[blind], z_changed[blind])
     assert not torch.allclose(base[~blind], z_changed[~blind])
@@ -256,24 +269,15 @@ def test_each_geometry_family_reads_only_its_own_geometry_columns():
     """A blind family's question is answered from the columns its rules read
     (geometry.FAMILY_COLUMNS): moving every other number leaves its logits as they were, moving
     its own changes them; other families read every column. The many-pairs path agrees."""
-    import dataclasses
 
-    from p2l3d_core.models.geometry import FAMILY_COLUMNS, GEOMETRY_COLUMNS, GEOMETRY_FEATURES
+    from p2l3d_core.models.geometry import FAMILY_COLUMNS, GEOMETRY_COLUMNS
 
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(preset("tiny", 32, pose_input="keypoints"), geometry=True)
-    student = Student(cfg).eval()
-    d = cfg.embed_dim
-    state = torch.cat([torch.nn.functional.normalize(torch.randn(4, d), dim=-1),
-                       10 * torch.rand(4, GEOMETRY_FEATURES)], -1)
+    student, d, state = _geometry_student_and_states()
     bank = Asked.bank(4)
     families = [f for _ in range(4) for f, _ in QUESTION_BANK]
     with torch.no_grad():
         base = student.answer_logits(state, bank)
-        one_by_one = torch.cat([student.answer_logits(state[r:r + 1], Asked(
-            torch.zeros(1, dtype=torch.long), [bank.questions[k]], bank.mask[k:k + 1],
-            bank.families[k:k + 1]))
-            for k, r in enumerate(bank.rows.tolist())])
+        one_by_one = _one_question_at_a_time(student, state, bank)
         torch.testing.assert_close(base, one_by_one, atol=1e-5, rtol=1e-5)
         for family, columns in FAMILY_COLUMNS.items():
             own = torch.tensor([c in columns for c in GEOMETRY_COLUMNS])
