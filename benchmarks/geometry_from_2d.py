@@ -1,5 +1,5 @@
-"""How well can the bends, the feet's ground contact and the front/back offsets be read from 2D
-keypoints? (issue 27)
+"""How well can the bends, the feet's ground contact and distance, and the front/back offsets be
+read from 2D keypoints? (issue 27)
 
     .venv/bin/python benchmarks/geometry_from_2d.py --run runs/quickstart [--data DATASET]
         [--views 8] [--noise 0.02] [--epochs 25] [--tag NAME]
@@ -7,10 +7,11 @@ keypoints? (issue 27)
 joint_bend asks a limb's 3D angle in four categories with 10-degree dead bands between them
 (straight from 155 degrees, slightly bent 125-145, bent 70-115, fully bent under 60);
 ground_contact asks which feet are down (an ankle under 15 cm is on the ground, over 22 cm off
-it); the depth families ask the sign of a front/back offset along the body's forward axis
-(each hand ahead of the chest by 12 cm or behind it, the left foot or hand ahead of the right by
-10 cm). A 2D model must guess them all from a projection. The tables put what the run's models
-answer
+it); feet_distance how far apart the ankles are (together under 0.6 hip widths, apart 0.8-1.8,
+far apart over 2.2); the depth families ask the sign of a front/back offset along the body's
+forward axis (each hand ahead of the chest by 12 cm or behind it, the left foot or hand ahead
+of the right by 10 cm). A 2D model must guess them all from a projection. The tables put what
+the run's models answer
 beside readings of the same 2D keypoints, on the test split and on every real set the run
 evaluated (``RUN/real/*``):
 
@@ -59,10 +60,12 @@ from p2l3d_core.language.posecodes import (
     ANKLE_OFF_GROUND,
     ANKLE_ON_GROUND,
     BEND_INTERVALS_DEG,
+    FEET_DISTANCE_INTERVALS,
     FORWARD_DEAD_BAND,
     HAND_DEPTH_DEAD_BAND,
     _categorise,
 )
+from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
 from p2l3d_core.models.inputs import stack_column
 from p2l3d_core.models.io import load_pretrained
 from p2l3d_core.models.keypoints import DEPTH_OFFSETS, GEOMETRY_FEATURES, LIMBS, keypoint_features
@@ -80,11 +83,13 @@ from p2l3d_core.training.plan import find_models
 LIMB_NAMES = ("left elbow", "right elbow", "left knee", "right knee")
 BENDS = slice(0, len(LIMBS))  # the geometry's columns (models/geometry.py): tens of degrees
 ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (decimetres)
+FEET = GEOMETRY_COLUMNS.index("feet_distance")  # tenths of a hip width
 OFFSETS = slice(GEOMETRY_FEATURES - len(DEPTH_OFFSETS), GEOMETRY_FEATURES)  # decimetres
 OFFSET_BANDS = np.array([HAND_DEPTH_DEAD_BAND, HAND_DEPTH_DEAD_BAND, FORWARD_DEAD_BAND,
                          FORWARD_DEAD_BAND]) * 10  # the rules' dead bands, decimetres
-FAMILIES = ("joint_bend", "ground_contact", "hand_front_back", "foot_forward", "hand_forward")
-DEPTH = FAMILIES[2:]
+FAMILIES = ("joint_bend", "ground_contact", "feet_distance", "hand_front_back", "foot_forward",
+            "hand_forward")
+DEPTH = FAMILIES[3:]
 
 
 def bend_category(angles: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -127,6 +132,16 @@ def score_ankles(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     return {"accuracy": float((read[asked] == truth_contact[asked]).mean()),
             "bias_cm": float((estimate - truth).mean() * 10),
             "mae_cm": float(np.abs(estimate - truth).mean() * 10)}
+
+
+def score_feet(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """The feet's distance in tenths of a hip width: its category (together, apart, far apart;
+    a dead band split at its middle) where the rules ask, and the MAE in hip widths."""
+    truth_category = _categorise(truth / 10, FEET_DISTANCE_INTERVALS)
+    asked = truth_category >= 0
+    read = _categorise(estimate / 10, FEET_DISTANCE_INTERVALS, True)
+    return {"accuracy": float((read[asked] == truth_category[asked]).mean()),
+            "mae_hip_widths": float(np.abs(estimate - truth).mean() / 10)}
 
 
 def score_offsets(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
@@ -211,19 +226,22 @@ def main() -> int:
         bends = {"2d_angle_rule": score_bends(truth[:, BENDS] * 10,
                                               np.degrees(np.arccos(np.clip(
                                                   x2[:, -len(LIMBS):].numpy(), -1, 1))))}
-        ankles, offsets = {}, {}
+        ankles, feet, offsets = {}, {}, {}
         for label, regressor in estimates.items():
             with torch.no_grad():
                 got = regressor(x2).numpy()
             bends[label] = score_bends(truth[:, BENDS] * 10, got[:, BENDS] * 10)
             ankles[label] = score_ankles(truth[:, ANKLES], got[:, ANKLES])
+            feet[label] = score_feet(truth[:, FEET], got[:, FEET])
             offsets[label] = score_offsets(truth[:, OFFSETS], got[:, OFFSETS])
         for method, model in models.items():
             answered = answers_accuracy(ModelMethod(method, model), data)
             bends[f"{method}_answers"] = {"accuracy": answered["joint_bend"]}
             ankles[f"{method}_answers"] = {"accuracy": answered["ground_contact"]}
+            feet[f"{method}_answers"] = {"accuracy": answered["feet_distance"]}
             offsets[f"{method}_answers"] = {f: answered[f] for f in DEPTH}
-        results[name] = {"joint_bend": bends, "ground_contact": ankles, "depth": offsets}
+        results[name] = {"joint_bend": bends, "ground_contact": ankles, "feet_distance": feet,
+                         "depth": offsets}
     print_table("joint_bend accuracy (bend MAE, degrees)", results, "joint_bend",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
@@ -231,6 +249,10 @@ def main() -> int:
                 "the answers (ankle height bias / MAE, cm)", results, "ground_contact",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['bias_cm']:+.1f} / {v['mae_cm']:.1f})" if "bias_cm" in v else ""))
+    print_table("feet distance: its category by the regressor, the family's questions by the "
+                "answers (MAE, hip widths)", results, "feet_distance",
+                lambda v: f"{v['accuracy']:.3f}"
+                + (f" ({v['mae_hip_widths']:.2f})" if "mae_hip_widths" in v else ""))
     print_table("front/back offsets: each offset's sign by the regressor, all four (offset MAE, "
                 "cm); the depth families' questions by the answers", results, "depth",
                 lambda v: " / ".join(f"{v[k]:.3f}" for k in

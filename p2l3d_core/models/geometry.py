@@ -1,10 +1,10 @@
 """The pose's geometry as numbers the answer head reads: what the describer's rules threshold.
 
-Fifteen numbers (:data:`GEOMETRY_FEATURES`): each limb's bend (elbows, knees), the torso's
-direction in the body frame, the ankle and knee heights above the ground, and the front/back
-offsets the depth families ask (``keypoints.DEPTH_OFFSETS``: each hand ahead of the chest, the
-left foot and hand ahead of the right). They come from
-the tail of the teacher's 3D keypoint features, so a teacher reads them exactly; a
+Sixteen numbers (:data:`GEOMETRY_FEATURES`): each limb's bend (elbows, knees), the torso's
+direction in the body frame, the ankle and knee heights above the ground, the feet's distance
+in hip widths, and the front/back offsets the depth families ask (``keypoints.DEPTH_OFFSETS``:
+each hand ahead of the chest, the left foot and hand ahead of the right). They come from the
+tail of the teacher's 3D keypoint features, so a teacher reads them exactly; a
 :class:`GeometryRegressor` estimates them from the 2D keypoints, trained against the teacher's.
 
 Why: the answer head read the pose only through the normalised embedding, and did not learn
@@ -31,12 +31,14 @@ GEOMETRY_COLUMNS: tuple[str, ...] = (
     "l_elbow", "r_elbow", "l_knee", "r_knee",  # bends (LIMBS' order)
     "torso_forward", "torso_left", "torso_up",  # the pelvis->thorax direction, body frame
     "l_ankle_height", "r_ankle_height", "l_knee_height", "r_knee_height",
+    "feet_distance",  # between the ankles, in hip widths
     *DEPTH_OFFSETS)
 """The name of each of the :data:`GEOMETRY_FEATURES` numbers, in order."""
-assert len(GEOMETRY_COLUMNS) == GEOMETRY_FEATURES == len(LIMBS) + 7 + len(DEPTH_OFFSETS)
+assert len(GEOMETRY_COLUMNS) == GEOMETRY_FEATURES == len(LIMBS) + 8 + len(DEPTH_OFFSETS)
 
 GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contact",
-                                      "hand_front_back", "foot_forward", "hand_forward")
+                                      "feet_distance", "hand_front_back", "foot_forward",
+                                      "hand_forward")
 """The question families the geometry decides alone (bends, the torso's direction, the ankle
 heights, the front/back offsets), which the answer head answers from the question and the
 geometry without the pose embedding. Why: the embedding carries the action, and on the
@@ -46,13 +48,17 @@ shortcut, which fails on real motion. The depth families joined when the offsets
 the embedding, the teacher's answers to them on the CMU clips changed from one training run to
 the next (hand_forward 0.29-0.99) and the student's followed; the regressor's offsets, read by
 the rules, answer them 0.87-0.96 on the synthetic split and 0.86-1.00 on the CMU clips
-(``benchmarks/reports/2026-12-07-depth-as-geometry.md``)."""
+(``benchmarks/reports/2026-12-07-depth-as-geometry.md``). feet_distance joined the same way:
+from the embedding the student answered it 0.56-0.82 on the CMU clips (0.56 +- 0.19 over three
+seeds on one), where a regressor reads it from the 2D keypoints 0.86-0.93
+(``benchmarks/reports/2026-12-07-feet-distance.md``)."""
 
 
 FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
     "joint_bend": GEOMETRY_COLUMNS[:len(LIMBS)],
     "torso_lean": ("torso_forward", "torso_left", "torso_up"),
     "ground_contact": ("l_ankle_height", "r_ankle_height"),
+    "feet_distance": ("feet_distance",),
     "hand_front_back": ("l_hand_depth", "r_hand_depth"),
     "foot_forward": ("foot_forward",),
     "hand_forward": ("hand_forward",),
@@ -82,13 +88,15 @@ def family_columns(families: list[str]) -> torch.Tensor:
 def geometry_of_3d(features_3d: torch.Tensor) -> torch.Tensor:
     """The geometry within the teacher's 3D keypoint features (their last columns), in the
     rules' units: each bend as its angle in tens of degrees (18 = straight), the torso's
-    direction, the heights and the front/back offsets times ten (decimetres).
+    direction, the heights and the front/back offsets times ten (decimetres), the feet's
+    distance in tenths of a hip width.
 
     Why these units: the rules' categories are a few degrees or centimetres apart (straight
     from 155 degrees, slightly bent below 145; an ankle on the ground under 0.15 m, off it
-    over 0.22 m). As cosines and metres those gaps are 0.07-0.09, a slope the head's first
-    layer did not reach in a quickstart teacher's 640 steps (joint_bend 0.75 with the exact
-    cosines); in these units the gaps are about one."""
+    over 0.22 m; feet apart from 0.8 hip widths, together under 0.6). As cosines and metres
+    those gaps are 0.07-0.09, a slope the head's first layer did not reach in a quickstart
+    teacher's 640 steps (joint_bend 0.75 with the exact cosines); in these units the gaps are
+    about one or more."""
     raw = features_3d[..., -GEOMETRY_FEATURES:]
     bends = torch.rad2deg(torch.arccos(raw[..., :len(LIMBS)].clamp(-1.0, 1.0))) / 10.0
     return torch.cat([bends, 10.0 * raw[..., len(LIMBS):]], -1)

@@ -21,12 +21,18 @@ LIMBS = tuple(tuple(J[f"{side}_{name}"] for name in names) for names in (
 # Per joint x, y, visible; then the cosine of each limb's bend as the image shows it.
 KEYPOINT_FEATURES = NUM_JOINTS * 3 + len(LIMBS)
 # Per joint camera frame x, y, z, body frame x, y, z, known; then each limb's bend (cosine),
-# the torso's direction in the body frame, ankle and knee heights above the ground (m), and the
-# front/back offsets the depth families ask (m, :data:`DEPTH_OFFSETS`).
+# the torso's direction in the body frame, ankle and knee heights above the ground (m), the
+# feet's distance (hip widths) and the front/back offsets the depth families ask (m,
+# :data:`DEPTH_OFFSETS`).
 DEPTH_OFFSETS = ("l_hand_depth", "r_hand_depth", "foot_forward", "hand_forward")
 """Along the body's forward axis, as ``posecodes`` measures them: each wrist ahead of the thorax,
 the left ankle ahead of the right, the left wrist ahead of the right."""
-GEOMETRY_FEATURES = len(LIMBS) + 3 + 4 + len(DEPTH_OFFSETS)
+FEET_DISTANCE_CAP = 3.0
+"""The feet's distance is carried up to this many hip widths: "far apart" starts at 2.2, and a
+walker's stride (3-4 hip widths) would otherwise dominate the regressor's loss: uncapped, one
+fit read the ankles' ground contact 4-6 points worse on two CMU clips
+(``benchmarks/reports/2026-12-07-feet-distance.md``)."""
+GEOMETRY_FEATURES = len(LIMBS) + 3 + 4 + 1 + len(DEPTH_OFFSETS)
 KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + GEOMETRY_FEATURES
 """The last :data:`GEOMETRY_FEATURES` of the 3D features are the pose's geometry
 (``models/geometry.py``)."""
@@ -77,7 +83,7 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
       ``posecodes.body_axes``): front/back relations ("which foot is further forward") become
       one coordinate instead of a rotation the network would have to learn from ~2k poses.
     """
-    from p2l3d_core.language.posecodes import body_axes
+    from p2l3d_core.language.posecodes import MIN_HIP_WIDTH, body_axes
 
     cam = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
     world = np.asarray(joints_world, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
@@ -94,18 +100,24 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
     frames = [np.nan_to_num(rel / scale, nan=0.0), np.nan_to_num(body / scale, nan=0.0)]
     joints = np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1)
     # What the rules threshold, given as numbers (as the body frame gives front/back): each
-    # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact), and
-    # the depth families' front/back offsets (DEPTH_OFFSETS, metres along the forward axis).
+    # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact), the
+    # ankles' distance in hip widths (feet_distance), and the depth families' front/back
+    # offsets (DEPTH_OFFSETS, metres along the forward axis).
     spine = np.nan_to_num(body[:, J["thorax"]], nan=0.0)
     spine /= np.maximum(np.linalg.norm(spine, axis=-1, keepdims=True), 1e-9)
     heights = world[:, [J["l_ankle"], J["r_ankle"], J["l_knee"], J["r_knee"]], 2]
+    hip_width = np.maximum(np.linalg.norm(world[:, J["l_hip"]] - world[:, J["r_hip"]], axis=-1),
+                           MIN_HIP_WIDTH)
+    feet = np.minimum(np.linalg.norm(world[:, J["l_ankle"]] - world[:, J["r_ankle"]], axis=-1)
+                      / hip_width, FEET_DISTANCE_CAP)
     ahead = body[..., 0]
     offsets = np.stack([ahead[:, J["l_wrist"]] - ahead[:, J["thorax"]],
                         ahead[:, J["r_wrist"]] - ahead[:, J["thorax"]],
                         ahead[:, J["l_ankle"]] - ahead[:, J["r_ankle"]],
                         ahead[:, J["l_wrist"]] - ahead[:, J["r_wrist"]]], -1)
     geometry = [bend_cosines(np.nan_to_num(world, nan=0.0), known), spine,
-                np.nan_to_num(heights, nan=0.0), np.nan_to_num(offsets, nan=0.0)]
+                np.nan_to_num(heights, nan=0.0), np.nan_to_num(feet, nan=0.0)[:, None],
+                np.nan_to_num(offsets, nan=0.0)]
     return np.concatenate([joints, *geometry], -1).astype(np.float32)
 
 

@@ -204,15 +204,22 @@ def test_limb_bends_are_cosines_of_the_joint_angle():
 
 
 def test_3d_features_carry_bends_lean_and_heights():
-    from p2l3d_core.models.keypoints import KEYPOINT_FEATURES_3D, keypoint_features_3d
+    from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
+    from p2l3d_core.models.keypoints import (
+        GEOMETRY_FEATURES,
+        KEYPOINT_FEATURES_3D,
+        keypoint_features_3d,
+    )
     from p2l3d_core.poses.generator import generate_records
 
     records = generate_records(0, 0, 8)
     world = np.stack([r.joints_3d for r in records])
     f = keypoint_features_3d(world, world)
     assert f.shape == (8, KEYPOINT_FEATURES_3D) and np.isfinite(f).all()
-    heights = f[:, -8:-4]
-    assert np.allclose(heights[:, 0], world[:, J["l_ankle"], 2], atol=1e-6)
+    geometry = f[:, -GEOMETRY_FEATURES:]
+    for name, joint in (("l_ankle_height", "l_ankle"), ("r_knee_height", "r_knee")):
+        assert np.allclose(geometry[:, GEOMETRY_COLUMNS.index(name)], world[:, J[joint], 2],
+                           atol=1e-6)
 
 
 def test_3d_features_carry_the_depth_families_offsets_as_the_rules_measure_them():
@@ -233,3 +240,27 @@ def test_3d_features_carry_the_depth_families_offsets_as_the_rules_measure_them(
         assert measured.sum() > 250
         np.testing.assert_allclose(offsets[measured, k], values[name][measured], atol=1e-5)
         assert np.abs(values[name][measured]).max() > 0.2  # real offsets, not zeros
+
+
+def test_3d_features_carry_the_feet_distance_as_the_rules_measure_it():
+    """The number before the offsets is the ankles' distance in hip widths, the value
+    feet_distance's rules threshold (``measure_posecodes``), named so in the geometry, up to
+    FEET_DISTANCE_CAP (past "far apart")."""
+    from p2l3d_core.language.posecodes import FEET_DISTANCE_INTERVALS, measure_posecodes
+    from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
+    from p2l3d_core.models.keypoints import (
+        FEET_DISTANCE_CAP,
+        GEOMETRY_FEATURES,
+        keypoint_features_3d,
+    )
+    from p2l3d_core.poses.generator import generate_records
+
+    assert FEET_DISTANCE_CAP > FEET_DISTANCE_INTERVALS[-1][0]  # the cap keeps every category
+    records = generate_records(4, 0, 300)
+    world = np.stack([r.joints_3d for r in records])
+    cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
+    column = GEOMETRY_FEATURES - GEOMETRY_COLUMNS.index("feet_distance")
+    feet = keypoint_features_3d(cam, world)[:, -column]
+    values = measure_posecodes(world).values["feet_distance"]
+    np.testing.assert_allclose(feet, np.minimum(values, FEET_DISTANCE_CAP), atol=1e-5)
+    assert values.min() < 0.6 and values.max() > 2.2  # together and far apart both occur
