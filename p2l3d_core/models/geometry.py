@@ -40,9 +40,9 @@ GEOMETRY_FAMILIES: tuple[str, ...] = ("joint_bend", "torso_lean", "ground_contac
                                       "feet_distance", "hand_front_back", "foot_forward",
                                       "hand_forward")
 """The question families the geometry decides alone (bends, the torso's direction, the ankle
-heights, the front/back offsets), which the answer head answers from the question and the
-geometry without the pose embedding. Why: the embedding carries the action, and on the
-generator the action gave these answers away
+heights, the feet's distance, the front/back offsets), which the answer head answers from the
+question and the geometry without the pose embedding. Why: the embedding carries the action,
+and on the generator the action gave these answers away
 (``benchmarks/reports/2026-12-07-real-motion-cause.md``); a head that can read it learns the
 shortcut, which fails on real motion. The depth families joined when the offsets did: read from
 the embedding, the teacher's answers to them on the CMU clips changed from one training run to

@@ -61,7 +61,9 @@ geometry, does not know where in the rules' dead bands to cut
 NOISY = slice(len(LIMBS) + 3, len(LIMBS) + 7)
 """The geometry's columns fitted from the noisy keypoints: the ankle and knee heights. The
 front/back offsets learn from exact keypoints like the bends: fitted from noisy ones they read
-the CMU clips' feet no better and cmu_walk2's worse (foot_forward by rule 0.93 -> 0.81)."""
+the CMU clips' feet no better and cmu_walk2's worse (foot_forward by rule 0.93 -> 0.81). The
+feet's distance learns from exact keypoints too: so fitted, its rules read the CMU clips
+0.86-0.95 (``benchmarks/reports/2026-12-07-feet-distance.md``; noisy keypoints not tried)."""
 FIT_BATCH = 128
 FIT_LR = 1e-3
 MAX_POSES = 200_000

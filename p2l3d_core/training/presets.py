@@ -269,7 +269,8 @@ OVERRIDES: tuple[Override, ...] = (
              "reads; default the teacher's. 'keypoints': a keypoint network distilled from the "
              "image teacher", POSE_INPUTS),
     Override("geometry", None, "teacher and student answer with the pose's geometry (bends, "
-             "lean, heights) beside the embedding; the student regresses it from 2D"),
+             "lean, heights, feet distance, front/back offsets) beside the embedding; the "
+             "student regresses it from 2D"),
     Override("teacher_epochs", None, "epochs of the teacher"),
     Override("student_epochs", None, "epochs of each distilled student"),
     Override("baseline_epochs", None, "epochs of the labelled-only baselines (they see fewer "
