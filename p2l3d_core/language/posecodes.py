@@ -245,6 +245,15 @@ def body_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return forward, left
 
 
+def feet_distance(p: np.ndarray) -> np.ndarray:
+    """``(N,)`` the ankles' distance of each pose in hip widths (the hip width floored at
+    :data:`MIN_HIP_WIDTH`), NaN where an ankle or hip is unknown: the value the feet_distance
+    family thresholds, and the number the teacher's geometry carries
+    (``models/keypoints.keypoint_features_3d``)."""
+    hip_width = np.maximum(_norm(p[:, J["l_hip"]] - p[:, J["r_hip"]]), MIN_HIP_WIDTH)
+    return _norm(p[:, J["l_ankle"]] - p[:, J["r_ankle"]]) / hip_width
+
+
 def _dot(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return (v * axis).sum(axis=-1)
 
@@ -334,8 +343,7 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
         la, ra = p[:, J["l_ankle"]], p[:, J["r_ankle"]]
         v = values["hands_distance"] = _norm(lw - rw)
         codes["hands_distance"] = cat(v, HANDS_DISTANCE_INTERVALS)
-        hip_width = np.maximum(_norm(p[:, J["l_hip"]] - p[:, J["r_hip"]]), MIN_HIP_WIDTH)
-        v = values["feet_distance"] = _norm(la - ra) / hip_width
+        v = values["feet_distance"] = feet_distance(p)
         codes["feet_distance"] = cat(v, FEET_DISTANCE_INTERVALS)
         v = values["foot_forward"] = _dot(la - ra, upright_frame)
         codes["foot_forward"] = _signed(v, band * FORWARD_DEAD_BAND, 0, 1)

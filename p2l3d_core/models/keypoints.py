@@ -83,7 +83,7 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
       ``posecodes.body_axes``): front/back relations ("which foot is further forward") become
       one coordinate instead of a rotation the network would have to learn from ~2k poses.
     """
-    from p2l3d_core.language.posecodes import MIN_HIP_WIDTH, body_axes
+    from p2l3d_core.language.posecodes import body_axes, feet_distance
 
     cam = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
     world = np.asarray(joints_world, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
@@ -106,10 +106,7 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
     spine = np.nan_to_num(body[:, J["thorax"]], nan=0.0)
     spine /= np.maximum(np.linalg.norm(spine, axis=-1, keepdims=True), 1e-9)
     heights = world[:, [J["l_ankle"], J["r_ankle"], J["l_knee"], J["r_knee"]], 2]
-    hip_width = np.maximum(np.linalg.norm(world[:, J["l_hip"]] - world[:, J["r_hip"]], axis=-1),
-                           MIN_HIP_WIDTH)
-    feet = np.minimum(np.linalg.norm(world[:, J["l_ankle"]] - world[:, J["r_ankle"]], axis=-1)
-                      / hip_width, FEET_DISTANCE_CAP)
+    feet = np.minimum(feet_distance(world), FEET_DISTANCE_CAP)
     ahead = body[..., 0]
     offsets = np.stack([ahead[:, J["l_wrist"]] - ahead[:, J["thorax"]],
                         ahead[:, J["r_wrist"]] - ahead[:, J["thorax"]],
