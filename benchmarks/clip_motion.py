@@ -81,12 +81,18 @@ def main() -> int:
     p.add_argument("--still", type=float, default=0.2, help="pelvis speed under which a frame "
                    "counts as standing still (m/s)")
     args = p.parse_args()
+    malformed = [c for c in args.clip or () if "=" not in c or not c.split("=", 1)[0]]
+    if malformed:
+        p.error(f"--clip wants NAME=FILE.bvh, got {', '.join(map(repr, malformed))}")
     clips = dict(c.split("=", 1) for c in args.clip) if args.clip else CLIPS
     missing = [str(f) for f in clips.values() if not Path(f).is_file()]
     if missing:
         p.error(f"no such clip file: {', '.join(missing)}")
     started = time.perf_counter()
-    results = {name: clip_motion(Path(f), args.still) for name, f in clips.items()}
+    try:
+        results = {name: clip_motion(Path(f), args.still) for name, f in clips.items()}
+    except ValueError as e:  # a malformed BVH: the reader names the file and line
+        p.error(str(e))
     print(f"| clip | frames | still (< {args.still:g} m/s) | moving (> 0.5 m/s) | fastest m/s "
           f"| both feet off | a foot off | lowest pelvis m |")
     print("|---|---|---|---|---|---|---|---|")
