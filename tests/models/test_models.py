@@ -174,6 +174,8 @@ def test_a_saved_model_answers_with_its_own_stored_vocabulary(tmp_path):
     (lambda m: m["vocabulary"]["answers"].reverse(), "answer classes do not follow"),
     (lambda m: m["inputs"].update(keypoint_layout="coco17"), "inputs.keypoint_layout"),
     (lambda m: m["inputs"]["render"].update(image_size=99), "inputs.render"),
+    (lambda m: m["inputs"].update(keypoint_features=m["inputs"]["keypoint_features"] - 1),
+     "inputs.keypoint_features is .*; this code feeds a model"),
     (lambda m: m.pop("inputs"), "no 'inputs' section"),
 ])
 def test_a_damaged_vocabulary_or_input_contract_is_named(tmp_path, change, message):
