@@ -1,5 +1,5 @@
-"""How well can the bends, the feet's ground contact and distance, and the front/back offsets be
-read from 2D keypoints? (issue 27)
+"""How well can the bends, the feet's ground contact and distance, the way the body faces and the
+front/back offsets be read from 2D keypoints? (issue 27)
 
     .venv/bin/python benchmarks/geometry_from_2d.py --run runs/quickstart [--data DATASET]
         [--views 8] [--noise 0.02] [--epochs 25] [--tag NAME]
@@ -8,7 +8,9 @@ joint_bend asks a limb's 3D angle in four categories with 10-degree dead bands b
 (straight from 155 degrees, slightly bent 125-145, bent 70-115, fully bent under 60);
 ground_contact asks which feet are down (an ankle under 15 cm is on the ground, over 22 cm off
 it); feet_distance how far apart the ankles are (together under 0.6 hip widths, apart 0.8-1.8,
-far apart over 2.2); the depth families ask the sign of a front/back offset along the body's
+far apart over 2.2); facing, the camera's horizontal direction from the body's forward axis
+(facing it within 40 degrees, away within 40, either side turned to it within 40 of
+perpendicular); the depth families ask the sign of a front/back offset along the body's
 forward axis (each hand ahead of the chest by 12 cm or behind it, the left foot or hand ahead
 of the right by 10 cm). A 2D model must guess them all from a projection. The tables put what
 the run's models answer
@@ -31,7 +33,8 @@ evaluated (``RUN/real/*``):
 A regressed value is read by the nearest category (a dead band split at its middle). Accuracy
 is over what the rules ask (limbs and feet outside the dead bands); bend MAE is over every limb
 in degrees; the ankle's bias and MAE over every ankle in cm (a positive bias reads it high);
-an offset's MAE over every pose in cm.
+the facing direction's MAE over every pose the rules ask in degrees; an offset's MAE over every
+pose in cm.
 Prints the tables and writes ``benchmarks/results/geometry_from_2d[-TAG].json``. A few minutes
 on 2 cores (the fit and one evaluation pass per model).
 """
@@ -60,6 +63,7 @@ from p2l3d_core.language.posecodes import (
     ANKLE_OFF_GROUND,
     ANKLE_ON_GROUND,
     BEND_INTERVALS_DEG,
+    FACING_INTERVALS_DEG,
     FEET_DISTANCE_INTERVALS,
     FORWARD_DEAD_BAND,
     HAND_DEPTH_DEAD_BAND,
@@ -68,7 +72,13 @@ from p2l3d_core.language.posecodes import (
 from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
 from p2l3d_core.models.inputs import stack_column
 from p2l3d_core.models.io import load_pretrained
-from p2l3d_core.models.keypoints import DEPTH_OFFSETS, GEOMETRY_FEATURES, LIMBS, keypoint_features
+from p2l3d_core.models.keypoints import (
+    DEPTH_OFFSETS,
+    FACING_COLUMNS,
+    GEOMETRY_FEATURES,
+    LIMBS,
+    keypoint_features,
+)
 from p2l3d_core.training.geometry_fit import (
     COLUMNS,
     EXTRA_VIEWS,
@@ -84,12 +94,12 @@ LIMB_NAMES = ("left elbow", "right elbow", "left knee", "right knee")
 BENDS = slice(0, len(LIMBS))  # the geometry's columns (models/geometry.py): tens of degrees
 ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (decimetres)
 FEET = GEOMETRY_COLUMNS.index("feet_distance")  # tenths of a hip width
+FACING = [GEOMETRY_COLUMNS.index(c) for c in FACING_COLUMNS]  # the camera's direction, x 10
 OFFSETS = slice(GEOMETRY_FEATURES - len(DEPTH_OFFSETS), GEOMETRY_FEATURES)  # decimetres
 OFFSET_BANDS = np.array([HAND_DEPTH_DEAD_BAND, HAND_DEPTH_DEAD_BAND, FORWARD_DEAD_BAND,
                          FORWARD_DEAD_BAND]) * 10  # the rules' dead bands, decimetres
-FAMILIES = ("joint_bend", "ground_contact", "feet_distance", "hand_front_back", "foot_forward",
-            "hand_forward")
-DEPTH = FAMILIES[3:]
+DEPTH = ("hand_front_back", "foot_forward", "hand_forward")
+FAMILIES = ("joint_bend", "ground_contact", "feet_distance", "facing", *DEPTH)
 
 
 def bend_category(angles: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -142,6 +152,26 @@ def score_feet(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     read = _categorise(estimate / 10, FEET_DISTANCE_INTERVALS, True)
     return {"accuracy": float((read[asked] == truth_category[asked]).mean()),
             "mae_hip_widths": float(np.abs(estimate - truth).mean() / 10)}
+
+
+def facing_angle(direction: np.ndarray) -> np.ndarray:
+    """The camera's direction ``(N, 2)`` (ahead, left) -> the rules' facing angle in degrees
+    (``posecodes.facing_degrees``'s range), NaN for zeros (the rules do not ask)."""
+    angle = np.degrees(np.arctan2(direction[:, 1], direction[:, 0]))
+    angle = np.where(angle < -140.0, angle + 360.0, angle)
+    return np.where(np.abs(direction).sum(1) > 0, angle, np.nan)
+
+
+def score_facing(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """The camera's direction (x 10): its facing category where the rules ask (a dead band
+    split at its middle) and the angle's MAE in degrees."""
+    true_angle, angle = facing_angle(truth), facing_angle(estimate)
+    truth_category = _categorise(true_angle, FACING_INTERVALS_DEG)
+    asked = truth_category >= 0
+    read = _categorise(angle, FACING_INTERVALS_DEG, True)
+    error = np.abs((angle - true_angle + 180.0) % 360.0 - 180.0)
+    return {"accuracy": float((read[asked] == truth_category[asked]).mean()),
+            "mae_deg": float(np.nanmean(error[asked]))}
 
 
 def score_offsets(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
@@ -226,22 +256,24 @@ def main() -> int:
         bends = {"2d_angle_rule": score_bends(truth[:, BENDS] * 10,
                                               np.degrees(np.arccos(np.clip(
                                                   x2[:, -len(LIMBS):].numpy(), -1, 1))))}
-        ankles, feet, offsets = {}, {}, {}
+        ankles, feet, facing, offsets = {}, {}, {}, {}
         for label, regressor in estimates.items():
             with torch.no_grad():
                 got = regressor(x2).numpy()
             bends[label] = score_bends(truth[:, BENDS] * 10, got[:, BENDS] * 10)
             ankles[label] = score_ankles(truth[:, ANKLES], got[:, ANKLES])
             feet[label] = score_feet(truth[:, FEET], got[:, FEET])
+            facing[label] = score_facing(truth[:, FACING], got[:, FACING])
             offsets[label] = score_offsets(truth[:, OFFSETS], got[:, OFFSETS])
         for method, model in models.items():
             answered = answers_accuracy(ModelMethod(method, model), data)
             bends[f"{method}_answers"] = {"accuracy": answered["joint_bend"]}
             ankles[f"{method}_answers"] = {"accuracy": answered["ground_contact"]}
             feet[f"{method}_answers"] = {"accuracy": answered["feet_distance"]}
+            facing[f"{method}_answers"] = {"accuracy": answered["facing"]}
             offsets[f"{method}_answers"] = {f: answered[f] for f in DEPTH}
         results[name] = {"joint_bend": bends, "ground_contact": ankles, "feet_distance": feet,
-                         "depth": offsets}
+                         "facing": facing, "depth": offsets}
     print_table("joint_bend accuracy (bend MAE, degrees)", results, "joint_bend",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
@@ -253,6 +285,10 @@ def main() -> int:
                 "answers (MAE, hip widths)", results, "feet_distance",
                 lambda v: f"{v['accuracy']:.3f}"
                 + (f" ({v['mae_hip_widths']:.2f})" if "mae_hip_widths" in v else ""))
+    print_table("facing: its category by the regressor, the family's questions by the answers "
+                "(direction MAE, degrees)", results, "facing",
+                lambda v: f"{v['accuracy']:.3f}"
+                + (f" ({v['mae_deg']:.1f})" if "mae_deg" in v else ""))
     print_table("front/back offsets: each offset's sign by the regressor, all four (offset MAE, "
                 "cm); the depth families' questions by the answers", results, "depth",
                 lambda v: " / ".join(f"{v[k]:.3f}" for k in

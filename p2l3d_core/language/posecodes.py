@@ -245,6 +245,39 @@ def body_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return forward, left
 
 
+def torso_tilt(p: np.ndarray) -> np.ndarray:
+    """``(N,)`` degrees between each pose's pelvis->thorax line and the vertical."""
+    torso = p[:, J["thorax"]] - p[:, J["pelvis"]]
+    return _angle_deg(torso, np.broadcast_to(np.array([0.0, 0.0, 1.0]), torso.shape))
+
+
+def upright_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`body_axes`, NaN for a lying body (:data:`LYING_MIN_TORSO_TILT_DEG`), whose
+    horizontal "forward" runs along it: the axes the front/back, lean and facing codes use."""
+    forward, left = body_axes(p)
+    lying = ((torso_tilt(p) > LYING_MIN_TORSO_TILT_DEG)
+             & (p[:, J["pelvis"], 2] < LYING_MAX_PELVIS_HEIGHT))
+    return (np.where(lying[:, None], np.nan, forward),
+            np.where(lying[:, None], np.nan, left))
+
+
+def facing_degrees(p: np.ndarray, camera_positions: np.ndarray) -> np.ndarray:
+    """``(N,)`` horizontal angle from each body's forward axis to its camera (``(N, 3)`` world
+    centres), positive towards the person's left, in ``[-140, 220)`` so that "away" is one
+    interval (:data:`FACING_INTERVALS_DEG`); NaN for a lying body, a camera almost straight
+    above (:data:`MIN_CAMERA_HORIZONTAL_DISTANCE`) or unknown axes. The value the facing family
+    thresholds, and the direction the teacher's geometry carries
+    (``models/keypoints.keypoint_features_3d``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        forward, left = upright_axes(p)
+        to_cam = (np.asarray(camera_positions, dtype=np.float64).reshape(len(p), 3)
+                  - p[:, J["pelvis"]])
+        to_cam[:, 2] = 0.0
+        facing = np.degrees(np.arctan2(_dot(to_cam, left), _dot(to_cam, forward)))
+        facing = np.where(_norm(to_cam) >= MIN_CAMERA_HORIZONTAL_DISTANCE, facing, np.nan)
+        return np.where(facing < -140.0, facing + 360.0, facing)
+
+
 def feet_distance(p: np.ndarray) -> np.ndarray:
     """``(N,)`` the ankles' distance of each pose in hip widths (the hip width floored at
     :data:`MIN_HIP_WIDTH`), NaN where an ankle or hip is unknown: the value the feet_distance
@@ -286,13 +319,11 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
     codes: dict[str, np.ndarray] = {}
     values: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        forward, left = body_axes(p)
+        _, left = body_axes(p)
+        upright_frame, upright_left = upright_axes(p)  # NaN if lying
         pelvis, thorax = p[:, J["pelvis"]], p[:, J["thorax"]]
         torso = thorax - pelvis
-        tilt = _angle_deg(torso, np.broadcast_to(np.array([0.0, 0.0, 1.0]), torso.shape))
-        lying = (tilt > LYING_MIN_TORSO_TILT_DEG) & (pelvis[:, 2] < LYING_MAX_PELVIS_HEIGHT)
-        upright_frame = np.where(lying[:, None], np.nan, forward)  # forward axis, NaN if lying
-        upright_left = np.where(lying[:, None], np.nan, left)
+        tilt = torso_tilt(p)
 
         head_top = p[:, J["head"]]
         nose = p[:, J["neck"]]
@@ -357,15 +388,8 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
         v = values["lean_lr"] = np.degrees(np.arctan2(_dot(torso, upright_left), torso[:, 2]))
         codes["lean_lr"] = cat(v, LEAN_INTERVALS_DEG)
 
-        facing = np.full(n, np.nan)
-        if camera_positions is not None:
-            cams = np.asarray(camera_positions, dtype=np.float64).reshape(n, 3)
-            to_cam = cams - pelvis
-            to_cam[:, 2] = 0.0
-            far = _norm(to_cam) >= MIN_CAMERA_HORIZONTAL_DISTANCE
-            facing = np.degrees(np.arctan2(_dot(to_cam, upright_left), _dot(to_cam, upright_frame)))
-            facing = np.where(far, facing, np.nan)
-            facing = np.where(facing < -140.0, facing + 360.0, facing)  # behind: one interval
+        facing = (np.full(n, np.nan) if camera_positions is None
+                  else facing_degrees(p, camera_positions))
         values["facing"] = facing
         codes["facing"] = cat(facing, FACING_INTERVALS_DEG)
     return Posecodes(codes=codes, values=values, num_poses=n)

@@ -51,19 +51,17 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
     return out
 
 
-def camera_frame(joints_3d: np.ndarray, cameras) -> np.ndarray:
-    """World joints ``(N, 17, 3)`` -> each row's camera frame (``camera`` column dicts)."""
-    return np.stack([Camera.from_dict(c).to_camera(j) for c, j in zip(cameras, joints_3d)])
-
-
 def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
     """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (3D joint
-    features in the camera and the body frame)."""
+    features in the camera and the body frame, and the geometry: each row's ``camera`` column
+    gives its camera frame and the camera's direction)."""
     out: dict[str, torch.Tensor] = {}
     if "image" in pose_input_3d:
         out["image"] = images_to_tensor(decode_images(batch[Column.IMAGE_3D])).to(device)
     if "keypoints" in pose_input_3d:
         world = stack_column(batch[Column.KEYPOINTS_3D])
-        feats = keypoint_features_3d(camera_frame(world, batch[Column.CAMERA]), world)
+        cameras = [Camera.from_dict(c) for c in batch[Column.CAMERA]]
+        feats = keypoint_features_3d(np.stack([c.to_camera(j) for c, j in zip(cameras, world)]),
+                                     world, np.stack([c.position for c in cameras]))
         out["keypoints"] = torch.from_numpy(feats).to(device)
     return out

@@ -25,7 +25,7 @@ from p2l3d_core.models.pose_models import MODEL_KINDS, _PoseLanguageModel
 
 FORMAT = "p2l3d-model/3"  # 2: the answer head; 3: vocabulary, question bank and inputs stored
 KEYPOINT_LAYOUT = "h36m17"  # the joints a model reads (``skeleton.py``)
-KEYPOINT_FEATURES_VERSION = 4  # ``models/keypoints.keypoint_features``: bump when it changes
+KEYPOINT_FEATURES_VERSION = 5  # ``models/keypoints.keypoint_features``: bump when it changes
 # 2: limb bend cosines (2D and 3D), torso direction and ankle/knee heights (3D) added.
 # 3: the depth families' front/back offsets (3D, and so the geometry regressor's outputs).
 # 4: the feet's distance in hip widths (3D, and so the geometry regressor's outputs).

@@ -22,8 +22,8 @@ LIMBS = tuple(tuple(J[f"{side}_{name}"] for name in names) for names in (
 KEYPOINT_FEATURES = NUM_JOINTS * 3 + len(LIMBS)
 # Per joint camera frame x, y, z, body frame x, y, z, known; then each limb's bend (cosine),
 # the torso's direction in the body frame, ankle and knee heights above the ground (m), the
-# feet's distance (hip widths) and the front/back offsets the depth families ask (m,
-# :data:`DEPTH_OFFSETS`).
+# feet's distance (hip widths), the camera's direction (:data:`FACING_COLUMNS`) and the
+# front/back offsets the depth families ask (m, :data:`DEPTH_OFFSETS`).
 DEPTH_OFFSETS = ("l_hand_depth", "r_hand_depth", "foot_forward", "hand_forward")
 """Along the body's forward axis, as ``posecodes`` measures them: each wrist ahead of the thorax,
 the left ankle ahead of the right, the left wrist ahead of the right."""
@@ -32,7 +32,12 @@ FEET_DISTANCE_CAP = 3.0
 walker's stride (3-4 hip widths) would otherwise dominate the regressor's loss: uncapped, one
 fit read the ankles' ground contact 4-6 points worse on two CMU clips
 (``benchmarks/reports/2026-12-07-feet-distance.md``)."""
-GEOMETRY_FEATURES = len(LIMBS) + 3 + 4 + 1 + len(DEPTH_OFFSETS)
+FACING_COLUMNS = ("camera_ahead", "camera_left")
+"""The horizontal direction from the pelvis to the camera in the body's forward/left axes (a
+unit vector: the cosine and sine of ``posecodes.facing_degrees``; zeros where the rules leave
+facing unknown, e.g. lying). The one camera-dependent part of the geometry: the rest is the
+body's, the same from every side."""
+GEOMETRY_FEATURES = len(LIMBS) + 3 + 4 + 1 + len(FACING_COLUMNS) + len(DEPTH_OFFSETS)
 KEYPOINT_FEATURES_3D = NUM_JOINTS * 7 + GEOMETRY_FEATURES
 """The last :data:`GEOMETRY_FEATURES` of the 3D features are the pose's geometry
 (``models/geometry.py``)."""
@@ -73,9 +78,12 @@ def keypoint_features(keypoints_2d: np.ndarray, visible: np.ndarray | None = Non
     return np.concatenate([joints, bend_cosines(pts, seen)], -1).astype(np.float32)
 
 
-def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np.ndarray:
-    """The teacher's 3D joints -> ``(N, KEYPOINT_FEATURES_3D)`` float32 features: pelvis-centred
-    and divided by the skeleton's extent, with a known flag per joint, in two frames:
+def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray,
+                         camera_positions: np.ndarray) -> np.ndarray:
+    """The teacher's 3D joints (``joints_world`` seen by cameras centred at
+    ``camera_positions`` ``(N, 3)``, world frame, giving ``joints_cam``) -> ``(N,
+    KEYPOINT_FEATURES_3D)`` float32 features: pelvis-centred and divided by the skeleton's
+    extent, with a known flag per joint, in two frames:
 
     * camera frame (``joints_cam``): keeps what the 2D view shares with 3D (image axes) and adds
       depth;
@@ -83,7 +91,7 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
       ``posecodes.body_axes``): front/back relations ("which foot is further forward") become
       one coordinate instead of a rotation the network would have to learn from ~2k poses.
     """
-    from p2l3d_core.language.posecodes import body_axes, feet_distance
+    from p2l3d_core.language.posecodes import body_axes, facing_degrees, feet_distance
 
     cam = np.asarray(joints_cam, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
     world = np.asarray(joints_world, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
@@ -101,12 +109,14 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
     joints = np.concatenate([*frames, known[..., None]], -1).reshape(len(cam), -1)
     # What the rules threshold, given as numbers (as the body frame gives front/back): each
     # limb's bend, the pelvis->thorax direction (lean), ankle and knee heights (contact), the
-    # ankles' distance in hip widths (feet_distance), and the depth families' front/back
-    # offsets (DEPTH_OFFSETS, metres along the forward axis).
+    # ankles' distance in hip widths (feet_distance), the camera's direction (facing), and the
+    # depth families' front/back offsets (DEPTH_OFFSETS, metres along the forward axis).
     spine = np.nan_to_num(body[:, J["thorax"]], nan=0.0)
     spine /= np.maximum(np.linalg.norm(spine, axis=-1, keepdims=True), 1e-9)
     heights = world[:, [J["l_ankle"], J["r_ankle"], J["l_knee"], J["r_knee"]], 2]
     feet = np.minimum(feet_distance(world), FEET_DISTANCE_CAP)
+    facing = np.radians(facing_degrees(world, camera_positions))
+    camera = np.stack([np.cos(facing), np.sin(facing)], -1)
     ahead = body[..., 0]
     offsets = np.stack([ahead[:, J["l_wrist"]] - ahead[:, J["thorax"]],
                         ahead[:, J["r_wrist"]] - ahead[:, J["thorax"]],
@@ -114,7 +124,7 @@ def keypoint_features_3d(joints_cam: np.ndarray, joints_world: np.ndarray) -> np
                         ahead[:, J["l_wrist"]] - ahead[:, J["r_wrist"]]], -1)
     geometry = [bend_cosines(np.nan_to_num(world, nan=0.0), known), spine,
                 np.nan_to_num(heights, nan=0.0), np.nan_to_num(feet, nan=0.0)[:, None],
-                np.nan_to_num(offsets, nan=0.0)]
+                np.nan_to_num(camera, nan=0.0), np.nan_to_num(offsets, nan=0.0)]
     return np.concatenate([joints, *geometry], -1).astype(np.float32)
 
 

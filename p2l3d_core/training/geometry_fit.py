@@ -10,8 +10,9 @@ writes it beside the run's checkpoints, and the teacher and then the student kee
 (frozen). The heights are fitted from keypoints with a detector's noise (:data:`KEYPOINT_NOISE`).
 
 Each training pose is also filmed from :data:`EXTRA_VIEWS` more random cameras (the
-generator's own framing cameras): the geometry is the body's, the same from every side, so
-every view is a free training pair. A bent knee seen end-on is the case a 2D reading gets
+generator's own framing cameras): the geometry is the body's, the same from every side but for
+the camera's direction (``keypoints.FACING_COLUMNS``, measured again for each view), so every
+view is a free training pair. A bent knee seen end-on is the case a 2D reading gets
 wrong, and more views of each pose show it more of them. On the 3911533-era quickstart's data
 (``benchmarks/geometry_from_2d.py``-style fit): joint_bend read by the nearest band 0.849 ->
 0.872 on the synthetic test split and 0.71 / 0.70 / 0.79 -> 0.73 / 0.74 / 0.79 on cmu_hop /
@@ -29,16 +30,17 @@ from safetensors.torch import load, save
 
 from p2l3d_core import storage
 from p2l3d_core.dataset.schema import Column
-from p2l3d_core.models.geometry import GeometryRegressor, geometry_of_3d
+from p2l3d_core.models.geometry import GEOMETRY_COLUMNS, GeometryRegressor, geometry_of_3d
 from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d, stack_column
 from p2l3d_core.models.keypoints import (
+    FACING_COLUMNS,
     GEOMETRY_FEATURES,
     KEYPOINT_FEATURES,
-    LIMBS,
     keypoint_features,
+    keypoint_features_3d,
 )
 from p2l3d_core.models.losses import geometry_loss
-from p2l3d_core.poses.camera import framing_camera
+from p2l3d_core.poses.camera import Camera, framing_camera
 from p2l3d_core.skeleton import NUM_JOINTS
 
 FIT_EPOCHS = 25
@@ -58,8 +60,11 @@ fitted on the exact keypoints: noisy inputs pulled them towards the generator's 
 walker's upright torso read 9 degrees forward), and the answer head, which learned on exact
 geometry, does not know where in the rules' dead bands to cut
 (``benchmarks/reports/2026-12-07-ground-contact.md``)."""
-NOISY = slice(len(LIMBS) + 3, len(LIMBS) + 7)
-"""The geometry's columns fitted from the noisy keypoints: the ankle and knee heights. The
+NOISY = tuple(GEOMETRY_COLUMNS.index(c) for c in (
+    "l_ankle_height", "r_ankle_height", "l_knee_height", "r_knee_height", *FACING_COLUMNS))
+"""The geometry's columns fitted from the noisy keypoints: the ankle and knee heights, and the
+camera's direction (facing: from the exact keypoints its own MLP read the CMU clips 0.89-0.92,
+from the noisy ones 0.97-1.00; ``benchmarks/reports/2026-12-07-facing-as-geometry.md``). The
 front/back offsets learn from exact keypoints like the bends: fitted from noisy ones they read
 the CMU clips' feet no better and cmu_walk2's worse (foot_forward by rule 0.93 -> 0.81). The
 feet's distance learns from exact keypoints too: so fitted, its rules read the CMU clips
@@ -98,25 +103,36 @@ def noisy_features(keypoints_2d: np.ndarray, seen: np.ndarray, noise: float,
     return keypoint_features(np.where(seen[..., None], uv, np.nan), seen)
 
 
+def view_geometry(joints_3d: np.ndarray, cameras: list[Camera]) -> torch.Tensor:
+    """World poses ``(N, 17, 3)`` each seen by its camera -> their geometry as the teacher
+    reads it (:func:`geometry_targets` without a dataset's rows)."""
+    if not cameras:
+        return torch.zeros(0, GEOMETRY_FEATURES)
+    cam = np.stack([c.to_camera(j) for c, j in zip(cameras, joints_3d)])
+    positions = np.stack([c.position for c in cameras])
+    return geometry_of_3d(torch.from_numpy(keypoint_features_3d(cam, joints_3d, positions)))
+
+
 def _framed(joints_3d: np.ndarray, views: int, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels ``(views * N, 17, 2)`` and seen flags of world poses each filmed by ``views``
-    random framing cameras, view-major. Joints outside the frame are unseen, as when the
-    dataset is rendered."""
-    framed = [framing_camera(j, rng).project(j) for _ in range(views) for j in joints_3d]
-    if not framed:
-        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS), bool)
-    uv, seen = zip(*framed)
-    return np.stack(uv), np.stack(seen)
+            ) -> tuple[np.ndarray, np.ndarray, list[Camera]]:
+    """Pixels ``(views * N, 17, 2)``, seen flags and cameras of world poses each filmed by
+    ``views`` random framing cameras, view-major. Joints outside the frame are unseen, as when
+    the dataset is rendered."""
+    cameras = [framing_camera(j, rng) for _ in range(views) for j in joints_3d]
+    if not cameras:
+        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS), bool), []
+    uv, seen = zip(*(c.project(j) for c, j in zip(cameras, np.tile(joints_3d, (views, 1, 1)))))
+    return np.stack(uv), np.stack(seen), cameras
 
 
 def other_views(joints_3d: np.ndarray, views: int, rng: np.random.Generator,
-                noise: float = 0.0) -> torch.Tensor:
-    """2D keypoint features of world poses ``(N, 17, 3)`` each filmed by ``views`` random
-    framing cameras, view-major: ``(views * N, KEYPOINT_FEATURES)`` (row ``v * N + i`` is pose
-    ``i``), with ``noise`` as :func:`noisy_features`."""
-    uv, seen = _framed(joints_3d, views, rng)
-    return torch.from_numpy(noisy_features(uv, seen, noise, rng)).reshape(-1, KEYPOINT_FEATURES)
+                noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """World poses ``(N, 17, 3)`` each filmed by ``views`` random framing cameras, view-major
+    (row ``v * N + i`` is pose ``i``): their 2D keypoint features ``(views * N,
+    KEYPOINT_FEATURES)``, with ``noise`` as :func:`noisy_features`, and each view's geometry."""
+    uv, seen, cameras = _framed(joints_3d, views, rng)
+    x = torch.from_numpy(noisy_features(uv, seen, noise, rng)).reshape(-1, KEYPOINT_FEATURES)
+    return x, view_geometry(np.tile(joints_3d, (views, 1, 1)), cameras)
 
 
 def fit_pairs(keypoints_2d: np.ndarray, seen: np.ndarray, world: np.ndarray, y: torch.Tensor,
@@ -126,18 +142,20 @@ def fit_pairs(keypoints_2d: np.ndarray, seen: np.ndarray, world: np.ndarray, y: 
     ``world`` joints and geometry ``y``): at most :data:`MAX_POSES` poses (drawn at random),
     their rendered view and up to ``views`` more cameras' (fewer where the pairs would pass
     :data:`MAX_POSES`). Returns ``(x, x_noisy, y, poses, views)``: every view's features from
-    the exact keypoints and from the keypoints with ``noise`` (:data:`KEYPOINT_NOISE`), views
+    the exact keypoints and from the keypoints with ``noise`` (:data:`KEYPOINT_NOISE`), every
+    view's geometry (``y`` for the rendered, :func:`view_geometry` for the others), views
     counting the rendered one."""
     if len(y) > MAX_POSES:
         keep = rng.choice(len(y), MAX_POSES, replace=False)
         keypoints_2d, seen, world = keypoints_2d[keep], seen[keep], world[keep]
         y = y[torch.from_numpy(keep)]
     views = max(0, min(views, MAX_POSES // max(len(y), 1) - 1))
-    more_uv, more_seen = _framed(world, views, rng)
+    more_uv, more_seen, cameras = _framed(world, views, rng)
     uv, seen = np.concatenate([keypoints_2d, more_uv]), np.concatenate([seen, more_seen])
     x = torch.from_numpy(noisy_features(uv, seen, 0.0, rng))
     x_noisy = torch.from_numpy(noisy_features(uv, seen, noise, rng)) if noise > 0 else x
-    return x, x_noisy, y.repeat(views + 1, 1), len(world), views + 1
+    y = torch.cat([y, view_geometry(np.tile(world, (views, 1, 1)), cameras).to(y.dtype)])
+    return x, x_noisy, y, len(world), views + 1
 
 
 def fit_regressor(x: torch.Tensor, y: torch.Tensor, epochs: int = FIT_EPOCHS, seed: int = 0,
@@ -150,14 +168,15 @@ def fit_regressor(x: torch.Tensor, y: torch.Tensor, epochs: int = FIT_EPOCHS, se
     model = GeometryRegressor(in_features=x.shape[1])
     opt = torch.optim.AdamW(model.parameters(), lr=FIT_LR, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
+    noisy = torch.zeros(GEOMETRY_FEATURES, dtype=torch.bool)
+    noisy[list(NOISY)] = True
     losses = []
     for epoch in range(epochs):
         total, count = 0.0, 0
         for rows in torch.randperm(len(x), generator=generator).split(FIT_BATCH):
             predicted = model(x[rows])
             if x_noisy is not None:
-                predicted = torch.cat([predicted[:, :NOISY.start], model(x_noisy[rows])[:, NOISY],
-                                       predicted[:, NOISY.stop:]], 1)
+                predicted = torch.where(noisy, model(x_noisy[rows]), predicted)
             loss = geometry_loss(predicted, y[rows])
             opt.zero_grad()
             loss.backward()

@@ -169,7 +169,8 @@ def test_3d_features_put_front_back_relations_on_one_body_axis():
     records = generate_records(5, 0, 200)
     world = np.stack([r.joints_3d for r in records])
     cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
-    feats = keypoint_features_3d(cam, world)
+    centres = np.stack([r.camera.position for r in records])
+    feats = keypoint_features_3d(cam, world, centres)
     assert feats.shape == (200, KEYPOINT_FEATURES_3D) and feats.dtype == np.float32
     per_joint = feats[:, :NUM_JOINTS * 7].reshape(200, NUM_JOINTS, 7)
     # body frame x is "forward": the sign of left ankle minus right ankle is the foot_forward code
@@ -180,10 +181,11 @@ def test_3d_features_put_front_back_relations_on_one_body_axis():
     assert np.array_equal(ahead[decided] > 0, codes[decided] == 0)  # 0 = "left" is ahead
     # turning the whole scene (camera with it) about the vertical changes no feature
     turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    np.testing.assert_allclose(keypoint_features_3d(cam, world @ turn.T), feats, atol=1e-5)
+    np.testing.assert_allclose(keypoint_features_3d(cam, world @ turn.T, centres @ turn.T),
+                               feats, atol=1e-5)
     # a missing joint is zeros with its known flag off
     world[0, J["l_wrist"]] = cam[0, J["l_wrist"]] = np.nan
-    row = keypoint_features_3d(cam, world)[:, :NUM_JOINTS * 7].reshape(200, NUM_JOINTS, 7)[
+    row = keypoint_features_3d(cam, world, centres)[:, :NUM_JOINTS * 7].reshape(200, NUM_JOINTS, 7)[
         0, J["l_wrist"]]
     assert not row.any()
 
@@ -214,7 +216,7 @@ def test_3d_features_carry_bends_lean_and_heights():
 
     records = generate_records(0, 0, 8)
     world = np.stack([r.joints_3d for r in records])
-    f = keypoint_features_3d(world, world)
+    f = keypoint_features_3d(world, world, np.stack([r.camera.position for r in records]))
     assert f.shape == (8, KEYPOINT_FEATURES_3D) and np.isfinite(f).all()
     geometry = f[:, -GEOMETRY_FEATURES:]
     for name, joint in (("l_ankle_height", "l_ankle"), ("r_knee_height", "r_knee")):
@@ -233,7 +235,8 @@ def test_3d_features_carry_the_depth_families_offsets_as_the_rules_measure_them(
     records = generate_records(3, 0, 300)
     world = np.stack([r.joints_3d for r in records])
     cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
-    offsets = keypoint_features_3d(cam, world)[:, -len(DEPTH_OFFSETS):]
+    centres = np.stack([r.camera.position for r in records])
+    offsets = keypoint_features_3d(cam, world, centres)[:, -len(DEPTH_OFFSETS):]
     values = measure_posecodes(world).values
     for k, name in enumerate(DEPTH_OFFSETS):
         measured = np.isfinite(values[name])
@@ -260,7 +263,38 @@ def test_3d_features_carry_the_feet_distance_as_the_rules_measure_it():
     world = np.stack([r.joints_3d for r in records])
     cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
     column = GEOMETRY_FEATURES - GEOMETRY_COLUMNS.index("feet_distance")
-    feet = keypoint_features_3d(cam, world)[:, -column]
+    feet = keypoint_features_3d(cam, world, np.stack([r.camera.position for r in records]))[
+        :, -column]
     values = measure_posecodes(world).values["feet_distance"]
     np.testing.assert_allclose(feet, np.minimum(values, FEET_DISTANCE_CAP), atol=1e-5)
     assert values.min() < 0.6 and values.max() > 2.2  # together and far apart both occur
+
+
+def test_3d_features_carry_the_cameras_direction_as_facing_measures_it():
+    """The facing columns are the cosine and sine of the angle the facing family thresholds
+    (``posecodes.facing_degrees``, as ``measure_posecodes`` with the cameras), zeros where the
+    rules leave facing unknown; every facing category occurs among the generator's views."""
+    from p2l3d_core.language.posecodes import FACING_INTERVALS_DEG, measure_posecodes
+    from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
+    from p2l3d_core.models.keypoints import FACING_COLUMNS, GEOMETRY_FEATURES, keypoint_features_3d
+    from p2l3d_core.poses.generator import generate_records
+
+    records = generate_records(6, 0, 300)
+    world = np.stack([r.joints_3d for r in records])
+    cam = np.stack([r.camera.to_camera(r.joints_3d) for r in records])
+    centres = np.stack([r.camera.position for r in records])
+    geometry = keypoint_features_3d(cam, world, centres)[:, -GEOMETRY_FEATURES:]
+    ahead, left = (geometry[:, GEOMETRY_COLUMNS.index(c)] for c in FACING_COLUMNS)
+    measured = measure_posecodes(world, centres)
+    angle = measured.values["facing"]
+    known = np.isfinite(angle)
+    assert 250 < known.sum() < 300  # lying bodies have no facing
+    np.testing.assert_allclose(np.degrees(np.arctan2(left, ahead))[known] % 360,
+                               angle[known] % 360, atol=1e-3)
+    assert not ahead[~known].any() and not left[~known].any()
+    assert set(measured.codes["facing"][known]) >= set(range(len(FACING_INTERVALS_DEG)))
+    # the camera moved to the body's other side turns the direction round
+    behind = 2 * world[:, J["pelvis"]] - centres
+    turned = keypoint_features_3d(cam, world, behind)[:, -GEOMETRY_FEATURES:]
+    np.testing.assert_allclose(turned[known, GEOMETRY_COLUMNS.index("camera_ahead")],
+                               -ahead[known], atol=1e-5)

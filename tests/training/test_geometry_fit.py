@@ -10,8 +10,13 @@ import torch
 
 from p2l3d_core.config import DatasetConfig
 from p2l3d_core.dataset.build import build_table
-from p2l3d_core.models.geometry import GeometryRegressor
-from p2l3d_core.models.keypoints import GEOMETRY_FEATURES, LIMBS, keypoint_features
+from p2l3d_core.models.geometry import GEOMETRY_COLUMNS, GeometryRegressor
+from p2l3d_core.models.keypoints import (
+    FACING_COLUMNS,
+    GEOMETRY_FEATURES,
+    LIMBS,
+    keypoint_features,
+)
 from p2l3d_core.poses.generator import generate_records
 from p2l3d_core.training.geometry_fit import (
     KEYPOINT_NOISE,
@@ -22,6 +27,7 @@ from p2l3d_core.training.geometry_fit import (
     noisy_features,
     other_views,
     prefit,
+    view_geometry,
 )
 
 
@@ -76,16 +82,25 @@ def test_prefit_writes_the_regressor_once_and_a_resumed_run_reuses_it(table, ray
     load_prefit(GeometryRegressor(), path)
 
 
+FACING = [GEOMETRY_COLUMNS.index(c) for c in FACING_COLUMNS]
+BODY = [k for k in range(GEOMETRY_FEATURES) if k not in FACING]
+"""The geometry's columns of the body, the same from every camera, and of the camera's
+direction, which each view measures again."""
+
+
 def test_other_views_film_each_pose_from_new_cameras_with_its_geometry_unchanged(table):
     """The prefit's extra pairs: the same bodies through other random framing cameras. Their
-    2D differs from the rendered view's, while the geometry target (the body's) is the one
-    every view shares; the features are those the dataset's own keypoints give."""
+    2D differs from the rendered view's, while the body's geometry is the one every view
+    shares and only the camera's direction changes; the features are those the dataset's own
+    keypoints give."""
     batch = {k: v.to_numpy(zero_copy_only=False) for k, v in zip(table.column_names,
                                                                   table.columns)}
-    x, _ = geometry_pairs(batch)
+    x, y = geometry_pairs(batch)
     world = np.stack([np.stack(list(j)) for j in batch["keypoints_3d"][:50]]).astype(float)
-    views = other_views(world, 2, np.random.default_rng(0))
+    views, targets = other_views(world, 2, np.random.default_rng(0))
     assert views.shape == (100, x.shape[1]) and torch.isfinite(views).all()
+    torch.testing.assert_close(targets[:, BODY], y[:50, BODY].repeat(2, 1))
+    assert (targets[:50, FACING] - targets[50:, FACING]).abs().max() > 1.0  # dm: other sides
     assert not torch.allclose(views[:50], views[50:])  # two different cameras
     assert (views[:50] - x[:50]).abs().mean() > 0.05  # not the rendered view again
     # the dataset's keypoints through the same function give the same features
@@ -118,7 +133,14 @@ def test_fit_pairs_add_each_poses_other_views_and_keep_within_the_pair_cap(table
     assert noisy is xs
     assert (poses, views) == (40, 4) and xs.shape == (160, x.shape[1])
     torch.testing.assert_close(xs[:40], x[:40])  # without noise: the dataset's own features
-    torch.testing.assert_close(ys[40:80], y[:40])
+    torch.testing.assert_close(ys[:40], y[:40])
+    torch.testing.assert_close(ys[40:80, BODY], y[:40, BODY])
+    assert not torch.allclose(ys[40:80, FACING], y[:40, FACING])
+    # a view's geometry is read as the teacher reads a rendered row's
+    from p2l3d_core.poses.camera import Camera
+
+    cameras = [Camera.from_dict(c) for c in batch["camera"][:40]]
+    torch.testing.assert_close(view_geometry(world[:40], cameras), y[:40])
     monkeypatch.setattr(geometry_fit, "MAX_POSES", 100)
     xs, noisy, ys, poses, views = fit_pairs(points[:40], seen[:40], world[:40], y[:40], 8,
                                             np.random.default_rng(0))
@@ -146,9 +168,9 @@ def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
     _, y = geometry_pairs(batch)
     x, x_noisy, ys, _, _ = fit_pairs(points[:50], seen[:50], world[:50], y[:50], 1,
                                      np.random.default_rng(0))
-    torch.testing.assert_close(ys, y[:50].repeat(2, 1))
+    torch.testing.assert_close(ys[:, BODY], y[:50, BODY].repeat(2, 1))
     assert not torch.equal(x, x_noisy)
-    assert NOISY.stop - NOISY.start == 4  # the ankle and knee heights
+    assert len(NOISY) == 6  # the ankle and knee heights, the camera's direction
     # the heights are learnt from the noisy features alone: the same features twice fit as
     # a plain fit does, and noise-only ones leave the heights unlearnt while the bends learn
     x, y = x[:100], ys[:100]
@@ -164,7 +186,7 @@ def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
     def error(model, columns):
         return float((model(x)[:, columns] - y[:, columns]).abs().mean())
 
-    assert error(blind, NOISY) > 2 * error(learnt, NOISY)
+    assert error(blind, list(NOISY)) > 2 * error(learnt, list(NOISY))
     assert error(blind, slice(0, 4)) < 2 * error(learnt, slice(0, 4)) + 0.2
 
 
