@@ -21,7 +21,8 @@ evaluated (``RUN/real/*``):
   only);
 - ``regressor_fit_here``: the geometry regressor fitted here the way the run's prefit fits it
   (``training/geometry_fit.py``: every training pose of ``--data``, default ``RUN/dataset``,
-  each also filmed by ``--views`` more cameras, the heights from keypoints with ``--noise``,
+  each also filmed by ``--views`` more cameras, the heights and the camera's direction from
+  keypoints with ``--noise``,
   ``--epochs`` epochs).
   ``--views 0`` fits on the rendered views alone, ``--noise 0`` on exact projections;
   ``--data`` another rendering (a changed generator) measures the new training data against
@@ -92,7 +93,7 @@ from p2l3d_core.training.plan import find_models
 
 LIMB_NAMES = ("left elbow", "right elbow", "left knee", "right knee")
 BENDS = slice(0, len(LIMBS))  # the geometry's columns (models/geometry.py): tens of degrees
-ANKLES = slice(len(LIMBS) + 3, len(LIMBS) + 5)  # left, right ankle height (decimetres)
+ANKLES = [GEOMETRY_COLUMNS.index(c) for c in ("l_ankle_height", "r_ankle_height")]  # dm
 FEET = GEOMETRY_COLUMNS.index("feet_distance")  # tenths of a hip width
 FACING = [GEOMETRY_COLUMNS.index(c) for c in FACING_COLUMNS]  # the camera's direction, x 10
 OFFSETS = slice(GEOMETRY_FEATURES - len(DEPTH_OFFSETS), GEOMETRY_FEATURES)  # decimetres
@@ -155,10 +156,13 @@ def score_feet(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
 
 
 def facing_angle(direction: np.ndarray) -> np.ndarray:
-    """The camera's direction ``(N, 2)`` (ahead, left) -> the rules' facing angle in degrees
-    (``posecodes.facing_degrees``'s range), NaN for zeros (the rules do not ask)."""
+    """The camera's direction ``(N, 2)`` (ahead, left) -> the facing angle in degrees, NaN for
+    zeros (the rules do not ask). Wrapped at -135, the middle of the dead band between "away"
+    (140-220) and "right side" (-130 to -50), where ``posecodes.facing_degrees`` wraps at -140:
+    the same categories outside that band, and a nearest reading inside it splits it at its
+    middle (``_categorise`` does not know the circle)."""
     angle = np.degrees(np.arctan2(direction[:, 1], direction[:, 0]))
-    angle = np.where(angle < -140.0, angle + 360.0, angle)
+    angle = np.where(angle < -135.0, angle + 360.0, angle)
     return np.where(np.abs(direction).sum(1) > 0, angle, np.nan)
 
 
@@ -206,8 +210,8 @@ def fit_here(dataset: str, views: int, noise: float, epochs: int, seed: int
         stack_column(batch[Column.VISIBLE_2D]).astype(bool),
         stack_column(batch[Column.KEYPOINTS_3D]).astype(np.float64), y, views,
         np.random.default_rng(seed), noise)
-    print(f"fitting the regressor on {poses} training poses x {seen} views (heights from "
-          f"keypoints with noise {noise:g}), {epochs} epochs")
+    print(f"fitting the regressor on {poses} training poses x {seen} views (heights and "
+          f"facing from keypoints with noise {noise:g}), {epochs} epochs")
     model, _ = fit_regressor(x, y, epochs, seed, lambda line: print(line, flush=True),
                              x_noisy if noise > 0 else None)
     return model
@@ -228,8 +232,8 @@ def main() -> int:
     p.add_argument("--views", type=int, default=EXTRA_VIEWS,
                    help="more cameras per training pose in the fit here (0: the rendered only)")
     p.add_argument("--noise", type=float, default=KEYPOINT_NOISE,
-                   help="Gaussian noise on the 2D keypoints the heights are fitted from, share "
-                   "of the pose's extent")
+                   help="Gaussian noise on the 2D keypoints the heights and the camera's "
+                   "direction are fitted from, share of the pose's extent")
     p.add_argument("--epochs", type=int, default=FIT_EPOCHS, help="epochs of the fit here")
     p.add_argument("--poses", type=int, default=300, help="poses per set (as the evaluation)")
     p.add_argument("--seed", type=int, default=0)

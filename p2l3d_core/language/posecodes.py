@@ -269,13 +269,18 @@ def facing_degrees(p: np.ndarray, camera_positions: np.ndarray) -> np.ndarray:
     thresholds, and the direction the teacher's geometry carries
     (``models/keypoints.keypoint_features_3d``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        forward, left = upright_axes(p)
-        to_cam = (np.asarray(camera_positions, dtype=np.float64).reshape(len(p), 3)
-                  - p[:, J["pelvis"]])
-        to_cam[:, 2] = 0.0
-        facing = np.degrees(np.arctan2(_dot(to_cam, left), _dot(to_cam, forward)))
-        facing = np.where(_norm(to_cam) >= MIN_CAMERA_HORIZONTAL_DISTANCE, facing, np.nan)
-        return np.where(facing < -140.0, facing + 360.0, facing)
+        return _facing(p, camera_positions, *upright_axes(p))
+
+
+def _facing(p: np.ndarray, camera_positions: np.ndarray, forward: np.ndarray,
+            left: np.ndarray) -> np.ndarray:
+    """:func:`facing_degrees` given the poses' :func:`upright_axes` (``measure_posecodes`` has
+    them already)."""
+    to_cam = np.asarray(camera_positions, dtype=np.float64).reshape(len(p), 3) - p[:, J["pelvis"]]
+    to_cam[:, 2] = 0.0
+    facing = np.degrees(np.arctan2(_dot(to_cam, left), _dot(to_cam, forward)))
+    facing = np.where(_norm(to_cam) >= MIN_CAMERA_HORIZONTAL_DISTANCE, facing, np.nan)
+    return np.where(facing < -140.0, facing + 360.0, facing)
 
 
 def feet_distance(p: np.ndarray) -> np.ndarray:
@@ -389,7 +394,7 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
         codes["lean_lr"] = cat(v, LEAN_INTERVALS_DEG)
 
         facing = (np.full(n, np.nan) if camera_positions is None
-                  else facing_degrees(p, camera_positions))
+                  else _facing(p, camera_positions, upright_frame, upright_left))
         values["facing"] = facing
         codes["facing"] = cat(facing, FACING_INTERVALS_DEG)
     return Posecodes(codes=codes, values=values, num_poses=n)

@@ -29,6 +29,7 @@ KEYPOINT_FEATURES_VERSION = 5  # ``models/keypoints.keypoint_features``: bump wh
 # 2: limb bend cosines (2D and 3D), torso direction and ankle/knee heights (3D) added.
 # 3: the depth families' front/back offsets (3D, and so the geometry regressor's outputs).
 # 4: the feet's distance in hip widths (3D, and so the geometry regressor's outputs).
+# 5: the camera's direction in the body frame (3D, and so the geometry regressor's outputs).
 
 
 def save_pretrained(model: _PoseLanguageModel, folder: str | Path,

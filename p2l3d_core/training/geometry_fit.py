@@ -7,7 +7,8 @@ with 14 degrees of bend error on the test split; a plain fit on all 6,357 traini
 40 epochs reaches 10 (``benchmarks/geometry_from_2d.py``). So the driver fits it first, here,
 on the whole training split (a small MLP: about a minute on 2 CPU cores for the quickstart),
 writes it beside the run's checkpoints, and the teacher and then the student keep it as it is
-(frozen). The heights are fitted from keypoints with a detector's noise (:data:`KEYPOINT_NOISE`).
+(frozen). The heights and the camera's direction are fitted from keypoints with a detector's
+noise (:data:`KEYPOINT_NOISE`, :data:`NOISY`).
 
 Each training pose is also filmed from :data:`EXTRA_VIEWS` more random cameras (the
 generator's own framing cameras): the geometry is the body's, the same from every side but for
@@ -48,7 +49,8 @@ EXTRA_VIEWS = 8
 """Random cameras per training pose beyond the one it was rendered with (fewer where the
 poses times the views would pass :data:`MAX_POSES`)."""
 KEYPOINT_NOISE = 0.02
-"""Gaussian noise on the 2D keypoints the heights are fitted from, per coordinate, as a share of
+"""Gaussian noise on the 2D keypoints the :data:`NOISY` columns are fitted from, per coordinate,
+as a share of
 the pose's 2D extent (its farthest joint from the joints' mean): 2 % is ~4 px on a person 400 px
 tall, under a pose detector's error. Why: fitted on exact projections, the regressor read the
 heights above the unseen floor from relations between joints that only a perfect projection of

@@ -241,8 +241,8 @@ def _one_question_at_a_time(student: Student, state: torch.Tensor, bank: Asked) 
 
 
 def test_geometry_families_are_answered_blind_to_the_embedding():
-    """With geometry, the GEOMETRY_FAMILIES (bends, lean, ground contact, feet distance, the
-    front/back families) are answered from the question and the geometry alone: another
+    """With geometry, the GEOMETRY_FAMILIES (bends, lean, ground contact, feet distance, facing,
+    the front/back families) are answered from the question and the geometry alone: another
     embedding leaves their logits as they were (the action it carries cannot decide them), other
     families still read it. The many-pairs path agrees."""
 

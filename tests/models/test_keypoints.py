@@ -298,3 +298,8 @@ def test_3d_features_carry_the_cameras_direction_as_facing_measures_it():
     turned = keypoint_features_3d(cam, world, behind)[:, -GEOMETRY_FEATURES:]
     np.testing.assert_allclose(turned[known, GEOMETRY_COLUMNS.index("camera_ahead")],
                                -ahead[known], atol=1e-5)
+    # a camera straight above the pelvis has no horizontal direction: zeros, as the rules say
+    overhead = world[:, J["pelvis"]] + np.array([0.0, 0.0, 3.0])
+    above = keypoint_features_3d(cam, world, overhead)[:, -GEOMETRY_FEATURES:]
+    assert np.isnan(measure_posecodes(world, overhead).values["facing"]).all()
+    assert not above[:, [GEOMETRY_COLUMNS.index(c) for c in FACING_COLUMNS]].any()

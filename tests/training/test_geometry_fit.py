@@ -88,7 +88,7 @@ BODY = [k for k in range(GEOMETRY_FEATURES) if k not in FACING]
 direction, which each view measures again."""
 
 
-def test_other_views_film_each_pose_from_new_cameras_with_its_geometry_unchanged(table):
+def test_other_views_film_each_pose_from_new_cameras_with_its_body_geometry_unchanged(table):
     """The prefit's extra pairs: the same bodies through other random framing cameras. Their
     2D differs from the rendered view's, while the body's geometry is the one every view
     shares and only the camera's direction changes; the features are those the dataset's own
@@ -100,7 +100,17 @@ def test_other_views_film_each_pose_from_new_cameras_with_its_geometry_unchanged
     views, targets = other_views(world, 2, np.random.default_rng(0))
     assert views.shape == (100, x.shape[1]) and torch.isfinite(views).all()
     torch.testing.assert_close(targets[:, BODY], y[:50, BODY].repeat(2, 1))
-    assert (targets[:50, FACING] - targets[50:, FACING]).abs().max() > 1.0  # dm: other sides
+    assert (targets[:50, FACING] - targets[50:, FACING]).abs().max() > 1.0  # other sides
+    # each view's camera direction is that view's camera's, row by row (the cameras drawn
+    # again: other_views draws them first from its rng, view-major)
+    from p2l3d_core.language.posecodes import facing_degrees
+    from p2l3d_core.poses.camera import framing_camera
+
+    rng = np.random.default_rng(0)
+    centres = np.stack([framing_camera(j, rng).position for _ in range(2) for j in world])
+    angle = np.radians(facing_degrees(np.tile(world, (2, 1, 1)), centres))
+    expected = 10 * np.nan_to_num(np.stack([np.cos(angle), np.sin(angle)], -1), nan=0.0)
+    np.testing.assert_allclose(targets[:, FACING].numpy(), expected, atol=1e-4)
     assert not torch.allclose(views[:50], views[50:])  # two different cameras
     assert (views[:50] - x[:50]).abs().mean() > 0.05  # not the rendered view again
     # the dataset's keypoints through the same function give the same features
@@ -123,7 +133,8 @@ def _rendered(table):
 
 def test_fit_pairs_add_each_poses_other_views_and_keep_within_the_pair_cap(table, monkeypatch):
     """The rendered views first, then each pose's extra views (view-major) with the pose's own
-    geometry; past the cap, poses are drawn and the views cut, never the other way round."""
+    body geometry and each view's camera direction; past the cap, poses are drawn and the
+    views cut, never the other way round."""
     from p2l3d_core.training import geometry_fit
 
     batch, points, seen, world = _rendered(table)
@@ -151,7 +162,8 @@ def test_fit_pairs_add_each_poses_other_views_and_keep_within_the_pair_cap(table
 
 
 def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
-    """Each pair has its exact features and, for the heights (the NOISY columns), features of
+    """Each pair has its exact features and, for the heights and the camera's direction (the
+    NOISY columns), features of
     the same keypoints moved by the noise (a share of the pose's extent): they differ by about
     that much, unseen joints stay unseen, the geometry each pair learns is the body's; and
     the fit reads the heights from the noisy ones, the rest from the exact."""
@@ -170,7 +182,8 @@ def test_the_heights_are_fitted_from_keypoints_with_a_detectors_noise(table):
                                      np.random.default_rng(0))
     torch.testing.assert_close(ys[:, BODY], y[:50, BODY].repeat(2, 1))
     assert not torch.equal(x, x_noisy)
-    assert len(NOISY) == 6  # the ankle and knee heights, the camera's direction
+    assert [GEOMETRY_COLUMNS[k] for k in NOISY] == [
+        "l_ankle_height", "r_ankle_height", "l_knee_height", "r_knee_height", *FACING_COLUMNS]
     # the heights are learnt from the noisy features alone: the same features twice fit as
     # a plain fit does, and noise-only ones leave the heights unlearnt while the bends learn
     x, y = x[:100], ys[:100]
@@ -197,3 +210,18 @@ def test_prefit_of_an_empty_training_split_is_a_clear_error(table, ray_local, tm
     with pytest.raises(ValueError, match="training split has no rows"):
         prefit(empty, str(tmp_path / "g.safetensors"), epochs=1, log=lambda _: None)
     assert not (tmp_path / "g.safetensors").exists()
+
+
+def test_the_cameras_direction_has_its_own_mlp_in_its_own_columns():
+    """The regressor's second MLP gives the facing columns and nothing else; the body's MLP the
+    rest, in GEOMETRY_COLUMNS' order."""
+    torch.manual_seed(0)
+    model = GeometryRegressor()
+    x = torch.randn(5, model.net[0].in_features)
+    with torch.no_grad():
+        before = model(x)
+        model.facing[-1].bias += 1.0
+        after = model(x)
+    assert before.shape == (5, GEOMETRY_FEATURES)
+    changed = (after - before).abs().amax(0) > 0.5
+    assert changed.nonzero().flatten().tolist() == FACING
