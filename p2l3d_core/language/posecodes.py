@@ -254,9 +254,14 @@ def torso_tilt(p: np.ndarray) -> np.ndarray:
 def upright_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`body_axes`, NaN for a lying body (:data:`LYING_MIN_TORSO_TILT_DEG`), whose
     horizontal "forward" runs along it: the axes the front/back, lean and facing codes use."""
-    forward, left = body_axes(p)
-    lying = ((torso_tilt(p) > LYING_MIN_TORSO_TILT_DEG)
-             & (p[:, J["pelvis"], 2] < LYING_MAX_PELVIS_HEIGHT))
+    return _upright(p, *body_axes(p), torso_tilt(p))
+
+
+def _upright(p: np.ndarray, forward: np.ndarray, left: np.ndarray, tilt: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`upright_axes` given the poses' :func:`body_axes` and :func:`torso_tilt`
+    (``measure_posecodes`` has them already)."""
+    lying = (tilt > LYING_MIN_TORSO_TILT_DEG) & (p[:, J["pelvis"], 2] < LYING_MAX_PELVIS_HEIGHT)
     return (np.where(lying[:, None], np.nan, forward),
             np.where(lying[:, None], np.nan, left))
 
@@ -324,11 +329,11 @@ def measure_posecodes(joints_3d: np.ndarray, camera_positions: np.ndarray | None
     codes: dict[str, np.ndarray] = {}
     values: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        _, left = body_axes(p)
-        upright_frame, upright_left = upright_axes(p)  # NaN if lying
+        forward, left = body_axes(p)
+        tilt = torso_tilt(p)
+        upright_frame, upright_left = _upright(p, forward, left, tilt)  # NaN if lying
         pelvis, thorax = p[:, J["pelvis"]], p[:, J["thorax"]]
         torso = thorax - pelvis
-        tilt = torso_tilt(p)
 
         head_top = p[:, J["head"]]
         nose = p[:, J["neck"]]

@@ -51,6 +51,13 @@ def pose_inputs(batch: dict, pose_input: str, device=None) -> dict[str, torch.Te
     return out
 
 
+def features_3d_seen_by(joints_world: np.ndarray, cameras: list[Camera]) -> np.ndarray:
+    """World poses ``(N, 17, 3)``, each seen by its camera -> their 3D keypoint features
+    (``keypoint_features_3d``: the camera frame and the camera's centre come from the camera)."""
+    return keypoint_features_3d(np.stack([c.to_camera(j) for c, j in zip(cameras, joints_world)]),
+                                joints_world, np.stack([c.position for c in cameras]))
+
+
 def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, torch.Tensor]:
     """The teacher's 3D inputs of a batch: ``image`` (3D views) and/or ``keypoints`` (3D joint
     features in the camera and the body frame, and the geometry: each row's ``camera`` column
@@ -60,8 +67,6 @@ def pose_inputs_3d(batch: dict, pose_input_3d: str, device=None) -> dict[str, to
         out["image"] = images_to_tensor(decode_images(batch[Column.IMAGE_3D])).to(device)
     if "keypoints" in pose_input_3d:
         world = stack_column(batch[Column.KEYPOINTS_3D])
-        cameras = [Camera.from_dict(c) for c in batch[Column.CAMERA]]
-        feats = keypoint_features_3d(np.stack([c.to_camera(j) for c, j in zip(cameras, world)]),
-                                     world, np.stack([c.position for c in cameras]))
+        feats = features_3d_seen_by(world, [Camera.from_dict(c) for c in batch[Column.CAMERA]])
         out["keypoints"] = torch.from_numpy(feats).to(device)
     return out

@@ -32,13 +32,17 @@ from safetensors.torch import load, save
 from p2l3d_core import storage
 from p2l3d_core.dataset.schema import Column
 from p2l3d_core.models.geometry import GEOMETRY_COLUMNS, GeometryRegressor, geometry_of_3d
-from p2l3d_core.models.inputs import pose_inputs, pose_inputs_3d, stack_column
+from p2l3d_core.models.inputs import (
+    features_3d_seen_by,
+    pose_inputs,
+    pose_inputs_3d,
+    stack_column,
+)
 from p2l3d_core.models.keypoints import (
     FACING_COLUMNS,
     GEOMETRY_FEATURES,
     KEYPOINT_FEATURES,
     keypoint_features,
-    keypoint_features_3d,
 )
 from p2l3d_core.models.losses import geometry_loss
 from p2l3d_core.poses.camera import Camera, framing_camera
@@ -110,9 +114,7 @@ def view_geometry(joints_3d: np.ndarray, cameras: list[Camera]) -> torch.Tensor:
     reads it (:func:`geometry_targets` without a dataset's rows)."""
     if not cameras:
         return torch.zeros(0, GEOMETRY_FEATURES)
-    cam = np.stack([c.to_camera(j) for c, j in zip(cameras, joints_3d)])
-    positions = np.stack([c.position for c in cameras])
-    return geometry_of_3d(torch.from_numpy(keypoint_features_3d(cam, joints_3d, positions)))
+    return geometry_of_3d(torch.from_numpy(features_3d_seen_by(joints_3d, cameras)))
 
 
 def _framed(joints_3d: np.ndarray, views: int, rng: np.random.Generator
