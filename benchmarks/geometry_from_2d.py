@@ -64,11 +64,11 @@ from p2l3d_core.language.posecodes import (
     ANKLE_OFF_GROUND,
     ANKLE_ON_GROUND,
     BEND_INTERVALS_DEG,
-    FACING_INTERVALS_DEG,
     FEET_DISTANCE_INTERVALS,
     FORWARD_DEAD_BAND,
     HAND_DEPTH_DEAD_BAND,
     _categorise,
+    facing_category,
 )
 from p2l3d_core.models.geometry import GEOMETRY_COLUMNS
 from p2l3d_core.models.inputs import stack_column
@@ -156,13 +156,10 @@ def score_feet(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
 
 
 def facing_angle(direction: np.ndarray) -> np.ndarray:
-    """The camera's direction ``(N, 2)`` (ahead, left) -> the facing angle in degrees, NaN for
-    zeros (the rules do not ask). Wrapped at -135, the middle of the dead band between "away"
-    (140-220) and "right side" (-130 to -50), where ``posecodes.facing_degrees`` wraps at -140:
-    the same categories outside that band, and a nearest reading inside it splits it at its
-    middle (``_categorise`` does not know the circle)."""
+    """The camera's direction ``(N, 2)`` (ahead, left) -> the facing angle in degrees
+    (``arctan2``'s range; ``posecodes.facing_category`` turns the circle), NaN for zeros (the
+    rules do not ask)."""
     angle = np.degrees(np.arctan2(direction[:, 1], direction[:, 0]))
-    angle = np.where(angle < -135.0, angle + 360.0, angle)
     return np.where(np.abs(direction).sum(1) > 0, angle, np.nan)
 
 
@@ -170,9 +167,9 @@ def score_facing(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     """The camera's direction (x 10): its facing category where the rules ask (a dead band
     split at its middle) and the angle's MAE in degrees."""
     true_angle, angle = facing_angle(truth), facing_angle(estimate)
-    truth_category = _categorise(true_angle, FACING_INTERVALS_DEG)
+    truth_category = facing_category(true_angle)
     asked = truth_category >= 0
-    read = _categorise(angle, FACING_INTERVALS_DEG, True)
+    read = facing_category(angle, nearest=True)
     error = np.abs((angle - true_angle + 180.0) % 360.0 - 180.0)
     return {"accuracy": float((read[asked] == truth_category[asked]).mean()),
             "mae_deg": float(np.nanmean(error[asked]))}

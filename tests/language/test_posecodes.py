@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from p2l3d_core.language.posecodes import CODE_CATEGORIES, body_axes, measure_posecodes
+from p2l3d_core.language.posecodes import (
+    CODE_CATEGORIES,
+    body_axes,
+    facing_category,
+    measure_posecodes,
+)
 
 from .bodies import CAMERA_IN_FRONT, batch, bend, lean, lying_on_back, put, shift, standing, turn
 
@@ -212,9 +217,24 @@ def test_decisive_measurement_names_the_nearest_category() -> None:
     assert decisive(bend(base, "l_elbow", 150), "l_elbow") == "straight"  # gap 145-155: nearer 155
     assert decisive(bend(base, "l_elbow", 148), "l_elbow") == "slightly_bent"
     assert decisive(turn(base, 45), "facing") == "towards"  # three-quarter view: nearer 40 than 50
+    # the band where the range wraps (-140 = 220 to -130) splits at its middle too
+    assert decisive(turn(base, 138), "facing") == "away"
+    assert decisive(turn(base, 132), "facing") == "right_side"
+    assert decisive(turn(base, -138), "facing") == "away"
     assert decisive(shift(base, "l_ankle", dx=0.03), "foot_forward") == "left"  # inside the band
     assert decisive(shift(base, "l_ankle", dx=-0.03), "foot_forward") == "right"
     # unchanged outside the dead bands; missing stays unknown
     assert decisive(base, "l_hand_height") == label(base, "l_hand_height")
     assert decisive(put(base, l_wrist=(np.nan, np.nan, np.nan)), "l_hand_depth") is None
     assert label(turn(base, 45), "facing") is None  # training language keeps the dead band
+
+
+def test_facing_category_turns_the_circle_at_the_wrapping_band() -> None:
+    cats = {c: k for k, c in enumerate(CODE_CATEGORIES["facing"])}
+    angles = np.array([0.0, 180.0, -180.0, 200.0, -160.0, 90.0, -90.0, -138.0, -132.0, 136.0,
+                       np.nan])
+    assert facing_category(angles).tolist() == [
+        cats["towards"], cats["away"], cats["away"], cats["away"], cats["away"],
+        cats["left_side"], cats["right_side"], -1, -1, -1, -1]
+    assert facing_category(angles, nearest=True)[7:].tolist() == [
+        cats["away"], cats["right_side"], cats["away"], -1]
