@@ -140,7 +140,7 @@ left: camera ahead within 40 degrees -> facing it; behind within 40 -> facing aw
 or right within 40 of perpendicular -> that side is turned to the camera. 10-degree gaps keep
 three-quarter views out of every word."""
 
-FACING_WRAP_NEAREST_DEG = (FACING_INTERVALS_DEG[1][1] - 360.0 + FACING_INTERVALS_DEG[3][0]) / 2
+FACING_WRAP_DEG = (FACING_INTERVALS_DEG[1][1] - 360.0 + FACING_INTERVALS_DEG[3][0]) / 2
 """-135: the middle of the dead band where :func:`facing_degrees`' range wraps ("away" ends at
 220 = -140, "right side" starts at -130). :func:`facing_category` turns the circle there, so a
 nearest reading splits that band at its middle as it does every other."""
@@ -294,14 +294,14 @@ def _facing(p: np.ndarray, camera_positions: np.ndarray, forward: np.ndarray,
 
 
 def facing_category(degrees: np.ndarray, nearest: bool = False) -> np.ndarray:
-    """Facing's category index (:data:`FACING_INTERVALS_DEG`) of angles in degrees (any
-    range: :func:`facing_degrees`', or ``arctan2``'s), -1 in a dead band or NaN; ``nearest``: a
+    """Facing's category index (:data:`FACING_INTERVALS_DEG`) of angles in degrees
+    (:func:`facing_degrees`' range, or ``arctan2``'s), -1 in a dead band or NaN; ``nearest``: a
     dead band's value takes the closest category around the circle. Why not ``_categorise``
     alone: it does not know the circle, and read -140 to -135, next to "away" (220), as "right
     side"."""
     degrees = np.asarray(degrees, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        degrees = np.where(degrees < FACING_WRAP_NEAREST_DEG, degrees + 360.0, degrees)
+        degrees = np.where(degrees < FACING_WRAP_DEG, degrees + 360.0, degrees)
     return _categorise(degrees, FACING_INTERVALS_DEG, nearest)
 
 

@@ -245,12 +245,12 @@ def _torso_roll(rng: np.random.Generator) -> float:
 
 ARM_FURTHER_BACK = 20.0
 """Degrees a hanging arm may swing further behind the torso than ahead of it (35 ahead, 55
-behind by default; the shoulder extends to 60). Why: subject 131's upper arms hang 15-16
-degrees behind the vertical (median, all three CMU clips), and more where the elbow is slightly
-bent; within 35 degrees either way the regressor read the CMU clips' forward lean and the
-hands' depth worse. With 55 behind, fit-only over 3 fits: the CMU clips' forward lean +2 to
-+2.5 points, the front/back offsets +2 to +3, the bends level; the synthetic split's lean +1.4,
-offsets -0.8 (``benchmarks/reports/2026-12-07-hanging-arms.md``)."""
+behind by default; a jumper's 50 ahead, 60 behind: the shoulder extends to 60). Why: subject
+131's upper arms hang 15-16 degrees behind the vertical (median, all three CMU clips), and more
+where the elbow is slightly bent; within 35 degrees either way the regressor read the CMU
+clips' forward lean and the hands' depth worse. With 55 behind, fit-only over 3 fits: the CMU
+clips' forward lean +2 to +2.5 points, the front/back offsets +2 to +3, the bends level; the
+synthetic split's lean +1.4, offsets -0.8 (``benchmarks/reports/2026-12-07-hanging-arms.md``)."""
 
 
 def _relaxed_arm(rng: np.random.Generator, front_back: float = 35.0) -> Limb:
@@ -261,8 +261,9 @@ def _relaxed_arm(rng: np.random.Generator, front_back: float = 35.0) -> Limb:
     if rng.random() < 0.12:
         return Limb(flex=rng.uniform(30, 100), abd=rng.uniform(0, 80), bend=_elbow_flexion(rng),
                     rot=rng.uniform(-20, 60))
-    return Limb(flex=rng.uniform(-front_back - ARM_FURTHER_BACK, front_back),
-                abd=rng.uniform(0, 25), bend=_elbow_flexion(rng), rot=rng.uniform(-20, 40))
+    behind = max(-front_back - ARM_FURTHER_BACK, LIMITS["sh_flex"][0])  # not piled at the limit
+    return Limb(flex=rng.uniform(behind, front_back), abd=rng.uniform(0, 25),
+                bend=_elbow_flexion(rng), rot=rng.uniform(-20, 40))
 
 
 def _standing_leg(rng: np.random.Generator, knee: float = 0.0) -> Limb:

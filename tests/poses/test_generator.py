@@ -225,18 +225,22 @@ def test_gait_cycle_has_normative_knee_flexion():
 
 
 def test_relaxed_arms_hang_behind_the_body_as_real_ones_do():
-    """Real upper arms hang behind the vertical as often as not (subject 131: 15-16 degrees
+    """Real upper arms hang behind the vertical more often than not (subject 131: 15-16 degrees
     behind, median); the generator's relaxed arms reach 55 degrees behind the torso
-    (ARM_FURTHER_BACK), a fifth of standing bodies' arms more than 40 (0.09 when they stopped
-    at 35)."""
+    (ARM_FURTHER_BACK): 0.18 of standing bodies' upper arms more than 40 degrees behind it in
+    the torso's own sagittal plane (0.03 when they stopped at 35)."""
     from p2l3d_core.language.posecodes import body_axes
 
     joints = np.stack([g.generate_pose(np.random.default_rng([11, i]), "standing")[0]
                        for i in range(400)])
-    forward = body_axes(joints)[0]
     down = joints[:, J["pelvis"]] - joints[:, J["thorax"]]
-    swing = np.concatenate([np.degrees(np.arctan2(
-        (upper * forward).sum(-1), (upper * down).sum(-1) / np.linalg.norm(down, axis=-1)))
-        for upper in (joints[:, J[f"{s}_elbow"]] - joints[:, J[f"{s}_shoulder"]] for s in "lr")])
-    assert (swing < -40).mean() > 0.15, (swing < -40).mean()
+    down /= np.linalg.norm(down, axis=-1, keepdims=True)
+    forward = body_axes(joints)[0]
+    ahead = forward - (forward * down).sum(-1, keepdims=True) * down  # the torso's forward
+    ahead /= np.linalg.norm(ahead, axis=-1, keepdims=True)
+    swing = np.concatenate([np.degrees(np.arctan2((upper * ahead).sum(-1),
+                                                  (upper * down).sum(-1)))
+                            for upper in (joints[:, J[f"{s}_elbow"]] - joints[:, J[f"{s}_shoulder"]]
+                                          for s in "lr")])
+    assert (swing < -40).mean() > 0.1, (swing < -40).mean()
     assert (swing > 30).mean() > 0.1  # and ahead of the body too
