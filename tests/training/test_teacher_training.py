@@ -83,10 +83,12 @@ def test_teacher_learns_reports_checkpoints_and_resumes(ray_local, tiny_data, tm
     first_loss = first.metrics["train_loss"]
     assert result.metrics["train_loss"] < first_loss  # it learns
     n = result.metrics["val_size"]  # poses of this worker's validation shard
-    # A tiny model after 45 steps: above chance (k/N at R@k). Since the 2026-12-07 generator
-    # (an action no longer fixes the answers) its poses are harder to tell apart: this run
-    # gives R@1 0.063 (chance 0.031), R@5 at chance, the 2D branch's R@10 0.41 (chance 0.31).
-    assert result.metrics["val_pose_to_text_R@1"] > 1 / n
+    # A tiny model after 45 steps, on held-out poses: its answers improve on epoch 0's, and the
+    # 2D branch retrieves above chance (k/N at R@k). Its fused R@1 is at the noise floor (1 or 2
+    # hits of 32 from one generator version to the next), so it is not asserted. On the
+    # 2026-12-07 generator (relaxed arms to 55 degrees back): val VQA 0.567 -> 0.584, the 2D
+    # branch's R@10 0.41 (chance 0.31), the fused R@1 0.031 (chance).
+    assert result.metrics["val_vqa"] > first.metrics["val_vqa"]
     assert result.metrics["val_2d_pose_to_text_R@10"] > 10 / n
     assert 0.0 < result.metrics["val_vqa"] <= 1.0 and "train_answer" in result.metrics
 
